@@ -1,0 +1,122 @@
+//! The engine: everything that knows about the file system, git and the index store.
+//! Front ends (CLI, and later the TUI and MCP server) call into it and never touch
+//! SQLite or the walker themselves.
+
+pub mod git;
+pub mod lang;
+pub mod project;
+pub mod reconcile;
+pub mod scan;
+pub mod store;
+pub mod symbols;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+/// Errors the engine reports. Each maps to one documented exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no index found in {} or any parent directory; run `codelens init` first", start.display())]
+    NoIndex { start: PathBuf },
+    #[error("the index at {} is corrupt ({reason}); rebuild it with `codelens init`", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "the index at {} has schema version {found} but this codelens reads version {supported}; rebuild it with `codelens init`{hint}",
+        path.display()
+    )]
+    IncompatibleSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+        hint: &'static str,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Git(String),
+    #[error("index database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code for this error (see the README): 3 no index,
+    /// 4 corrupt or incompatible index, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::NoIndex { .. } => 3,
+            Error::Corrupt { .. } | Error::IncompatibleSchema { .. } => 4,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A path relative to the project root, as raw bytes with `/` separators: file names
+/// need not be UTF-8, and the index must still track them exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RelPath(Vec<u8>);
+
+impl RelPath {
+    pub fn from_bytes(bytes: Vec<u8>) -> RelPath {
+        RelPath(bytes)
+    }
+
+    /// `path` relative to `root`, or `None` when it is not under `root`.
+    pub fn from_path(root: &Path, path: &Path) -> Option<RelPath> {
+        let relative = path.strip_prefix(root).ok()?;
+        #[cfg(unix)]
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(relative.as_os_str()).to_vec();
+        #[cfg(not(unix))]
+        let bytes = relative.to_string_lossy().replace('\\', "/").into_bytes();
+        Some(RelPath(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The file name: the part after the last `/`.
+    pub fn file_name(&self) -> &[u8] {
+        let start = self.0.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        &self.0[start..]
+    }
+
+    /// For display and JSON: invalid UTF-8 shows as U+FFFD.
+    pub fn to_string_lossy(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+
+    pub fn to_path(&self, root: &Path) -> PathBuf {
+        #[cfg(unix)]
+        let relative = std::path::PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&self.0),
+        );
+        #[cfg(not(unix))]
+        let relative = PathBuf::from(self.to_string_lossy().into_owned());
+        root.join(relative)
+    }
+}
+
+impl std::fmt::Display for RelPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string_lossy())
+    }
+}
+
+/// Current wall-clock time in nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

@@ -1,0 +1,421 @@
+//! Bringing the index in line with the working tree: a full build (`init`), an
+//! incremental sync, and a read-only check of what differs (for `status`).
+//!
+//! Change detection follows git: compare the stat key `(size, mtime_ns, ctime_ns,
+//! inode)` first and hash only files whose key changed; a file whose content hash is
+//! unchanged only gets its new stat recorded. A "racily clean" row — content read
+//! within [`RACY_WINDOW_NS`] of its mtime, so a later write could leave the same stat —
+//! is re-hashed instead of trusted.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use super::project::Project;
+use super::scan::{self, FileStat, LoadedFile, Skip, WalkResult, WalkedFile};
+use super::store::{self, FileRow, Store};
+use super::{Error, RelPath, Result, git, now_ns};
+
+/// Covers the coarsest common timestamp granularity (FAT's 2 s) and the lag of the
+/// kernel's coarse clock behind the wall clock we read `indexed_at` from.
+pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
+const BUILD_FILE_NAME: &str = "index.db.building";
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BuildReport {
+    pub files: u64,
+    pub symbols: u64,
+    pub skipped: u64,
+    pub duration_ms: u64,
+    #[serde(skip)]
+    pub walk_errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub added: u64,
+    pub modified: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+    /// Files read and hashed because their stat changed (or was racy).
+    pub hashed: u64,
+    pub duration_ms: u64,
+    #[serde(skip)]
+    pub walk_errors: Vec<String>,
+}
+
+impl SyncReport {
+    pub fn changed(&self) -> bool {
+        self.added + self.modified + self.removed > 0
+    }
+}
+
+/// How a file on disk differs from the index, as `status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Modified,
+    Deleted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingFile {
+    pub path: RelPath,
+    pub change: Change,
+    /// The file's mtime; `None` for a deleted file.
+    pub edited_at_ns: Option<i64>,
+}
+
+/// Builds a fresh index for `project` into a temporary database and swaps it in.
+pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
+    let started = Instant::now();
+    let git = git::discover(&project.root)?;
+    progress.set_message("scanning");
+    let walked = scan::walk(&project.root);
+    progress.set_length(walked.files.len() as u64);
+    progress.set_message("indexing");
+
+    let building = project.index_dir().join(BUILD_FILE_NAME);
+    let mut store = Store::create_for_build(&building)?;
+    let mut report = BuildReport {
+        walk_errors: walked.errors,
+        ..BuildReport::default()
+    };
+    {
+        let batch = store.batch()?;
+        let root = &project.root;
+        scan::run_parallel(
+            walked.files,
+            |extractor, file| scan::load(root, file).map(|loaded| scan::analyze(loaded, extractor)),
+            |indexed| {
+                progress.inc(1);
+                let Some(file) = indexed else { return Ok(()) };
+                batch.insert_file(&file)?;
+                if file.skipped.is_some() {
+                    report.skipped += 1;
+                } else {
+                    report.files += 1;
+                }
+                report.symbols += file.symbols.len() as u64;
+                Ok::<(), Error>(())
+            },
+        )?;
+        batch.set_meta("schema_version", &store::SCHEMA_VERSION.to_string())?;
+        batch.set_meta("root", &project.root.to_string_lossy())?;
+        batch.set_meta("created_at", &rfc3339_now())?;
+        batch.set_meta("codelens_version", env!("CARGO_PKG_VERSION"))?;
+        write_sync_meta(&batch, git.as_ref())?;
+        batch.commit()?;
+    }
+    progress.set_message("finishing");
+    store.finish_build()?;
+    store::replace_database(&building, &project.db_path())?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Brings `store` up to date with the tree, in one transaction.
+pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Result<SyncReport> {
+    let started = Instant::now();
+    let git = git::discover(&project.root)?;
+    progress.set_message("scanning");
+    let plan = plan(store.file_rows()?, scan::walk(&project.root));
+    let mut report = SyncReport {
+        unchanged: plan.unchanged,
+        walk_errors: plan.walk_errors,
+        ..Default::default()
+    };
+    report.hashed = plan.candidates.len() as u64;
+    progress.set_length(plan.candidates.len() as u64);
+    progress.set_message("indexing");
+
+    let batch = store.batch()?;
+    let root = &project.root;
+    scan::run_parallel(
+        plan.candidates,
+        |extractor, candidate| match examine(root, candidate) {
+            Verdict::Added(loaded) => Applied::Added(scan::analyze(loaded, extractor)),
+            Verdict::Modified(id, loaded) => {
+                Applied::Modified(id, scan::analyze(loaded, extractor))
+            }
+            Verdict::Same {
+                id,
+                stat,
+                indexed_at_ns,
+            } => Applied::Same {
+                id,
+                stat,
+                indexed_at_ns,
+            },
+            Verdict::Vanished(id) => Applied::Vanished(id),
+        },
+        |applied| {
+            progress.inc(1);
+            match applied {
+                Applied::Added(file) => {
+                    batch.insert_file(&file)?;
+                    report.added += 1;
+                }
+                Applied::Modified(id, file) => {
+                    batch.replace_file(id, &file)?;
+                    report.modified += 1;
+                }
+                Applied::Same {
+                    id,
+                    stat,
+                    indexed_at_ns,
+                } => {
+                    batch.refresh_stat(id, &stat, indexed_at_ns)?;
+                    report.unchanged += 1;
+                }
+                Applied::Vanished(Some(id)) => {
+                    batch.remove_file(id)?;
+                    report.removed += 1;
+                }
+                Applied::Vanished(None) => {}
+            }
+            Ok::<(), Error>(())
+        },
+    )?;
+    for (_, row) in &plan.removed {
+        batch.remove_file(row.id)?;
+        report.removed += 1;
+    }
+    write_sync_meta(&batch, git.as_ref())?;
+    batch.commit()?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// What differs between the index and the tree, without writing anything: stat every
+/// file, hash only those whose stat changed. Sorted by path.
+pub fn pending_changes(project: &Project, store: &Store) -> Result<Vec<PendingFile>> {
+    let plan = plan(store.file_rows()?, scan::walk(&project.root));
+    let mut pending: Vec<PendingFile> = plan
+        .removed
+        .into_iter()
+        .map(|(path, _)| PendingFile {
+            path,
+            change: Change::Deleted,
+            edited_at_ns: None,
+        })
+        .collect();
+    let root = &project.root;
+    scan::run_parallel(
+        plan.candidates,
+        |_, candidate| match examine(root, candidate) {
+            Verdict::Added(loaded) => {
+                Some((loaded.path, Change::Added, Some(loaded.stat.mtime_ns)))
+            }
+            Verdict::Modified(_, loaded) => {
+                Some((loaded.path, Change::Modified, Some(loaded.stat.mtime_ns)))
+            }
+            Verdict::Vanished(Some(_)) => {
+                Some((candidate.walked.path.clone(), Change::Deleted, None))
+            }
+            Verdict::Same { .. } | Verdict::Vanished(None) => None,
+        },
+        |found| {
+            if let Some((path, change, edited_at_ns)) = found {
+                pending.push(PendingFile {
+                    path,
+                    change,
+                    edited_at_ns,
+                });
+            }
+            Ok::<(), Error>(())
+        },
+    )?;
+    pending.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(pending)
+}
+
+fn write_sync_meta(batch: &store::Batch<'_>, git: Option<&git::GitInfo>) -> Result<()> {
+    batch.set_meta("last_sync", &rfc3339_now())?;
+    batch.set_meta("last_sync_ns", &now_ns().to_string())?;
+    match git.and_then(|g| g.head.as_deref()) {
+        Some(head) => batch.set_meta("git_head", head)?,
+        None => batch.delete_meta("git_head")?,
+    }
+    match git.and_then(|g| g.branch.as_deref()) {
+        Some(branch) => batch.set_meta("git_branch", branch)?,
+        None => batch.delete_meta("git_branch")?,
+    }
+    Ok(())
+}
+
+pub fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A file that must be read to know whether it changed.
+struct Candidate {
+    walked: WalkedFile,
+    previous: Option<FileRow>,
+}
+
+struct Plan {
+    candidates: Vec<Candidate>,
+    removed: Vec<(RelPath, FileRow)>,
+    unchanged: u64,
+    walk_errors: Vec<String>,
+}
+
+fn is_racy(row: &FileRow) -> bool {
+    row.stat.mtime_ns >= row.indexed_at_ns.saturating_sub(RACY_WINDOW_NS)
+}
+
+/// Splits the walked files into trusted-unchanged and to-be-read, by stat alone.
+fn plan(mut rows: HashMap<RelPath, FileRow>, walked: WalkResult) -> Plan {
+    let mut plan = Plan {
+        candidates: Vec::new(),
+        removed: Vec::new(),
+        unchanged: 0,
+        walk_errors: walked.errors,
+    };
+    for file in walked.files {
+        match rows.remove(&file.path) {
+            Some(row) if row.stat == file.stat && !is_racy(&row) => plan.unchanged += 1,
+            previous => plan.candidates.push(Candidate {
+                walked: file,
+                previous,
+            }),
+        }
+    }
+    plan.removed = rows.into_iter().collect();
+    plan
+}
+
+enum Verdict {
+    Added(LoadedFile),
+    Modified(i64, LoadedFile),
+    /// Content unchanged; only the stat key moved.
+    Same {
+        id: i64,
+        stat: FileStat,
+        indexed_at_ns: i64,
+    },
+    /// Gone since the walk; the id of its row, if it had one.
+    Vanished(Option<i64>),
+}
+
+enum Applied {
+    Added(scan::IndexedFile),
+    Modified(i64, scan::IndexedFile),
+    Same {
+        id: i64,
+        stat: FileStat,
+        indexed_at_ns: i64,
+    },
+    Vanished(Option<i64>),
+}
+
+fn examine(root: &std::path::Path, candidate: &Candidate) -> Verdict {
+    let Some(loaded) = scan::load(root, &candidate.walked) else {
+        return Verdict::Vanished(candidate.previous.as_ref().map(|row| row.id));
+    };
+    let Some(row) = &candidate.previous else {
+        return Verdict::Added(loaded);
+    };
+    let same_content = match (row.sha256, loaded.sha256) {
+        (Some(old), Some(new)) => old == new && row.skipped == loaded.skipped,
+        // Neither side could be read: nothing to compare, nothing learned.
+        (None, None) => {
+            row.skipped == Some(Skip::Unreadable) && loaded.skipped == Some(Skip::Unreadable)
+        }
+        _ => false,
+    };
+    if same_content {
+        Verdict::Same {
+            id: row.id,
+            stat: loaded.stat,
+            indexed_at_ns: loaded.indexed_at_ns,
+        }
+    } else {
+        Verdict::Modified(row.id, loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(mtime_ns: i64, indexed_at_ns: i64) -> FileRow {
+        FileRow {
+            id: 1,
+            stat: FileStat {
+                size: 10,
+                mtime_ns,
+                ctime_ns: mtime_ns,
+                inode: 7,
+            },
+            sha256: Some([0; 32]),
+            indexed_at_ns,
+            skipped: None,
+        }
+    }
+
+    fn plan_one(row: FileRow, stat: FileStat) -> Plan {
+        let path = RelPath::from_bytes(b"a.rs".to_vec());
+        let rows = HashMap::from([(path.clone(), row)]);
+        plan(
+            rows,
+            WalkResult {
+                files: vec![WalkedFile { path, stat }],
+                errors: Vec::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn identical_stat_well_before_indexing_is_trusted() {
+        let old = row(1_000_000_000_000, 1_000_000_000_000 + 3 * RACY_WINDOW_NS);
+        let plan = plan_one(old.clone(), old.stat);
+        assert_eq!((plan.unchanged, plan.candidates.len()), (1, 0));
+    }
+
+    #[test]
+    fn identical_stat_inside_the_racy_window_is_rehashed() {
+        // Read 1 ms after its mtime: a same-size write in the same clock tick would leave
+        // an identical stat, so the stat cannot vouch for the content.
+        let racy = row(1_000_000_000_000, 1_000_001_000_000);
+        let plan = plan_one(racy.clone(), racy.stat);
+        assert_eq!((plan.unchanged, plan.candidates.len()), (0, 1));
+    }
+
+    #[test]
+    fn any_stat_key_change_is_a_candidate() {
+        let old = row(1_000_000_000_000, 1_000_000_000_000 + 3 * RACY_WINDOW_NS);
+        for changed in [
+            FileStat {
+                size: 11,
+                ..old.stat
+            },
+            FileStat {
+                mtime_ns: old.stat.mtime_ns + 1,
+                ..old.stat
+            },
+            FileStat {
+                ctime_ns: old.stat.ctime_ns + 1,
+                ..old.stat
+            },
+            FileStat {
+                inode: 8,
+                ..old.stat
+            },
+        ] {
+            let plan = plan_one(old.clone(), changed);
+            assert_eq!(plan.candidates.len(), 1, "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn rows_not_walked_are_removed() {
+        let rows = HashMap::from([(RelPath::from_bytes(b"gone.rs".to_vec()), row(1, 2))]);
+        let plan = plan(rows, WalkResult::default());
+        assert_eq!(plan.removed.len(), 1);
+    }
+}

@@ -1,0 +1,402 @@
+//! Walking the working tree and reading files: stat, SHA-256, language, lines, symbols.
+//!
+//! What is indexed: every file the `ignore` crate yields (it honours `.gitignore`,
+//! `.ignore`, `.codelensignore`, `.git/info/exclude` and the global git excludes), hidden
+//! files included, symlinks not followed. Never entered: `.git`, `.codelens`, and nested
+//! repositories or worktrees (a directory with its own `.git`), as git itself does.
+//! Files over [`MAX_FILE_BYTES`] and binary files (a NUL byte in the first 8,000 bytes,
+//! git's rule) are recorded with their stat and a `skipped` reason but not parsed.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ignore::{WalkBuilder, WalkState};
+use sha2::{Digest, Sha256};
+
+use super::lang::Lang;
+use super::symbols::{Symbol, SymbolExtractor};
+use super::{RelPath, now_ns};
+
+/// Files larger than this are recorded but neither hashed nor parsed.
+pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+/// How far into a file git (and we) look for a NUL byte to call it binary.
+const BINARY_SNIFF_BYTES: usize = 8000;
+/// The name of the per-project index directory.
+pub const INDEX_DIR_NAME: &str = ".codelens";
+
+/// The part of `stat(2)` that tells whether a file may have changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileStat {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+}
+
+impl FileStat {
+    pub fn from_metadata(meta: &std::fs::Metadata) -> FileStat {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileStat {
+                size: meta.len(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                inode: meta.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let mtime_ns = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i64);
+            FileStat {
+                size: meta.len(),
+                mtime_ns,
+                ctime_ns: mtime_ns,
+                inode: 0,
+            }
+        }
+    }
+}
+
+/// Why a file is recorded without content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    Binary,
+    TooLarge,
+    Unreadable,
+}
+
+impl Skip {
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::Binary => "binary",
+            Skip::TooLarge => "too_large",
+            Skip::Unreadable => "unreadable",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Skip> {
+        [Skip::Binary, Skip::TooLarge, Skip::Unreadable]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WalkedFile {
+    pub path: RelPath,
+    pub stat: FileStat,
+}
+
+#[derive(Debug, Default)]
+pub struct WalkResult {
+    pub files: Vec<WalkedFile>,
+    /// Directories or entries that could not be read (permission denied …), with why.
+    pub errors: Vec<String>,
+}
+
+/// Walks the tree under `root` in parallel and stats every file.
+pub fn walk(root: &Path) -> WalkResult {
+    let mut builder = WalkBuilder::new(root);
+    builder
+        .hidden(false)
+        .parents(false)
+        .require_git(false)
+        .follow_links(false)
+        .add_custom_ignore_filename(".codelensignore")
+        .threads(worker_count())
+        .filter_entry(|entry| {
+            let name = entry.file_name();
+            if name == ".git" || name == INDEX_DIR_NAME {
+                return false;
+            }
+            // A nested repository or worktree has its own history (and maybe its own
+            // index): like git, do not descend into it.
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            !(is_dir && entry.depth() > 0 && entry.path().join(".git").symlink_metadata().is_ok())
+        });
+
+    let shared = Mutex::new(WalkResult::default());
+    builder.build_parallel().visit(&mut WalkCollectorBuilder {
+        root,
+        shared: &shared,
+    });
+    let mut result = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+    result.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    result
+}
+
+struct WalkCollectorBuilder<'a> {
+    root: &'a Path,
+    shared: &'a Mutex<WalkResult>,
+}
+
+impl<'s> ignore::ParallelVisitorBuilder<'s> for WalkCollectorBuilder<'s> {
+    fn build(&mut self) -> Box<dyn ignore::ParallelVisitor + 's> {
+        Box::new(WalkCollector {
+            root: self.root,
+            shared: self.shared,
+            local: WalkResult::default(),
+        })
+    }
+}
+
+/// Collects into a thread-local result and merges it once, when the walker drops it.
+struct WalkCollector<'a> {
+    root: &'a Path,
+    shared: &'a Mutex<WalkResult>,
+    local: WalkResult,
+}
+
+impl ignore::ParallelVisitor for WalkCollector<'_> {
+    fn visit(&mut self, entry: Result<ignore::DirEntry, ignore::Error>) -> WalkState {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                self.local.errors.push(error.to_string());
+                return WalkState::Continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            return WalkState::Continue;
+        }
+        match entry.path().symlink_metadata() {
+            Ok(meta) => {
+                if let Some(path) = RelPath::from_path(self.root, entry.path()) {
+                    self.local.files.push(WalkedFile {
+                        path,
+                        stat: FileStat::from_metadata(&meta),
+                    });
+                }
+            }
+            // Deleted between readdir and stat: it is simply not there.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => self
+                .local
+                .errors
+                .push(format!("{}: {error}", entry.path().display())),
+        }
+        WalkState::Continue
+    }
+}
+
+impl Drop for WalkCollector<'_> {
+    fn drop(&mut self) {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.files.append(&mut self.local.files);
+        shared.errors.append(&mut self.local.errors);
+    }
+}
+
+/// A file as read from disk: its stat taken from the open descriptor after reading,
+/// so stat and content describe the same version as closely as the OS allows.
+#[derive(Debug)]
+pub struct LoadedFile {
+    pub path: RelPath,
+    pub stat: FileStat,
+    pub sha256: Option<[u8; 32]>,
+    pub skipped: Option<Skip>,
+    pub content: Vec<u8>,
+    pub indexed_at_ns: i64,
+}
+
+/// Reads and hashes one file. `None` when it vanished since the walk.
+pub fn load(root: &Path, walked: &WalkedFile) -> Option<LoadedFile> {
+    let full: PathBuf = walked.path.to_path(root);
+    let unreadable = |stat| LoadedFile {
+        path: walked.path.clone(),
+        stat,
+        sha256: None,
+        skipped: Some(Skip::Unreadable),
+        content: Vec::new(),
+        indexed_at_ns: now_ns(),
+    };
+    let mut file = match File::open(&full) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(_) => return Some(unreadable(walked.stat)),
+    };
+    let Ok(meta) = file.metadata() else {
+        return Some(unreadable(walked.stat));
+    };
+    if !meta.is_file() {
+        return None;
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Some(LoadedFile {
+            path: walked.path.clone(),
+            stat: FileStat::from_metadata(&meta),
+            sha256: None,
+            skipped: Some(Skip::TooLarge),
+            content: Vec::new(),
+            indexed_at_ns: now_ns(),
+        });
+    }
+    let mut content = Vec::with_capacity(meta.len() as usize + 1);
+    // Read at most one byte past the cap: a file growing while we read stays bounded.
+    if (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut content)
+        .is_err()
+    {
+        return Some(unreadable(walked.stat));
+    }
+    let stat = file
+        .metadata()
+        .map(|m| FileStat::from_metadata(&m))
+        .unwrap_or(walked.stat);
+    let indexed_at_ns = now_ns();
+    if content.len() as u64 > MAX_FILE_BYTES {
+        return Some(LoadedFile {
+            path: walked.path.clone(),
+            stat,
+            sha256: None,
+            skipped: Some(Skip::TooLarge),
+            content: Vec::new(),
+            indexed_at_ns,
+        });
+    }
+    let sha256: [u8; 32] = Sha256::digest(&content).into();
+    let binary = content[..content.len().min(BINARY_SNIFF_BYTES)].contains(&0);
+    Some(LoadedFile {
+        path: walked.path.clone(),
+        stat,
+        sha256: Some(sha256),
+        skipped: binary.then_some(Skip::Binary),
+        content: if binary { Vec::new() } else { content },
+        indexed_at_ns,
+    })
+}
+
+/// Everything the index stores about one file.
+#[derive(Debug)]
+pub struct IndexedFile {
+    pub path: RelPath,
+    pub stat: FileStat,
+    pub sha256: Option<[u8; 32]>,
+    pub language: Option<Lang>,
+    pub lines: u32,
+    pub symbols: Vec<Symbol>,
+    pub skipped: Option<Skip>,
+    pub indexed_at_ns: i64,
+}
+
+/// Detects the language, counts lines and extracts symbols of a loaded file.
+pub fn analyze(loaded: LoadedFile, extractor: &mut SymbolExtractor) -> IndexedFile {
+    let text = loaded.skipped.is_none();
+    let language = text.then(|| Lang::detect(loaded.path.file_name()));
+    let content = &loaded.content;
+    let lines = if content.is_empty() {
+        0
+    } else {
+        content.iter().filter(|&&b| b == b'\n').count() as u32
+            + u32::from(content.last() != Some(&b'\n'))
+    };
+    let symbols = match language {
+        Some(lang) if lang.has_symbols() => extractor.extract(lang, content),
+        _ => Vec::new(),
+    };
+    IndexedFile {
+        path: loaded.path,
+        stat: loaded.stat,
+        sha256: loaded.sha256,
+        language,
+        lines,
+        symbols,
+        skipped: loaded.skipped,
+        indexed_at_ns: loaded.indexed_at_ns,
+    }
+}
+
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Runs `work` over `jobs` on all cores, each worker with its own [`SymbolExtractor`],
+/// and hands every output to `sink` on the calling thread (where the single SQLite
+/// writer lives) as soon as it is ready. Returns the first error of `sink`, after which
+/// the remaining jobs are abandoned.
+pub fn run_parallel<J, O, E>(
+    jobs: Vec<J>,
+    work: impl Fn(&mut SymbolExtractor, &J) -> O + Sync,
+    mut sink: impl FnMut(O) -> Result<(), E>,
+) -> Result<(), E>
+where
+    J: Sync,
+    O: Send,
+{
+    let next = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<O>(256);
+    std::thread::scope(|scope| {
+        for _ in 0..worker_count().min(jobs.len().max(1)) {
+            let tx = tx.clone();
+            let (jobs, work, next, stop) = (&jobs, &work, &next, &stop);
+            scope.spawn(move || {
+                let mut extractor = SymbolExtractor::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    if tx.send(work(&mut extractor, job)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut outcome = Ok(());
+        for output in rx.iter() {
+            if outcome.is_ok() {
+                outcome = sink(output);
+                if outcome.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        outcome
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_parallel_delivers_every_output_once() {
+        let jobs: Vec<u32> = (0..1000).collect();
+        let mut seen = Vec::new();
+        run_parallel(
+            jobs,
+            |_, j| *j * 2,
+            |o| -> Result<(), ()> {
+                seen.push(o);
+                Ok(())
+            },
+        )
+        .unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).map(|j| j * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn run_parallel_stops_on_sink_error() {
+        let jobs: Vec<u32> = (0..10_000).collect();
+        let mut taken = 0;
+        let result = run_parallel(
+            jobs,
+            |_, j| *j,
+            |_| {
+                taken += 1;
+                if taken == 3 { Err("full disk") } else { Ok(()) }
+            },
+        );
+        assert_eq!(result, Err("full disk"));
+    }
+}

@@ -1,0 +1,460 @@
+//! The index store: one SQLite database (`.codelens/index.db`, WAL mode).
+//!
+//! Every write happens inside one transaction, and a full build goes to a temporary
+//! database that replaces the old one only once complete, so a crash or `kill -9` at any
+//! moment leaves the previous index intact.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use super::lang::Lang;
+use super::scan::{FileStat, IndexedFile, Skip};
+use super::{Error, RelPath, Result};
+
+/// The schema this build reads and writes. Bump it on any incompatible change.
+pub const SCHEMA_VERSION: i64 = 1;
+pub const DB_FILE_NAME: &str = "index.db";
+/// How long a writer waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE files (
+    id            INTEGER PRIMARY KEY,
+    path          BLOB NOT NULL UNIQUE,  -- relative to the root, '/' separators, raw bytes
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    ctime_ns      INTEGER NOT NULL,
+    inode         INTEGER NOT NULL,
+    sha256        BLOB,                  -- NULL when too large or unreadable
+    language      TEXT,                  -- NULL when skipped
+    lines         INTEGER NOT NULL,
+    indexed_at_ns INTEGER NOT NULL,      -- wall clock right after the content was read
+    skipped       TEXT                   -- NULL, 'binary', 'too_large' or 'unreadable'
+);
+CREATE TABLE symbols (
+    file_id   INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    line      INTEGER NOT NULL,
+    col       INTEGER NOT NULL,
+    end_line  INTEGER NOT NULL,
+    container TEXT
+);
+";
+
+/// Created after a bulk build (faster than maintaining them row by row).
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name);
+CREATE INDEX IF NOT EXISTS symbols_by_file ON symbols(file_id);
+";
+
+/// What the store holds about a file, for deciding whether it changed.
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub id: i64,
+    pub stat: FileStat,
+    pub sha256: Option<[u8; 32]>,
+    pub indexed_at_ns: i64,
+    pub skipped: Option<Skip>,
+}
+
+/// Counts shown by `codelens status`.
+#[derive(Debug, Clone, Default)]
+pub struct IndexStats {
+    pub files: u64,
+    pub skipped: BTreeMap<&'static str, u64>,
+    pub symbols: u64,
+    pub languages: BTreeMap<String, u64>,
+    pub db_bytes: u64,
+}
+
+/// One symbol with the file it is defined in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolHit {
+    pub path: RelPath,
+    pub name: String,
+    pub kind: String,
+    pub line: u32,
+    pub column: u32,
+    pub container: Option<String>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn classify(path: &Path, error: rusqlite::Error) -> Error {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        },
+        _ => Error::Sqlite(error),
+    }
+}
+
+impl Store {
+    /// Opens an existing index and checks that this build can read it.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !path.is_file() {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                reason: "index.db is missing".into(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.configure().map_err(|e| classify(path, e))?;
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn configure(&self) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL is persistent in the file; NORMAL sync is durable enough in WAL mode
+        // (a power cut can lose the last transaction, never corrupt the database).
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(())
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let found: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| match e.sqlite_error_code() {
+                None if e.to_string().contains("no such table") => Error::Corrupt {
+                    path: self.path.clone(),
+                    reason: "it has no meta table (an unfinished build?)".into(),
+                },
+                _ => classify(&self.path, e),
+            })?;
+        let found = found
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| Error::Corrupt {
+                path: self.path.clone(),
+                reason: "schema_version is missing".into(),
+            })?;
+        if found != SCHEMA_VERSION {
+            let hint = if found > SCHEMA_VERSION {
+                " (or upgrade codelens: a newer version wrote it)"
+            } else {
+                ""
+            };
+            return Err(Error::IncompatibleSchema {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+                hint,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates an empty database at `path` for a bulk build: no journal, no fsync, no
+    /// secondary indexes until [`Store::finish_build`]. Only ever used on a temporary file
+    /// that nobody else reads, so a crash loses nothing but the unfinished build.
+    pub fn create_for_build(path: &Path) -> Result<Store> {
+        for stale in [
+            path.to_path_buf(),
+            sidecar(path, "-journal"),
+            sidecar(path, "-wal"),
+            sidecar(path, "-shm"),
+        ] {
+            match std::fs::remove_file(&stale) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(stale, e)),
+            }
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "OFF")?;
+        conn.pragma_update(None, "synchronous", "OFF")?;
+        conn.pragma_update(None, "cache_size", -32_768)?; // 32 MiB
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Finishes a bulk build: indexes, WAL mode, data flushed to disk, connection closed.
+    pub fn finish_build(self) -> Result<()> {
+        self.conn.execute_batch(INDEXES)?;
+        self.conn.execute_batch("ANALYZE")?;
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.close().map_err(|(_, e)| e)?;
+        let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Every file row, keyed by path, for reconciliation.
+    pub fn file_rows(&self) -> Result<HashMap<RelPath, FileRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, path, size, mtime_ns, ctime_ns, inode, sha256, indexed_at_ns, skipped FROM files")?;
+        let rows = stmt.query_map([], |r| {
+            let sha: Option<Vec<u8>> = r.get(6)?;
+            let skipped: Option<String> = r.get(8)?;
+            Ok((
+                RelPath::from_bytes(r.get(1)?),
+                FileRow {
+                    id: r.get(0)?,
+                    stat: FileStat {
+                        size: r.get::<_, i64>(2)? as u64,
+                        mtime_ns: r.get(3)?,
+                        ctime_ns: r.get(4)?,
+                        inode: r.get::<_, i64>(5)? as u64,
+                    },
+                    sha256: sha.and_then(|s| s.try_into().ok()),
+                    indexed_at_ns: r.get(7)?,
+                    skipped: skipped.as_deref().and_then(Skip::from_name),
+                },
+            ))
+        })?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let (path, row) = row?;
+            map.insert(path, row);
+        }
+        Ok(map)
+    }
+
+    pub fn stats(&self) -> Result<IndexStats> {
+        let mut stats = IndexStats::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT language, skipped, COUNT(*) FROM files GROUP BY language, skipped")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let language: Option<String> = row.get(0)?;
+            let skipped: Option<String> = row.get(1)?;
+            let count = row.get::<_, i64>(2)? as u64;
+            match skipped.as_deref().and_then(Skip::from_name) {
+                Some(skip) => *stats.skipped.entry(skip.name()).or_default() += count,
+                None => {
+                    stats.files += count;
+                    *stats
+                        .languages
+                        .entry(language.unwrap_or_else(|| "text".into()))
+                        .or_default() += count;
+                }
+            }
+        }
+        stats.symbols = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM symbols", [], |r| r.get::<_, i64>(0))?
+            as u64;
+        stats.db_bytes = [self.path.clone(), sidecar(&self.path, "-wal")]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(stats)
+    }
+
+    /// Symbols whose name is exactly `name`.
+    pub fn symbols_named(&self, name: &str) -> Result<Vec<SymbolHit>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.path, s.name, s.kind, s.line, s.col, s.container
+             FROM symbols s JOIN files f ON f.id = s.file_id
+             WHERE s.name = ?1 ORDER BY f.path, s.line",
+        )?;
+        let hits = stmt.query_map([name], |r| {
+            Ok(SymbolHit {
+                path: RelPath::from_bytes(r.get(0)?),
+                name: r.get(1)?,
+                kind: r.get(2)?,
+                line: r.get(3)?,
+                column: r.get(4)?,
+                container: r.get(5)?,
+            })
+        })?;
+        Ok(hits.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Starts one write transaction. Nothing is visible to readers until `commit`, and
+    /// dropping the batch without committing rolls everything back.
+    pub fn batch(&mut self) -> Result<Batch<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Ok(Batch { tx })
+    }
+}
+
+pub struct Batch<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl Batch<'_> {
+    pub fn insert_file(&self, file: &IndexedFile) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO files (path, size, mtime_ns, ctime_ns, inode, sha256, language, lines, indexed_at_ns, skipped)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                file.path.as_bytes(),
+                file.stat.size as i64,
+                file.stat.mtime_ns,
+                file.stat.ctime_ns,
+                file.stat.inode as i64,
+                file.sha256.as_ref().map(|s| &s[..]),
+                file.language.map(Lang::name),
+                file.lines,
+                file.indexed_at_ns,
+                file.skipped.map(Skip::name),
+            ])?;
+        let id = self.tx.last_insert_rowid();
+        self.insert_symbols(id, file)
+    }
+
+    fn insert_symbols(&self, file_id: i64, file: &IndexedFile) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO symbols (file_id, name, kind, line, col, end_line, container) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for s in &file.symbols {
+            stmt.execute(params![
+                file_id,
+                s.name,
+                s.kind,
+                s.line,
+                s.column,
+                s.end_line,
+                s.container
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a file's content-derived data (hash, language, symbols …).
+    pub fn replace_file(&self, id: i64, file: &IndexedFile) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE files SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, inode = ?5, sha256 = ?6, language = ?7,
+                 lines = ?8, indexed_at_ns = ?9, skipped = ?10 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                file.stat.size as i64,
+                file.stat.mtime_ns,
+                file.stat.ctime_ns,
+                file.stat.inode as i64,
+                file.sha256.as_ref().map(|s| &s[..]),
+                file.language.map(Lang::name),
+                file.lines,
+                file.indexed_at_ns,
+                file.skipped.map(Skip::name),
+            ])?;
+        self.tx
+            .prepare_cached("DELETE FROM symbols WHERE file_id = ?1")?
+            .execute([id])?;
+        self.insert_symbols(id, file)
+    }
+
+    /// Records a new stat for a file whose content turned out unchanged.
+    pub fn refresh_stat(&self, id: i64, stat: &FileStat, indexed_at_ns: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE files SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, inode = ?5, indexed_at_ns = ?6 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                stat.size as i64,
+                stat.mtime_ns,
+                stat.ctime_ns,
+                stat.inode as i64,
+                indexed_at_ns
+            ])?;
+        Ok(())
+    }
+
+    pub fn remove_file(&self, id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM symbols WHERE file_id = ?1")?
+            .execute([id])?;
+        self.tx
+            .prepare_cached("DELETE FROM files WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")?
+            .execute([key, value])?;
+        Ok(())
+    }
+
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        Ok(self.tx.commit()?)
+    }
+}
+
+/// `index.db` + suffix: SQLite's `-wal`, `-shm` and `-journal` files.
+pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Moves a finished build at `built` over `target` atomically. A leftover WAL of the
+/// old database must not be replayed onto the new one, so the old database is first
+/// checkpointed and closed cleanly (or, when it is unreadable, its sidecars removed).
+pub fn replace_database(built: &Path, target: &Path) -> Result<()> {
+    if sidecar(target, "-wal").exists() {
+        let checkpointed = Connection::open_with_flags(target, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .and_then(|c| {
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .map(|_| c)
+            })
+            .and_then(|c| c.close().map_err(|(_, e)| e));
+        if checkpointed.is_err() {
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(sidecar(target, suffix));
+            }
+        }
+    }
+    std::fs::rename(built, target).map_err(|e| Error::io(target, e))?;
+    if let Some(dir) = target.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        // Make the rename itself durable.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! codelens: a code index that keeps itself honest about its own freshness.
+//!
+//! The binary (`src/main.rs`) is a thin command-line front end over [`engine`].
+
+pub mod engine;

@@ -1,0 +1,389 @@
+//! The `codelens` command line: a thin front end over the engine.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use codelens::engine::project::Project;
+use codelens::engine::reconcile::{self, Change, PendingFile, SyncReport};
+use codelens::engine::store::{IndexStats, Store};
+use codelens::engine::{self, now_ns};
+
+/// Exit code for a usage error (clap's own convention too).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codelens",
+    version,
+    about = "A code index that is honest about its own freshness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Build the index of the project containing PATH (the git worktree top, or PATH).
+    Init {
+        /// Any directory inside the project (default: the current directory).
+        path: Option<PathBuf>,
+        /// Build this git worktree its own index, even when a parent directory has one.
+        #[arg(short = 'i', long = "worktree")]
+        own_worktree: bool,
+        /// No progress bar and no summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Bring the index up to date with the working tree.
+    Sync {
+        path: Option<PathBuf>,
+        #[arg(short, long)]
+        quiet: bool,
+        /// Print {added, modified, removed, unchanged, duration_ms} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the index's health and the files that differ from it.
+    Status {
+        path: Option<PathBuf>,
+        /// Machine-readable output (keys documented in the README).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("codelens: {error:#}");
+            let code = error
+                .downcast_ref::<engine::Error>()
+                .map_or(1, engine::Error::exit_code);
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+/// Help and version go to stdout as usual; a real usage error becomes one line.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = error.print();
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    eprintln!(
+        "codelens: {} (see `codelens --help`)",
+        first.trim_start_matches("error: ")
+    );
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            path,
+            own_worktree,
+            quiet,
+        } => init(&start_dir(path)?, own_worktree, quiet),
+        Command::Sync { path, quiet, json } => sync(&start_dir(path)?, quiet, json),
+        Command::Status { path, json } => status(&start_dir(path)?, json),
+    }
+}
+
+fn start_dir(path: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match path {
+        Some(path) => Ok(path),
+        None => std::env::current_dir().context("cannot read the current directory"),
+    }
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{spinner} {msg:10} {bar:30} {human_pos}/{human_len} files  {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::new(0).with_style(style);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
+    let project = Project::for_init(start, own_worktree)?;
+    let _lock = project.lock_for_writing()?;
+    let progress = progress_bar(quiet);
+    let report = reconcile::build(&project, &progress)?;
+    progress.finish_and_clear();
+    warn_walk_errors(&report.walk_errors);
+    if !quiet {
+        let skipped = match report.skipped {
+            0 => String::new(),
+            n => format!(
+                " ({} skipped: binary, too large or unreadable)",
+                thousands(n)
+            ),
+        };
+        println!(
+            "indexed {} files, {} symbols in {}{skipped} → {}",
+            thousands(report.files),
+            thousands(report.symbols),
+            human_ms(report.duration_ms),
+            project.db_path().display()
+        );
+    }
+    Ok(())
+}
+
+fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
+    let project = Project::find(start)?;
+    let _lock = project.lock_for_writing()?;
+    let mut store = Store::open(&project.db_path())?;
+    let progress = progress_bar(quiet || as_json);
+    let report = reconcile::sync(&project, &mut store, &progress)?;
+    progress.finish_and_clear();
+    warn_walk_errors(&report.walk_errors);
+    if as_json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if !quiet {
+        println!("{}", sync_summary(&report));
+    }
+    Ok(())
+}
+
+fn sync_summary(report: &SyncReport) -> String {
+    let time = human_ms(report.duration_ms);
+    if !report.changed() {
+        return format!(
+            "up to date · {} files · {time}",
+            thousands(report.unchanged)
+        );
+    }
+    format!(
+        "+{} ~{} -{} · {} unchanged · {time}",
+        report.added,
+        report.modified,
+        report.removed,
+        thousands(report.unchanged)
+    )
+}
+
+fn warn_walk_errors(errors: &[String]) {
+    if let Some(first) = errors.first() {
+        let more = match errors.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        eprintln!("codelens: warning: could not read {first}{more}");
+    }
+}
+
+fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
+    let project = Project::find(start)?;
+    let store = Store::open(&project.db_path())?;
+    let stats = store.stats()?;
+    let last_sync = store.meta("last_sync")?;
+    let last_sync_ns = store
+        .meta("last_sync_ns")?
+        .and_then(|v| v.parse::<i64>().ok());
+    let branch = store.meta("git_branch")?;
+    let head = store.meta("git_head")?;
+    let pending = reconcile::pending_changes(&project, &store)?;
+    let now = now_ns();
+    let age_secs = |at: i64| (now.saturating_sub(at) / 1_000_000_000).max(0);
+
+    if as_json {
+        let pending_json: Vec<_> = pending
+            .iter()
+            .map(|p| {
+                json!({
+                    "path": p.path.to_string_lossy(),
+                    "edited_secs_ago": p.edited_at_ns.map(age_secs),
+                    "state": "unsynced",
+                    "change": p.change,
+                })
+            })
+            .collect();
+        let out = json!({
+            "root": project.root,
+            "index_root": project.root,
+            "index_dir": project.index_dir(),
+            "schema_version": engine::store::SCHEMA_VERSION,
+            "files": stats.files,
+            "skipped": stats.skipped,
+            "symbols": stats.symbols,
+            "languages": stats.languages,
+            "last_sync": last_sync,
+            "last_sync_secs_ago": last_sync_ns.map(age_secs),
+            "db_bytes": stats.db_bytes,
+            "git": { "branch": branch, "head": head },
+            "pending": pending_json,
+            "watcher": { "mode": "none", "reason": "no watching engine is running" },
+            "worktree_mismatch": null,
+            "telemetry": { "enabled": false, "reason": "this build has no telemetry" },
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+
+    let git = match (&branch, &head) {
+        (Some(branch), Some(head)) => format!(" · {branch} @ {}", &head[..head.len().min(8)]),
+        (Some(branch), None) => format!(" · {branch} (no commits)"),
+        (None, Some(head)) => format!(" · detached @ {}", &head[..head.len().min(8)]),
+        (None, None) => String::new(),
+    };
+    println!("codelens · {}{git}", project.root.display());
+    print_stats(&stats);
+    match (&last_sync, last_sync_ns) {
+        (Some(at), Some(ns)) => println!("  last sync  {} ago ({at})", human_secs(age_secs(ns))),
+        _ => println!("  last sync  unknown"),
+    }
+    print_pending(&pending, age_secs);
+    println!("  watcher    none · no watching engine is running; run `codelens sync` after edits");
+    println!("  telemetry  off · this build has no telemetry");
+    Ok(())
+}
+
+fn print_stats(stats: &IndexStats) {
+    println!(
+        "  index      {} files · {} symbols · schema v{} · {}",
+        thousands(stats.files),
+        thousands(stats.symbols),
+        engine::store::SCHEMA_VERSION,
+        human_bytes(stats.db_bytes)
+    );
+    if !stats.skipped.is_empty() {
+        let parts: Vec<String> = stats
+            .skipped
+            .iter()
+            .map(|(why, n)| format!("{} {}", thousands(*n), why.replace('_', " ")))
+            .collect();
+        println!("  skipped    {}", parts.join(" · "));
+    }
+    let mut languages: Vec<(&String, &u64)> = stats.languages.iter().collect();
+    languages.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let shown: Vec<String> = languages
+        .iter()
+        .take(6)
+        .map(|(l, n)| format!("{l} {}", thousands(**n)))
+        .collect();
+    let more = languages.len().saturating_sub(6);
+    let more = if more > 0 {
+        format!(" · +{more} more")
+    } else {
+        String::new()
+    };
+    println!(
+        "  languages  {}{more}",
+        if shown.is_empty() {
+            "none".into()
+        } else {
+            shown.join(" · ")
+        }
+    );
+}
+
+fn print_pending(pending: &[PendingFile], age_secs: impl Fn(i64) -> i64) {
+    const SHOWN: usize = 10;
+    if pending.is_empty() {
+        println!("  pending    none · the index matches the working tree");
+        return;
+    }
+    let noun = if pending.len() == 1 {
+        "file differs"
+    } else {
+        "files differ"
+    };
+    println!(
+        "  pending    {} {noun} from the index · run `codelens sync`",
+        thousands(pending.len() as u64)
+    );
+    let mut newest_first: Vec<&PendingFile> = pending.iter().collect();
+    newest_first.sort_by_key(|p| std::cmp::Reverse(p.edited_at_ns.unwrap_or(i64::MIN)));
+    let width = newest_first
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.path.to_string_lossy().chars().count())
+        .max()
+        .unwrap_or(0);
+    for p in newest_first.iter().take(SHOWN) {
+        let what = match (p.change, p.edited_at_ns) {
+            (Change::Deleted, _) | (_, None) => "deleted".to_string(),
+            (Change::Added, Some(at)) => format!("added {} ago", human_secs(age_secs(at))),
+            (Change::Modified, Some(at)) => format!("edited {} ago", human_secs(age_secs(at))),
+        };
+        println!("               {:width$}  {what}", p.path.to_string_lossy());
+    }
+    if pending.len() > SHOWN {
+        println!(
+            "               … and {} more",
+            thousands((pending.len() - SHOWN) as u64)
+        );
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+fn human_secs(secs: i64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,453 @@
+//! `codelens init`, `sync` and `status` on real temp git repositories, through the real
+//! binary.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use codelens::engine::store::Store;
+use common::*;
+
+fn sample_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "target/\n*.log\n");
+    repo.write("src/store.rs", RUST_SRC);
+    repo.write("tools/deep/nested/dir/indexer.py", PYTHON_SRC);
+    repo.write("web/render.ts", TS_SRC);
+    repo.write("server/server.go", GO_SRC);
+    repo.write("README.md", "# sample\n");
+    repo.write(
+        "target/debug/generated.rs",
+        "fn ignored_by_gitignore() {}\n",
+    );
+    repo.write("build.log", "ignored\n");
+    repo.write_bytes("assets/logo.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
+    repo.commit_all("initial");
+    repo
+}
+
+fn symbol_paths(repo: &TestRepo, name: &str) -> Vec<String> {
+    let store = Store::open(&repo.db_path()).expect("index opens");
+    store
+        .symbols_named(name)
+        .expect("lookup")
+        .into_iter()
+        .map(|hit| format!("{}:{}:{}", hit.path, hit.line, hit.kind))
+        .collect()
+}
+
+#[test]
+fn init_indexes_sources_symbols_and_respects_ignores() {
+    let repo = sample_repo();
+    let out = repo.codelens(&["init"]);
+    assert_success(&out, &["init"]);
+    // stdout is not a terminal here: no progress bar may be drawn anywhere.
+    assert!(
+        out.stderr.is_empty(),
+        "unexpected stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("indexed 6 files"));
+
+    let status = repo.status_json();
+    assert_eq!(status["files"], 6, "{status}");
+    assert_eq!(status["skipped"]["binary"], 1);
+    assert_eq!(status["schema_version"], 1);
+    assert_eq!(status["root"], repo.root().to_str().unwrap());
+    for (language, count) in [
+        ("rust", 1),
+        ("python", 1),
+        ("typescript", 1),
+        ("go", 1),
+        ("markdown", 1),
+        ("text", 1),
+    ] {
+        assert_eq!(
+            status["languages"][language], count,
+            "{language} in {status}"
+        );
+    }
+    assert!(status["pending"].as_array().unwrap().is_empty());
+    assert!(status["worktree_mismatch"].is_null());
+    assert!(status["last_sync"].as_str().unwrap().ends_with('Z'));
+    assert!(status["db_bytes"].as_u64().unwrap() > 0);
+
+    assert_eq!(symbol_paths(&repo, "open"), vec!["src/store.rs:6:method"]);
+    assert_eq!(
+        symbol_paths(&repo, "run"),
+        vec!["tools/deep/nested/dir/indexer.py:2:method"]
+    );
+    assert_eq!(
+        symbol_paths(&repo, "render"),
+        vec!["web/render.ts:5:function"]
+    );
+    assert_eq!(
+        symbol_paths(&repo, "Start"),
+        vec!["server/server.go:5:method"]
+    );
+    assert!(
+        symbol_paths(&repo, "ignored_by_gitignore").is_empty(),
+        "gitignored file was indexed"
+    );
+
+    // The index keeps itself out of the repository.
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn init_survives_symlink_loops_and_non_utf8_names() {
+    let repo = sample_repo();
+    std::os::unix::fs::symlink(".", repo.path("loop")).unwrap();
+    std::os::unix::fs::symlink("../..", repo.path("tools/deep/up")).unwrap();
+    std::os::unix::fs::symlink("src/store.rs", repo.path("store_link.rs")).unwrap();
+    let weird = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
+    std::fs::write(repo.root().join(weird), "def latin1_named():\n    pass\n").unwrap();
+
+    repo.ok(&["init", "-q"]);
+    let status = repo.status_json();
+    // Symlinks are not followed (no loop, no duplicate); the non-UTF-8 name is indexed.
+    assert_eq!(status["files"], 7, "{status}");
+    assert_eq!(
+        symbol_paths(&repo, "latin1_named"),
+        vec!["caf\u{fffd}.py:1:function"]
+    );
+    assert_eq!(symbol_paths(&repo, "open"), vec!["src/store.rs:6:method"]);
+
+    // The exact bytes are what the index tracks: deleting that file is seen.
+    std::fs::remove_file(repo.root().join(weird)).unwrap();
+    assert_eq!(repo.sync_json()["removed"], 1);
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+#[test]
+fn commands_find_the_index_from_a_subdirectory() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    let sub = repo.path("tools/deep/nested");
+    let out = codelens_in(&sub, &["status", "--json"]);
+    assert_success(&out, &["status"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["root"], repo.root().to_str().unwrap());
+
+    repo.write("tools/deep/nested/extra.py", "def extra():\n    pass\n");
+    let out = codelens_in(&sub, &["sync", "--json"]);
+    assert_success(&out, &["sync"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"], 1);
+
+    // `init` from a subdirectory builds at the git worktree top, not in the subdirectory.
+    let out = codelens_in(&sub, &["init", "-q"]);
+    assert_success(&out, &["init"]);
+    assert!(!sub.join(".codelens").exists());
+}
+
+#[test]
+fn sync_reports_edits_additions_deletions_and_renames() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    let first = repo.sync_json();
+    assert_eq!(
+        (
+            first["added"].as_u64(),
+            first["modified"].as_u64(),
+            first["removed"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(first["unchanged"], 7);
+    for key in ["added", "modified", "removed", "unchanged", "duration_ms"] {
+        assert!(first[key].is_u64(), "sync --json lacks {key}: {first}");
+    }
+
+    repo.write(
+        "src/store.rs",
+        &format!("{RUST_SRC}\npub fn close() {{}}\n"),
+    );
+    repo.write("src/new_module.rs", "pub fn fresh() {}\n");
+    repo.remove("README.md");
+    std::fs::rename(repo.path("web/render.ts"), repo.path("web/draw.ts")).unwrap();
+
+    let pending = pending_of(&repo.status_json());
+    assert_eq!(
+        pending,
+        vec![
+            "added:src/new_module.rs",
+            "added:web/draw.ts",
+            "deleted:README.md",
+            "deleted:web/render.ts",
+            "modified:src/store.rs"
+        ]
+    );
+
+    let report = repo.sync_json();
+    assert_eq!(report["added"], 2, "{report}");
+    assert_eq!(report["modified"], 1, "{report}");
+    assert_eq!(report["removed"], 2, "{report}");
+    assert_eq!(
+        symbol_paths(&repo, "close"),
+        vec!["src/store.rs:11:function"]
+    );
+    assert_eq!(
+        symbol_paths(&repo, "render"),
+        vec!["web/draw.ts:5:function"]
+    );
+    assert!(pending_of(&repo.status_json()).is_empty());
+
+    let human = repo.ok(&["sync"]);
+    assert!(human.starts_with("up to date"), "{human}");
+    assert_eq!(repo.ok(&["sync", "-q"]), "");
+}
+
+#[test]
+fn same_size_edit_with_new_mtime_is_modified_and_touch_is_not() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    let path = repo.path("src/store.rs");
+    let renamed = RUST_SRC.replace("fn open(", "fn shut(");
+    assert_eq!(renamed.len(), RUST_SRC.len());
+    std::fs::write(&path, &renamed).unwrap();
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(file);
+
+    let report = repo.sync_json();
+    assert_eq!(report["modified"], 1, "{report}");
+    assert_eq!(symbol_paths(&repo, "shut"), vec!["src/store.rs:6:method"]);
+    assert!(symbol_paths(&repo, "open").is_empty());
+
+    // A touch changes the stat but not the content: hashed, found equal, not modified.
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(repo.path("server/server.go"))
+        .unwrap();
+    touched
+        .set_modified(SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    drop(touched);
+    assert!(pending_of(&repo.status_json()).is_empty());
+    let report = repo.sync_json();
+    assert_eq!(report["modified"], 0, "{report}");
+    assert!(report["hashed"].as_u64().unwrap() >= 1, "{report}");
+}
+
+#[test]
+fn unchanged_old_files_are_not_rehashed() {
+    let repo = sample_repo();
+    // Age every file past the racy window so stat alone can vouch for them.
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    for file in [
+        "src/store.rs",
+        "web/render.ts",
+        "server/server.go",
+        "README.md",
+        ".gitignore",
+        "assets/logo.png",
+        "tools/deep/nested/dir/indexer.py",
+    ] {
+        std::fs::File::options()
+            .write(true)
+            .open(repo.path(file))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    repo.ok(&["init", "-q"]);
+    let report = repo.sync_json();
+    assert_eq!(report["hashed"], 0, "{report}");
+    assert_eq!(report["unchanged"], 7, "{report}");
+}
+
+#[test]
+fn missing_index_is_exit_3() {
+    let repo = sample_repo();
+    for args in [&["status"][..], &["status", "--json"], &["sync"]] {
+        let err = assert_one_line_error(&repo.codelens(args), 3);
+        assert!(err.contains("codelens init"), "{err}");
+    }
+}
+
+#[test]
+fn usage_errors_are_exit_2() {
+    let repo = sample_repo();
+    assert_one_line_error(&repo.codelens(&["sync", "--no-such-flag"]), 2);
+    assert_one_line_error(&repo.codelens(&["frobnicate"]), 2);
+    let missing = repo.codelens(&["status", "/no/such/dir"]);
+    assert_one_line_error(&missing, 1);
+}
+
+#[test]
+fn corrupt_index_is_exit_4_and_init_repairs_it() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    std::fs::write(
+        repo.db_path(),
+        b"this is not a database, just garbage bytes that fill a page".repeat(100),
+    )
+    .unwrap();
+    for args in [&["status"][..], &["sync"]] {
+        let err = assert_one_line_error(&repo.codelens(args), 4);
+        assert!(err.contains("corrupt"), "{err}");
+    }
+    repo.ok(&["init", "-q"]);
+    assert_eq!(repo.status_json()["files"], 6);
+
+    // A truncated database is corrupt too.
+    let bytes = std::fs::read(repo.db_path()).unwrap();
+    std::fs::write(repo.db_path(), &bytes[..bytes.len() / 3]).unwrap();
+    let out = repo.codelens(&["status"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("codelens: "));
+}
+
+#[test]
+fn index_from_a_newer_schema_is_exit_4() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    let conn = rusqlite::Connection::open(repo.db_path()).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = assert_one_line_error(&repo.codelens(&["status", "--json"]), 4);
+    assert!(
+        err.contains("schema version 99") && err.contains("newer"),
+        "{err}"
+    );
+    assert_one_line_error(&repo.codelens(&["sync"]), 4);
+}
+
+/// Enough files that `init` runs long enough to be killed part-way.
+fn big_repo(files: usize) -> TestRepo {
+    let repo = TestRepo::new();
+    for i in 0..files {
+        let body: String = (0..20)
+            .map(|f| format!("pub fn function_{i}_{f}(x: u32) -> u32 {{\n    x + {f}\n}}\n\n"))
+            .collect();
+        repo.write(&format!("src/m{}/file_{i}.rs", i % 50), &body);
+    }
+    repo
+}
+
+#[test]
+fn kill_during_init_leaves_the_previous_index_intact() {
+    let repo = big_repo(4000);
+    repo.ok(&["init", "-q"]);
+    let before = repo.status_json();
+    assert_eq!(before["files"], 4000);
+    repo.write("src/added_later.rs", "pub fn later() {}\n");
+
+    let building = repo.path(".codelens/index.db.building");
+    let mut child = codelens_command(&repo.root(), &["init", "-q"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !building.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    child.kill().unwrap(); // SIGKILL
+    let exit = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&exit),
+        Some(9),
+        "init finished before the kill"
+    );
+
+    // The old index is untouched: same counts, and the new file is still pending.
+    let after = repo.status_json();
+    assert_eq!(after["files"], 4000);
+    assert_eq!(after["symbols"], before["symbols"]);
+    assert_eq!(pending_of(&after), vec!["added:src/added_later.rs"]);
+    // The next init cleans up and completes.
+    repo.ok(&["init", "-q"]);
+    assert!(!building.exists());
+    assert_eq!(repo.status_json()["files"], 4001);
+}
+
+#[test]
+fn kill_during_sync_rolls_back_cleanly() {
+    let repo = big_repo(3000);
+    repo.ok(&["init", "-q"]);
+    for i in (0..3000).step_by(2) {
+        repo.write(
+            &format!("src/m{}/file_{i}.rs", i % 50),
+            &format!("pub fn rewritten_{i}() {{}}\n"),
+        );
+    }
+    let mut child = codelens_command(&repo.root(), &["sync", "-q"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let _ = child.kill();
+    child.wait().unwrap();
+
+    let conn = rusqlite::Connection::open(repo.db_path()).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    // Either the sync committed whole or not at all; a new sync finishes the job.
+    repo.ok(&["sync", "-q"]);
+    assert!(pending_of(&repo.status_json()).is_empty());
+    assert_eq!(
+        symbol_paths(&repo, "rewritten_0"),
+        vec!["src/m0/file_0.rs:1:function"]
+    );
+}
+
+#[test]
+fn own_worktree_index_with_init_i() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    repo.git(&["worktree", "add", "-q", "-b", "feature", "wt"]);
+    let wt = repo.path("wt");
+    std::fs::write(wt.join("src/feature.rs"), "pub fn feature_only() {}\n").unwrap();
+
+    // The main checkout's index does not descend into the nested worktree.
+    repo.ok(&["sync", "-q"]);
+    assert!(symbol_paths(&repo, "feature_only").is_empty());
+
+    // Before `init -i`, commands in the worktree walk up to the parent's index.
+    let parent = codelens_in(&wt, &["status", "--json"]);
+    let parent: serde_json::Value = serde_json::from_slice(&parent.stdout).unwrap();
+    assert_eq!(parent["index_root"], repo.root().to_str().unwrap());
+
+    assert_success(&codelens_in(&wt, &["init", "-i", "-q"]), &["init", "-i"]);
+    let own: serde_json::Value =
+        serde_json::from_slice(&codelens_in(&wt, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        own["index_root"],
+        wt.canonicalize().unwrap().to_str().unwrap()
+    );
+    assert_eq!(own["git"]["branch"], "feature");
+    assert_eq!(own["files"], 7); // six sources + the new file (.gitignore counts as text)
+    let wt_store = Store::open(&wt.join(".codelens/index.db")).unwrap();
+    assert_eq!(wt_store.symbols_named("feature_only").unwrap().len(), 1);
+
+    // Outside git, `init -i` is a clear error.
+    let plain = tempfile::tempdir().unwrap();
+    assert_one_line_error(&codelens_in(plain.path(), &["init", "-i"]), 1);
+}
+
+#[test]
+fn init_outside_git_indexes_the_given_directory() {
+    let plain = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(plain.path().join("pkg")).unwrap();
+    std::fs::write(plain.path().join("pkg/app.py"), PYTHON_SRC).unwrap();
+    let out = codelens_in(plain.path(), &["init", "-q", "pkg"]);
+    assert_success(&out, &["init"]);
+    assert!(plain.path().join("pkg/.codelens/index.db").is_file());
+    let status: serde_json::Value = serde_json::from_slice(
+        &codelens_in(&plain.path().join("pkg"), &["status", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(status["files"], 1);
+    assert!(status["git"]["branch"].is_null());
+}
