@@ -14,6 +14,11 @@ use codelens::engine::reconcile::{self, Change, PendingFile, SyncReport};
 use codelens::engine::store::{IndexStats, Store};
 use codelens::engine::{self, now_ns};
 
+/// tree-sitter and the walker allocate many small, short-lived objects on several
+/// threads; mimalloc handles that pattern markedly faster than glibc's malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a usage error (clap's own convention too).
 const EXIT_USAGE: u8 = 2;
 

@@ -149,6 +149,24 @@ fn compiled(lang: Lang) -> Option<&'static (Language, LangQuery)> {
         .as_ref()
 }
 
+/// Parsing allocates a node per token: tree-sitter's C side gets mimalloc too (the
+/// binary's Rust side uses it as the global allocator).
+fn use_fast_allocator() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called once, before any parser or tree exists, with a matching set of
+        // allocation functions.
+        unsafe {
+            tree_sitter::set_allocator(
+                Some(libmimalloc_sys::mi_malloc),
+                Some(libmimalloc_sys::mi_calloc),
+                Some(libmimalloc_sys::mi_realloc),
+                Some(libmimalloc_sys::mi_free),
+            )
+        }
+    });
+}
+
 /// A definition found in one match, before containers are resolved.
 struct Found {
     name: String,
@@ -172,6 +190,7 @@ pub struct SymbolExtractor {
 
 impl SymbolExtractor {
     pub fn new() -> Self {
+        use_fast_allocator();
         Self::default()
     }
 

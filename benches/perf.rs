@@ -1,0 +1,538 @@
+//! The codelens benchmark harness: builds synthetic trees of real-looking source and
+//! prints codelens's figures beside a reference tool measured in the same run.
+//!
+//!     cargo bench --bench perf                         # 10k and 100k files, every case
+//!     cargo bench --bench perf -- --sizes 10000 --cases index --keep   # keep the tree
+//!
+//! To add a case: write `fn my_case(ctx: &Ctx) -> Vec<Row>` and list it in `CASES`.
+//! Numbers live here, never in tests.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_codelens");
+
+/// One benchmark case: a name for `--cases` and the function producing its rows.
+struct Case {
+    name: &'static str,
+    run: fn(&Ctx) -> Vec<Row>,
+}
+
+const CASES: &[Case] = &[Case {
+    name: "index",
+    run: index_case,
+}];
+
+/// Everything a case may use: the generated tree and how to run things in it.
+struct Ctx {
+    tree: PathBuf,
+    files: usize,
+    /// Relative paths of the generated source files, in generation order.
+    sources: Vec<String>,
+}
+
+/// One printed line: codelens's figure beside the reference's.
+struct Row {
+    case: String,
+    ours: Measured,
+    reference_name: String,
+    reference: Option<Measured>,
+    target: &'static str,
+}
+
+#[derive(Clone, Copy)]
+struct Measured {
+    wall: Duration,
+    max_rss_kb: u64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut sizes = vec![10_000usize, 100_000];
+    let mut cases: Option<Vec<String>> = None;
+    let mut keep = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                sizes = iter
+                    .next()
+                    .expect("--sizes N,M")
+                    .split(',')
+                    .map(|s| s.parse().expect("a number"))
+                    .collect()
+            }
+            "--cases" => {
+                cases = Some(
+                    iter.next()
+                        .expect("--cases a,b")
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
+            "--keep" => keep = true,
+            "--bench" => {} // passed by `cargo bench`
+            other => panic!("unknown argument {other}; use --sizes N,M and --cases NAME,…"),
+        }
+    }
+    let selected: Vec<&Case> = CASES
+        .iter()
+        .filter(|c| {
+            cases
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == c.name))
+        })
+        .collect();
+
+    println!(
+        "codelens benchmark · {} · {} cores · {}",
+        env!("CARGO_PKG_VERSION"),
+        cores(),
+        tool_versions()
+    );
+    for files in sizes {
+        let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{files}"));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        let started = Instant::now();
+        let (sources, bytes) = generate_tree(&work, files);
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(&work, &["add", "-A"]);
+        git(
+            &work,
+            &[
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=bench@example.com",
+                "commit",
+                "-q",
+                "-m",
+                "tree",
+            ],
+        );
+        println!(
+            "\ntree: {} files · {:.1} MB of source · committed to git · prepared in {:.1} s",
+            sources.len(),
+            bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "{:<34} {:>17}   {:<16} {:>17}   {:>7}  target",
+            "case", "codelens", "reference", "", "ratio"
+        );
+        let ctx = Ctx {
+            tree: work.clone(),
+            files,
+            sources,
+        };
+        for case in &selected {
+            for row in (case.run)(&ctx) {
+                print_row(&row);
+            }
+        }
+        if keep {
+            println!("tree kept at {}", work.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+    }
+}
+
+fn print_row(row: &Row) {
+    let fmt = |m: &Measured| format!("{:>9} {:>5} MB", human(m.wall), m.max_rss_kb / 1024);
+    let (reference, ratio) = match &row.reference {
+        Some(r) => (
+            fmt(r),
+            format!(
+                "{:.2}×",
+                row.ours.wall.as_secs_f64() / r.wall.as_secs_f64().max(1e-9)
+            ),
+        ),
+        None => ("not installed".to_string(), "–".to_string()),
+    };
+    println!(
+        "{:<34} {}   {:<16} {}   {:>7}  {}",
+        row.case,
+        fmt(&row.ours),
+        row.reference_name,
+        reference,
+        ratio,
+        row.target
+    );
+    let _ = std::io::stdout().flush();
+}
+
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+
+/// `init` beside `ctags -R`; no-change and 1 %-changed `sync` beside `git status`.
+fn index_case(ctx: &Ctx) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let init_runs = if ctx.files > 50_000 { 1 } else { 3 };
+
+    let ours = median_of(init_runs, || run(&ctx.tree, BIN, &["init", "-q"]));
+    let ctags_out =
+        std::env::temp_dir().join(format!("codelens-bench-tags-{}", std::process::id()));
+    let ctags_out_arg = ctags_out.to_string_lossy().into_owned();
+    let reference = which("ctags").then(|| {
+        median_of(init_runs, || {
+            run(&ctx.tree, "ctags", &["-R", "-f", &ctags_out_arg, "."])
+        })
+    });
+    let _ = std::fs::remove_file(&ctags_out);
+    rows.push(Row {
+        case: "init (full index)".into(),
+        ours,
+        reference_name: "ctags -R".into(),
+        reference,
+        target: "< 1.0× ctags",
+    });
+
+    // Warm both sides once: git refreshes its index on the first status, and files
+    // written within the racy window of init are re-verified once by codelens.
+    run(&ctx.tree, "git", &["status", "--porcelain"]);
+    run(&ctx.tree, BIN, &["sync", "-q"]);
+    let git_status = median_of(5, || run(&ctx.tree, "git", &["status", "--porcelain"]));
+    let ours = median_of(5, || run(&ctx.tree, BIN, &["sync", "-q"]));
+    rows.push(Row {
+        case: "sync, no change".into(),
+        ours,
+        reference_name: "git status".into(),
+        reference: Some(git_status),
+        target: "≤ 1.0× git status",
+    });
+
+    // 1 % of files rewritten; each round touches a different slice of the tree.
+    let changed = (ctx.sources.len() / 100).max(1);
+    let mut ours_runs = Vec::new();
+    let mut git_runs = Vec::new();
+    for round in 0..3 {
+        for rel in ctx
+            .sources
+            .iter()
+            .skip(round * changed * 7 + 3)
+            .step_by(7)
+            .take(changed)
+        {
+            let path = ctx.tree.join(rel);
+            let mut content = std::fs::read_to_string(&path).unwrap();
+            content.push_str(&format!("\n// edited in round {round}\n"));
+            std::fs::write(&path, content).unwrap();
+        }
+        git_runs.push(run(&ctx.tree, "git", &["status", "--porcelain"]));
+        ours_runs.push(run(&ctx.tree, BIN, &["sync", "-q"]));
+        // Commit so the next round's git status starts from a clean index again.
+        git(
+            &ctx.tree,
+            &[
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=b@example.com",
+                "commit",
+                "-qam",
+                "round",
+            ],
+        );
+    }
+    rows.push(Row {
+        case: format!("sync, 1% changed ({changed} files)"),
+        ours: median(ours_runs),
+        reference_name: "git status".into(),
+        reference: Some(median(git_runs)),
+        target: "≤ 1.5× git status",
+    });
+    rows
+}
+
+// ---------------------------------------------------------------------------------------
+// Measuring
+
+/// Runs a command to completion, returning its wall time and peak resident set size.
+/// The child is reaped by `wait4` (which also yields its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
+fn run(dir: &Path, program: &str, args: &[&str]) -> Measured {
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, with valid pointers to locals.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(waited, pid, "wait4 failed for {program}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{program} {args:?} failed ({status})"
+    );
+    Measured {
+        wall,
+        max_rss_kb: usage.ru_maxrss as u64,
+    }
+}
+
+fn median_of(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
+    median((0..runs).map(|_| f()).collect())
+}
+
+fn median(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by_key(|m| m.wall);
+    let max_rss_kb = runs.iter().map(|m| m.max_rss_kb).max().unwrap_or(0);
+    Measured {
+        wall: runs[runs.len() / 2].wall,
+        max_rss_kb,
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git");
+    assert!(status.success(), "git {args:?}");
+}
+
+fn which(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn tool_versions() -> String {
+    let first_line = |program: &str| -> String {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.lines().next().map(str::to_string))
+            .unwrap_or_else(|| format!("{program}: not installed"))
+    };
+    format!("{} · {}", first_line("git"), first_line("ctags"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Synthetic trees
+
+/// A small deterministic generator (xorshift64*), so every run builds the same tree.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "index", "store", "file", "path", "cache", "entry", "event", "queue", "token", "buffer",
+    "symbol", "parser", "session", "client", "server", "config", "record", "batch", "stream",
+    "reader", "writer", "state", "node", "graph",
+];
+
+fn ident(rng: &mut Rng, parts: usize) -> Vec<&'static str> {
+    (0..parts).map(|_| rng.pick(WORDS)).collect()
+}
+
+fn snake(rng: &mut Rng) -> String {
+    let n = 2 + rng.below(2) as usize;
+    ident(rng, n).join("_")
+}
+
+fn camel(rng: &mut Rng) -> String {
+    let n = 2 + rng.below(2) as usize;
+    ident(rng, n)
+        .iter()
+        .map(|w| format!("{}{}", &w[..1].to_uppercase(), &w[1..]))
+        .collect()
+}
+
+/// Writes `files` source files (≈ 40 % TypeScript, 20 % Rust, 20 % Python, 15 % Go,
+/// 5 % Markdown) in directories of about 20, plus ignored build output. Returns the
+/// relative paths of the sources and their total size.
+fn generate_tree(root: &Path, files: usize) -> (Vec<String>, u64) {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ files as u64);
+    std::fs::write(root.join(".gitignore"), "node_modules/\ntarget/\n*.log\n").unwrap();
+    let mut sources = Vec::with_capacity(files);
+    let mut bytes = 0u64;
+    for i in 0..files {
+        let dir = format!(
+            "pkg{:02}/mod{:03}/{}",
+            i % 17,
+            (i / 17) % 300,
+            rng.pick(WORDS)
+        );
+        let (ext, body) = match rng.below(20) {
+            0..=7 => ("ts", typescript_file(&mut rng)),
+            8..=11 => ("rs", rust_file(&mut rng)),
+            12..=15 => ("py", python_file(&mut rng)),
+            16..=18 => ("go", go_file(&mut rng)),
+            _ => ("md", markdown_file(&mut rng)),
+        };
+        let rel = format!("{dir}/{}_{i}.{ext}", rng.pick(WORDS));
+        let path = root.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &body).unwrap();
+        bytes += body.len() as u64;
+        sources.push(rel);
+    }
+    // Ignored build output that neither codelens nor git may look into.
+    for i in 0..files / 100 {
+        let path = root.join(format!("node_modules/dep{}/index{i}.js", i % 10));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "module.exports = function ignored() {};\n").unwrap();
+    }
+    (sources, bytes)
+}
+
+fn rust_file(rng: &mut Rng) -> String {
+    let mut s = String::from("use std::collections::HashMap;\nuse std::path::PathBuf;\n\n");
+    for _ in 0..1 + rng.below(3) {
+        let ty = camel(rng);
+        s += &format!(
+            "/// A {} kept in memory.\n#[derive(Debug, Clone, Default)]\npub struct {ty} {{\n",
+            rng.pick(WORDS)
+        );
+        for _ in 0..2 + rng.below(4) {
+            s += &format!("    pub {}: Option<String>,\n", snake(rng));
+        }
+        s += &format!("    entries: HashMap<String, PathBuf>,\n}}\n\nimpl {ty} {{\n");
+        for _ in 0..2 + rng.below(5) {
+            let f = snake(rng);
+            s += &format!(
+                "    pub fn {f}(&mut self, key: &str) -> Option<&PathBuf> {{\n        if key.is_empty() {{\n            return None;\n        }}\n        let value = self.entries.get(key)?;\n        Some(value)\n    }}\n\n"
+            );
+        }
+        s += "}\n\n";
+    }
+    for _ in 0..rng.below(3) {
+        s += &format!(
+            "pub fn {}(input: &[u8]) -> usize {{\n    input.iter().filter(|b| **b == b'\\n').count()\n}}\n\n",
+            snake(rng)
+        );
+    }
+    s
+}
+
+fn python_file(rng: &mut Rng) -> String {
+    let mut s = String::from("import os\nfrom dataclasses import dataclass\n\n\n");
+    for _ in 0..1 + rng.below(3) {
+        s += &format!(
+            "@dataclass\nclass {}:\n    \"\"\"A {} record.\"\"\"\n\n    name: str = \"\"\n\n",
+            camel(rng),
+            rng.pick(WORDS)
+        );
+        for _ in 0..2 + rng.below(5) {
+            s += &format!(
+                "    def {}(self, path: str) -> bool:\n        if not path:\n            return False\n        return os.path.exists(os.path.join(self.name, path))\n\n",
+                snake(rng)
+            );
+        }
+        s += "\n";
+    }
+    for _ in 0..rng.below(4) {
+        s += &format!(
+            "def {}(items):\n    total = 0\n    for item in items:\n        total += len(item)\n    return total\n\n\n",
+            snake(rng)
+        );
+    }
+    s
+}
+
+fn typescript_file(rng: &mut Rng) -> String {
+    let mut s = String::from("import { readFile } from \"fs/promises\";\n\n");
+    let iface = camel(rng);
+    s += &format!(
+        "export interface {iface} {{\n  id: string;\n  size: number;\n  tags?: string[];\n}}\n\n"
+    );
+    for _ in 0..1 + rng.below(2) {
+        s += &format!(
+            "export class {} {{\n  private items: Map<string, {iface}> = new Map();\n\n",
+            camel(rng)
+        );
+        for _ in 0..2 + rng.below(5) {
+            s += &format!(
+                "  {}(key: string): {iface} | undefined {{\n    if (!key) {{\n      return undefined;\n    }}\n    return this.items.get(key);\n  }}\n\n",
+                snake(rng).replace('_', "")
+            );
+        }
+        s += "}\n\n";
+    }
+    for _ in 0..1 + rng.below(3) {
+        s += &format!(
+            "export async function {}(path: string): Promise<number> {{\n  const text = await readFile(path, \"utf8\");\n  return text.split(\"\\n\").length;\n}}\n\n",
+            snake(rng).replace('_', "")
+        );
+    }
+    s += &format!(
+        "export const {} = (a: number, b: number): number => a + b;\n",
+        snake(rng).replace('_', "")
+    );
+    s
+}
+
+fn go_file(rng: &mut Rng) -> String {
+    let ty = camel(rng);
+    let mut s = format!(
+        "package {}\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\n",
+        rng.pick(WORDS)
+    );
+    s += &format!("// {ty} holds state.\ntype {ty} struct {{\n\tName string\n\tSize int\n}}\n\n");
+    for _ in 0..2 + rng.below(5) {
+        s += &format!(
+            "func (r *{ty}) {}(path string) error {{\n\tif path == \"\" {{\n\t\treturn fmt.Errorf(\"empty path\")\n\t}}\n\t_, err := os.Stat(path)\n\treturn err\n}}\n\n",
+            camel(rng)
+        );
+    }
+    s += &format!("func New{ty}() *{ty} {{\n\treturn &{ty}{{}}\n}}\n");
+    s
+}
+
+fn markdown_file(rng: &mut Rng) -> String {
+    let mut s = format!("# The {} {}\n\n", rng.pick(WORDS), rng.pick(WORDS));
+    for _ in 0..3 + rng.below(6) {
+        s += &format!(
+            "The {} reads each {} from the {} and writes it back.\n",
+            rng.pick(WORDS),
+            rng.pick(WORDS),
+            rng.pick(WORDS)
+        );
+    }
+    s
+}
