@@ -65,6 +65,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    codelens::engine::symbols::use_fast_allocator();
+    // Like other Unix filters: `codelens status | head` ends quietly on a closed pipe
+    // instead of panicking in `println!`.
+    #[cfg(unix)]
+    // SAFETY: resetting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
@@ -91,16 +99,16 @@ fn usage_error(error: clap::Error) -> ExitCode {
         let _ = error.print();
         return ExitCode::SUCCESS;
     }
-    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        let _ = error.print();
-        return ExitCode::from(EXIT_USAGE);
-    }
     let text = error.to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    eprintln!(
-        "codelens: {} (see `codelens --help`)",
-        first.trim_start_matches("error: ")
-    );
+    let first = match error.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => "no command given",
+        _ => text
+            .lines()
+            .next()
+            .unwrap_or("invalid arguments")
+            .trim_start_matches("error: "),
+    };
+    eprintln!("codelens: {first} (see `codelens --help`)");
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -207,7 +215,8 @@ fn warn_walk_errors(errors: &[String]) {
 
 fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
     let project = Project::find(start)?;
-    let store = Store::open(&project.db_path())?;
+    let _reading = project.lock_for_reading()?;
+    let store = Store::open_read_only(&project.db_path())?;
     let stats = store.stats()?;
     let last_sync = store.meta("last_sync")?;
     let last_sync_ns = store
@@ -232,9 +241,10 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
             })
             .collect();
         let out = json!({
-            "root": project.root,
-            "index_root": project.root,
-            "index_dir": project.index_dir(),
+            // Lossy: a JSON string cannot hold a non-UTF-8 path.
+            "root": project.root.to_string_lossy(),
+            "index_root": project.root.to_string_lossy(),
+            "index_dir": project.index_dir().to_string_lossy(),
             "schema_version": engine::store::SCHEMA_VERSION,
             "files": stats.files,
             "skipped": stats.skipped,

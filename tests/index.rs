@@ -203,13 +203,16 @@ fn sync_reports_edits_additions_deletions_and_renames() {
 #[test]
 fn same_size_edit_with_new_mtime_is_modified_and_touch_is_not() {
     let repo = sample_repo();
+    // Outside the racy window, so only the stat comparison can notice the edits.
+    age_all_files(&repo);
     repo.ok(&["init", "-q"]);
+    assert_eq!(repo.sync_json()["hashed"], 0);
     let path = repo.path("src/store.rs");
     let renamed = RUST_SRC.replace("fn open(", "fn shut(");
     assert_eq!(renamed.len(), RUST_SRC.len());
     std::fs::write(&path, &renamed).unwrap();
     let file = std::fs::File::options().write(true).open(&path).unwrap();
-    file.set_modified(SystemTime::now() + Duration::from_secs(5))
+    file.set_modified(SystemTime::now() - Duration::from_secs(1800))
         .unwrap();
     drop(file);
 
@@ -224,29 +227,29 @@ fn same_size_edit_with_new_mtime_is_modified_and_touch_is_not() {
         .open(repo.path("server/server.go"))
         .unwrap();
     touched
-        .set_modified(SystemTime::now() + Duration::from_secs(60))
+        .set_modified(SystemTime::now() - Duration::from_secs(600))
         .unwrap();
     drop(touched);
     assert!(pending_of(&repo.status_json()).is_empty());
     let report = repo.sync_json();
     assert_eq!(report["modified"], 0, "{report}");
-    assert!(report["hashed"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["hashed"], 1, "{report}");
 }
 
-#[test]
-fn unchanged_old_files_are_not_rehashed() {
-    let repo = sample_repo();
-    // Age every file past the racy window so stat alone can vouch for them.
+const SAMPLE_FILES: [&str; 7] = [
+    "src/store.rs",
+    "web/render.ts",
+    "server/server.go",
+    "README.md",
+    ".gitignore",
+    "assets/logo.png",
+    "tools/deep/nested/dir/indexer.py",
+];
+
+/// Sets every sample file's mtime an hour back, past the racy window.
+fn age_all_files(repo: &TestRepo) {
     let old = SystemTime::now() - Duration::from_secs(3600);
-    for file in [
-        "src/store.rs",
-        "web/render.ts",
-        "server/server.go",
-        "README.md",
-        ".gitignore",
-        "assets/logo.png",
-        "tools/deep/nested/dir/indexer.py",
-    ] {
+    for file in SAMPLE_FILES {
         std::fs::File::options()
             .write(true)
             .open(repo.path(file))
@@ -254,6 +257,12 @@ fn unchanged_old_files_are_not_rehashed() {
             .set_modified(old)
             .unwrap();
     }
+}
+
+#[test]
+fn unchanged_old_files_are_not_rehashed() {
+    let repo = sample_repo();
+    age_all_files(&repo);
     repo.ok(&["init", "-q"]);
     let report = repo.sync_json();
     assert_eq!(report["hashed"], 0, "{report}");
@@ -274,6 +283,7 @@ fn usage_errors_are_exit_2() {
     let repo = sample_repo();
     assert_one_line_error(&repo.codelens(&["sync", "--no-such-flag"]), 2);
     assert_one_line_error(&repo.codelens(&["frobnicate"]), 2);
+    assert_one_line_error(&repo.codelens(&[]), 2);
     let missing = repo.codelens(&["status", "/no/such/dir"]);
     assert_one_line_error(&missing, 1);
 }
@@ -297,9 +307,19 @@ fn corrupt_index_is_exit_4_and_init_repairs_it() {
     // A truncated database is corrupt too.
     let bytes = std::fs::read(repo.db_path()).unwrap();
     std::fs::write(repo.db_path(), &bytes[..bytes.len() / 3]).unwrap();
-    let out = repo.codelens(&["status"]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("codelens: "));
+    let err = assert_one_line_error(&repo.codelens(&["status"]), 4);
+    assert!(err.contains("codelens init"), "{err}");
+
+    // An empty file, or an SQLite database that is not ours: not an index either.
+    std::fs::write(repo.db_path(), b"").unwrap();
+    assert_one_line_error(&repo.codelens(&["status"]), 4);
+    std::fs::remove_file(repo.db_path()).unwrap();
+    rusqlite::Connection::open(repo.db_path())
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (x)")
+        .unwrap();
+    let err = assert_one_line_error(&repo.codelens(&["sync"]), 4);
+    assert!(err.contains("meta"), "{err}");
 }
 
 #[test]
@@ -380,18 +400,42 @@ fn kill_during_sync_rolls_back_cleanly() {
             &format!("pub fn rewritten_{i}() {{}}\n"),
         );
     }
+    let wal = repo.path(".codelens/index.db-wal");
+    assert!(!wal.exists(), "a clean close removes the WAL");
     let mut child = codelens_command(&repo.root(), &["sync", "-q"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    let _ = child.kill();
-    child.wait().unwrap();
+    // The WAL appears when sync opens its transaction; kill it while it writes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !wal.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    child.kill().unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&exit),
+        Some(9),
+        "sync finished before the kill"
+    );
 
+    // All or nothing: either every rewrite is in the index or none is.
     let conn = rusqlite::Connection::open(repo.db_path()).unwrap();
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
+    let rewritten: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM symbols WHERE name LIKE 'rewritten_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        rewritten == 0 || rewritten == 1500,
+        "a partial sync is visible: {rewritten} of 1500"
+    );
     drop(conn);
     // Either the sync committed whole or not at all; a new sync finishes the job.
     repo.ok(&["sync", "-q"]);
@@ -450,4 +494,60 @@ fn init_outside_git_indexes_the_given_directory() {
     .unwrap();
     assert_eq!(status["files"], 1);
     assert!(status["git"]["branch"].is_null());
+}
+
+#[test]
+fn empty_and_oversized_files_are_recorded_without_symbols() {
+    let repo = sample_repo();
+    repo.write("src/empty.rs", "");
+    let big: String = "fn huge() {}\n".repeat(200_000); // 2.6 MB, over the 2 MiB cap
+    repo.write("src/huge.rs", &big);
+    repo.ok(&["init", "-q"]);
+    let status = repo.status_json();
+    assert_eq!(status["files"], 7, "{status}"); // the empty file is a file
+    assert_eq!(status["skipped"]["too_large"], 1, "{status}");
+    assert!(symbol_paths(&repo, "huge").is_empty());
+
+    // Touching the oversized file is not an edit we can see into: no noise.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(repo.path("src/huge.rs"))
+        .unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(30))
+        .unwrap();
+    drop(f);
+    assert_eq!(repo.sync_json()["modified"], 0);
+    // Growing it is.
+    repo.write("src/huge.rs", &format!("{big}fn more() {{}}\n"));
+    assert_eq!(repo.sync_json()["modified"], 1);
+}
+
+#[test]
+fn a_second_writer_waits_for_the_first() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    repo.write("src/late.rs", "pub fn late() {}\n");
+    // Hold the write lock the way another codelens writer would.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(repo.path(".codelens/lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut child = codelens_command(&repo.root(), &["sync", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "sync did not wait for the lock"
+    );
+    assert!(symbol_paths(&repo, "late").is_empty());
+    lock.unlock().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for another codelens process"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"], 1);
 }

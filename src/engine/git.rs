@@ -43,7 +43,10 @@ pub fn discover(dir: &Path) -> Result<Option<GitInfo>> {
         // A bare repository has no working tree to index.
         return Ok(None);
     };
-    let worktree_root = dunce_canonical(workdir);
+    // gix reports the work tree as it reached it; canonical paths compare reliably.
+    let worktree_root = workdir
+        .canonicalize()
+        .unwrap_or_else(|_| workdir.to_path_buf());
     let branch = repo
         .head_name()
         .ok()
@@ -55,8 +58,4 @@ pub fn discover(dir: &Path) -> Result<Option<GitInfo>> {
         branch,
         head,
     }))
-}
-
-fn dunce_canonical(path: &Path) -> PathBuf {
-    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }

@@ -1,10 +1,7 @@
 //! Language detection by file name. Only the languages in [`Lang::has_symbols`] get
 //! symbol extraction; the rest are still indexed (size, hash, lines) and counted.
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Lang {
     Rust,
     Python,
@@ -32,7 +29,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// Every variant, for parsing names stored in the index.
+    /// Every variant, in declaration order (per-language tables index by `lang as usize`).
     pub const ALL: [Lang; 23] = [
         Lang::Rust,
         Lang::Python,
@@ -86,10 +83,6 @@ impl Lang {
             Lang::Sql => "sql",
             Lang::Text => "text",
         }
-    }
-
-    pub fn from_name(name: &str) -> Option<Lang> {
-        Lang::ALL.into_iter().find(|lang| lang.name() == name)
     }
 
     /// Detects the language from the file name (extension, or a few well-known names).
@@ -162,9 +155,10 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip() {
+    fn names_are_unique_and_all_is_in_declaration_order() {
+        let names: std::collections::HashSet<_> = Lang::ALL.iter().map(|l| l.name()).collect();
+        assert_eq!(names.len(), Lang::ALL.len());
         for (i, lang) in Lang::ALL.into_iter().enumerate() {
-            assert_eq!(Lang::from_name(lang.name()), Some(lang));
             // Per-language tables are indexed by `lang as usize`.
             assert_eq!(lang as usize, i);
         }

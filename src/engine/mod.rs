@@ -37,7 +37,7 @@ pub enum Error {
     },
     #[error("{0}")]
     Git(String),
-    #[error("index database error: {0}")]
+    #[error("index database error: {0}{hint}", hint = if is_corruption(.0) { "; rebuild it with `codelens init`" } else { "" })]
     Sqlite(#[from] rusqlite::Error),
 }
 
@@ -55,12 +55,22 @@ impl Error {
         match self {
             Error::NoIndex { .. } => 3,
             Error::Corrupt { .. } | Error::IncompatibleSchema { .. } => 4,
+            // Corruption can also surface after a successful open, mid-query.
+            Error::Sqlite(e) if is_corruption(e) => 4,
             _ => 1,
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether SQLite says the file is damaged or not a database at all.
+pub fn is_corruption(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
 
 /// A path relative to the project root, as raw bytes with `/` separators: file names
 /// need not be UTF-8, and the index must still track them exactly.
@@ -84,6 +94,15 @@ impl RelPath {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// Whether this path is `ancestor` itself or lies under it (the empty path is the
+    /// root, which holds everything).
+    pub fn is_within(&self, ancestor: &RelPath) -> bool {
+        let prefix = ancestor.as_bytes();
+        prefix.is_empty()
+            || self.0 == prefix
+            || (self.0.starts_with(prefix) && self.0.get(prefix.len()) == Some(&b'/'))
     }
 
     /// The file name: the part after the last `/`.

@@ -64,10 +64,15 @@ fn canonical_dir(path: &Path) -> Result<PathBuf> {
     Ok(canonical)
 }
 
+/// A held OS file lock (`flock`); released when dropped or when the process dies, so a
+/// `kill -9` never leaves a stale lock behind.
+#[derive(Debug)]
+pub struct IndexLock(#[allow(dead_code)] std::fs::File);
+
 impl Project {
-    /// Takes the index's write lock (`.codelens/lock`, an OS file lock released when the
-    /// returned file is dropped or the process dies), waiting for another writer if needed.
-    pub fn lock_for_writing(&self) -> Result<std::fs::File> {
+    /// Takes the index's write lock (`.codelens/lock`), waiting for another writer if
+    /// needed: `init` and `sync` never interleave. Creates `.codelens/` when missing.
+    pub fn lock_for_writing(&self) -> Result<IndexLock> {
         let dir = self.index_dir();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // Keep the index out of commits, as a virtualenv does.
@@ -76,24 +81,62 @@ impl Project {
             std::fs::write(&ignore, "# codelens index: local to this checkout\n*\n")
                 .map_err(|e| Error::io(&ignore, e))?;
         }
-        let path = dir.join("lock");
+        self.lock("lock", true, "writing")
+    }
+
+    /// Taken exclusively by `init` only while it swaps the new database in: readers hold
+    /// it shared ([`Project::lock_for_reading`]) while they have the database open, so
+    /// no one reads a file that is being replaced.
+    pub fn lock_for_swap(&self) -> Result<IndexLock> {
+        self.lock("swap.lock", true, "reading")
+    }
+
+    /// Held shared while a reader has the database open. `None` when `.codelens/` is
+    /// read-only and has no lock file yet (then no `init` can swap it either).
+    pub fn lock_for_reading(&self) -> Result<Option<IndexLock>> {
+        match self.lock("swap.lock", false, "rebuilding") {
+            Ok(lock) => Ok(Some(lock)),
+            Err(Error::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn lock(&self, name: &str, exclusive: bool, other_is: &str) -> Result<IndexLock> {
+        let path = self.index_dir().join(name);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
+        let attempt = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match attempt {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 eprintln!(
-                    "codelens: waiting for another codelens process writing {}",
-                    dir.display()
+                    "codelens: waiting for another codelens process {other_is} {}",
+                    self.index_dir().display()
                 );
-                file.lock().map_err(|e| Error::io(&path, e))?;
+                let locked = if exclusive {
+                    file.lock()
+                } else {
+                    file.lock_shared()
+                };
+                locked.map_err(|e| Error::io(&path, e))?;
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
-        Ok(file)
+        Ok(IndexLock(file))
     }
 }

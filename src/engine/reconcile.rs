@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::project::Project;
-use super::scan::{self, FileStat, LoadedFile, Skip, WalkResult, WalkedFile};
+use super::scan::{self, FileStat, LoadedFile, WalkResult, WalkedFile};
 use super::store::{self, FileRow, Store};
 use super::{Error, RelPath, Result, git, now_ns};
 
@@ -39,7 +39,7 @@ pub struct SyncReport {
     pub modified: u64,
     pub removed: u64,
     pub unchanged: u64,
-    /// Files read and hashed because their stat changed (or was racy).
+    /// Files read and hashed: new files, and known files whose stat changed or was racy.
     pub hashed: u64,
     pub duration_ms: u64,
     #[serde(skip)]
@@ -79,16 +79,45 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
     progress.set_message("indexing");
 
     let building = project.index_dir().join(BUILD_FILE_NAME);
-    let mut store = Store::create_for_build(&building)?;
     let mut report = BuildReport {
         walk_errors: walked.errors,
         ..BuildReport::default()
     };
+    let built = fill_new_database(
+        project,
+        &building,
+        walked.files,
+        git.as_ref(),
+        progress,
+        &mut report,
+    );
+    if let Err(error) = built {
+        // A failed build (full disk …) must not leave a large file behind.
+        for leftover in [building.clone(), store::sidecar(&building, "-journal")] {
+            let _ = std::fs::remove_file(leftover);
+        }
+        return Err(error);
+    }
+    let _swap = project.lock_for_swap()?;
+    store::replace_database(&building, &project.db_path())?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn fill_new_database(
+    project: &Project,
+    building: &std::path::Path,
+    files: Vec<WalkedFile>,
+    git: Option<&git::GitInfo>,
+    progress: &ProgressBar,
+    report: &mut BuildReport,
+) -> Result<()> {
+    let mut store = Store::create_for_build(building)?;
     {
         let batch = store.batch()?;
         let root = &project.root;
         scan::run_parallel(
-            walked.files,
+            files,
             |extractor, file| scan::load(root, file).map(|loaded| scan::analyze(loaded, extractor)),
             |indexed| {
                 progress.inc(1);
@@ -107,14 +136,11 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
         batch.set_meta("root", &project.root.to_string_lossy())?;
         batch.set_meta("created_at", &rfc3339_now())?;
         batch.set_meta("codelens_version", env!("CARGO_PKG_VERSION"))?;
-        write_sync_meta(&batch, git.as_ref())?;
+        write_sync_meta(&batch, git)?;
         batch.commit()?;
     }
     progress.set_message("finishing");
-    store.finish_build()?;
-    store::replace_database(&building, &project.db_path())?;
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    store.finish_build()
 }
 
 /// Brings `store` up to date with the tree, in one transaction.
@@ -136,34 +162,21 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
     let root = &project.root;
     scan::run_parallel(
         plan.candidates,
-        |extractor, candidate| match examine(root, candidate) {
-            Verdict::Added(loaded) => Applied::Added(scan::analyze(loaded, extractor)),
-            Verdict::Modified(id, loaded) => {
-                Applied::Modified(id, scan::analyze(loaded, extractor))
-            }
-            Verdict::Same {
-                id,
-                stat,
-                indexed_at_ns,
-            } => Applied::Same {
-                id,
-                stat,
-                indexed_at_ns,
-            },
-            Verdict::Vanished(id) => Applied::Vanished(id),
+        |extractor, candidate| {
+            examine(root, candidate).map(|loaded| scan::analyze(loaded, extractor))
         },
         |applied| {
             progress.inc(1);
             match applied {
-                Applied::Added(file) => {
+                Verdict::Added(file) => {
                     batch.insert_file(&file)?;
                     report.added += 1;
                 }
-                Applied::Modified(id, file) => {
+                Verdict::Modified(id, file) => {
                     batch.replace_file(id, &file)?;
                     report.modified += 1;
                 }
-                Applied::Same {
+                Verdict::Same {
                     id,
                     stat,
                     indexed_at_ns,
@@ -171,11 +184,11 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
                     batch.refresh_stat(id, &stat, indexed_at_ns)?;
                     report.unchanged += 1;
                 }
-                Applied::Vanished(Some(id)) => {
+                Verdict::Vanished(Some(id)) => {
                     batch.remove_file(id)?;
                     report.removed += 1;
                 }
-                Applied::Vanished(None) => {}
+                Verdict::Vanished(None) => {}
             }
             Ok::<(), Error>(())
         },
@@ -285,13 +298,21 @@ fn plan(mut rows: HashMap<RelPath, FileRow>, walked: WalkResult) -> Plan {
             }),
         }
     }
-    plan.removed = rows.into_iter().collect();
+    for (path, row) in rows {
+        if walked.unreadable.iter().any(|dir| path.is_within(dir)) {
+            // Not seen because it could not be read, not because it is gone.
+            plan.unchanged += 1;
+        } else {
+            plan.removed.push((path, row));
+        }
+    }
     plan
 }
 
-enum Verdict {
-    Added(LoadedFile),
-    Modified(i64, LoadedFile),
+/// What reading a candidate found; `F` is the file as loaded, or as analyzed.
+enum Verdict<F> {
+    Added(F),
+    Modified(i64, F),
     /// Content unchanged; only the stat key moved.
     Same {
         id: i64,
@@ -302,18 +323,26 @@ enum Verdict {
     Vanished(Option<i64>),
 }
 
-enum Applied {
-    Added(scan::IndexedFile),
-    Modified(i64, scan::IndexedFile),
-    Same {
-        id: i64,
-        stat: FileStat,
-        indexed_at_ns: i64,
-    },
-    Vanished(Option<i64>),
+impl<F> Verdict<F> {
+    fn map<G>(self, f: impl FnOnce(F) -> G) -> Verdict<G> {
+        match self {
+            Verdict::Added(file) => Verdict::Added(f(file)),
+            Verdict::Modified(id, file) => Verdict::Modified(id, f(file)),
+            Verdict::Same {
+                id,
+                stat,
+                indexed_at_ns,
+            } => Verdict::Same {
+                id,
+                stat,
+                indexed_at_ns,
+            },
+            Verdict::Vanished(id) => Verdict::Vanished(id),
+        }
+    }
 }
 
-fn examine(root: &std::path::Path, candidate: &Candidate) -> Verdict {
+fn examine(root: &std::path::Path, candidate: &Candidate) -> Verdict<LoadedFile> {
     let Some(loaded) = scan::load(root, &candidate.walked) else {
         return Verdict::Vanished(candidate.previous.as_ref().map(|row| row.id));
     };
@@ -322,9 +351,12 @@ fn examine(root: &std::path::Path, candidate: &Candidate) -> Verdict {
     };
     let same_content = match (row.sha256, loaded.sha256) {
         (Some(old), Some(new)) => old == new && row.skipped == loaded.skipped,
-        // Neither side could be read: nothing to compare, nothing learned.
+        // Neither side has content (both unreadable, or both too large to read): only
+        // a size change proves an edit; a touch just refreshes the stat.
         (None, None) => {
-            row.skipped == Some(Skip::Unreadable) && loaded.skipped == Some(Skip::Unreadable)
+            row.skipped.is_some()
+                && row.skipped == loaded.skipped
+                && row.stat.size == loaded.stat.size
         }
         _ => false,
     };
@@ -365,7 +397,7 @@ mod tests {
             rows,
             WalkResult {
                 files: vec![WalkedFile { path, stat }],
-                errors: Vec::new(),
+                ..WalkResult::default()
             },
         )
     }
@@ -417,5 +449,23 @@ mod tests {
         let rows = HashMap::from([(RelPath::from_bytes(b"gone.rs".to_vec()), row(1, 2))]);
         let plan = plan(rows, WalkResult::default());
         assert_eq!(plan.removed.len(), 1);
+    }
+
+    #[test]
+    fn rows_under_an_unreadable_directory_are_kept() {
+        let path = |p: &str| RelPath::from_bytes(p.as_bytes().to_vec());
+        let rows = HashMap::from([
+            (path("locked/a.rs"), row(1, 2)),
+            (path("locked/deep/b.rs"), row(1, 2)),
+            (path("lockedness.rs"), row(1, 2)),
+        ]);
+        let walked = WalkResult {
+            unreadable: vec![path("locked")],
+            ..WalkResult::default()
+        };
+        let plan = plan(rows, walked);
+        assert_eq!(plan.unchanged, 2);
+        let removed: Vec<String> = plan.removed.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(removed, vec!["lockedness.rs"]);
     }
 }

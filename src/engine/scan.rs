@@ -43,8 +43,15 @@ impl FileStat {
             use std::os::unix::fs::MetadataExt;
             FileStat {
                 size: meta.len(),
-                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-                ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                // Saturating: a timestamp past 2262 must not overflow.
+                mtime_ns: meta
+                    .mtime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(meta.mtime_nsec()),
+                ctime_ns: meta
+                    .ctime()
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(meta.ctime_nsec()),
                 inode: meta.ino(),
             }
         }
@@ -100,6 +107,20 @@ pub struct WalkResult {
     pub files: Vec<WalkedFile>,
     /// Directories or entries that could not be read (permission denied …), with why.
     pub errors: Vec<String>,
+    /// The paths of those: rows at or under them must be kept as they are, since their
+    /// absence from this walk proves nothing about the files.
+    pub unreadable: Vec<RelPath>,
+}
+
+/// The path an `ignore` error is about, if it names one.
+fn error_path(error: &ignore::Error) -> Option<&Path> {
+    match error {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        _ => None,
+    }
 }
 
 /// Walks the tree under `root` in parallel and stats every file.
@@ -160,6 +181,11 @@ impl ignore::ParallelVisitor for WalkCollector<'_> {
         let entry = match entry {
             Ok(entry) => entry,
             Err(error) => {
+                if let Some(path) =
+                    error_path(&error).and_then(|p| RelPath::from_path(self.root, p))
+                {
+                    self.local.unreadable.push(path);
+                }
                 self.local.errors.push(error.to_string());
                 return WalkState::Continue;
             }
@@ -178,10 +204,14 @@ impl ignore::ParallelVisitor for WalkCollector<'_> {
             }
             // Deleted between readdir and stat: it is simply not there.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => self
-                .local
-                .errors
-                .push(format!("{}: {error}", entry.path().display())),
+            Err(error) => {
+                if let Some(path) = RelPath::from_path(self.root, entry.path()) {
+                    self.local.unreadable.push(path);
+                }
+                self.local
+                    .errors
+                    .push(format!("{}: {error}", entry.path().display()));
+            }
         }
         WalkState::Continue
     }
@@ -192,6 +222,7 @@ impl Drop for WalkCollector<'_> {
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.files.append(&mut self.local.files);
         shared.errors.append(&mut self.local.errors);
+        shared.unreadable.append(&mut self.local.unreadable);
     }
 }
 

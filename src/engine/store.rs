@@ -99,27 +99,48 @@ fn classify(path: &Path, error: rusqlite::Error) -> Error {
 }
 
 impl Store {
-    /// Opens an existing index and checks that this build can read it.
+    /// Opens an existing index for reading and writing, and checks that this build can
+    /// read it.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with(path, true)
+    }
+
+    /// Opens an existing index read-only (for `status`): no pragma is set, nothing is
+    /// written, and a read-only `.codelens/` works as long as SQLite's `-shm` exists.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        Store::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, writable: bool) -> Result<Store> {
         if !path.is_file() {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),
                 reason: "index.db is missing".into(),
             });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+        let access = if writable {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
+        let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| classify(path, e))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
         };
-        store.configure().map_err(|e| classify(path, e))?;
+        store
+            .conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| classify(path, e))?;
+        if writable {
+            store.configure().map_err(|e| classify(path, e))?;
+        }
         store.check_schema()?;
         Ok(store)
     }
 
     fn configure(&self) -> rusqlite::Result<()> {
-        self.conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL is persistent in the file; NORMAL sync is durable enough in WAL mode
         // (a power cut can lose the last transaction, never corrupt the database).
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -136,11 +157,16 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|e| match e.sqlite_error_code() {
-                None if e.to_string().contains("no such table") => Error::Corrupt {
-                    path: self.path.clone(),
-                    reason: "it has no meta table (an unfinished build?)".into(),
-                },
+            .map_err(|e| match e {
+                // An empty file or some other SQLite database: not an index of ours.
+                rusqlite::Error::SqliteFailure(_, Some(ref message))
+                    if message.contains("no such table") =>
+                {
+                    Error::Corrupt {
+                        path: self.path.clone(),
+                        reason: "it has no meta table (an unfinished build?)".into(),
+                    }
+                }
                 _ => classify(&self.path, e),
             })?;
         let found = found
@@ -432,20 +458,31 @@ pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Moves a finished build at `built` over `target` atomically. A leftover WAL of the
-/// old database must not be replayed onto the new one, so the old database is first
-/// checkpointed and closed cleanly (or, when it is unreadable, its sidecars removed).
+/// Moves a finished build at `built` over `target` atomically.
+///
+/// A leftover WAL of the old database must never be replayed onto the new one: the old
+/// database is first checkpointed completely and closed (SQLite then deletes its WAL),
+/// or, when it is unreadable, its sidecars are removed. The caller holds the exclusive
+/// swap lock ([`super::project::Project::lock_for_swap`]), so no codelens reader has the
+/// old file open; a checkpoint that still reports a busy reader aborts the swap.
 pub fn replace_database(built: &Path, target: &Path) -> Result<()> {
     if sidecar(target, "-wal").exists() {
-        let checkpointed = Connection::open_with_flags(target, OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .and_then(|c| {
-                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                    .map(|_| c)
-            })
-            .and_then(|c| c.close().map_err(|(_, e)| e));
-        if checkpointed.is_err() {
-            for suffix in ["-wal", "-shm"] {
-                let _ = std::fs::remove_file(sidecar(target, suffix));
+        match checkpoint_and_close(target) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::io(
+                    target,
+                    std::io::Error::new(
+                        std::io::ErrorKind::ResourceBusy,
+                        "another program has the index open; close it and run `codelens init` again",
+                    ),
+                ));
+            }
+            // Unreadable or corrupt: nothing in it is worth keeping.
+            Err(_) => {
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(sidecar(target, suffix));
+                }
             }
         }
     }
@@ -457,4 +494,18 @@ pub fn replace_database(built: &Path, target: &Path) -> Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// Checkpoints the whole WAL into the database and closes it. `Ok(false)` when a reader
+/// kept part of the WAL from being checkpointed.
+fn checkpoint_and_close(db: &Path) -> rusqlite::Result<bool> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Columns: busy (1 when blocked), frames in the WAL, frames checkpointed.
+    let (busy, log, done): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    conn.close().map_err(|(_, e)| e)?;
+    Ok(busy == 0 && log == done)
 }

@@ -150,12 +150,14 @@ fn compiled(lang: Lang) -> Option<&'static (Language, LangQuery)> {
 }
 
 /// Parsing allocates a node per token: tree-sitter's C side gets mimalloc too (the
-/// binary's Rust side uses it as the global allocator).
-fn use_fast_allocator() {
+/// binary's Rust side uses it as the global allocator). Must run before any parser,
+/// tree or query exists (memory from one allocator must not be freed by the other), so
+/// the binary calls it first thing in `main`.
+pub fn use_fast_allocator() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: called once, before any parser or tree exists, with a matching set of
-        // allocation functions.
+        // SAFETY: called once, before any tree-sitter object exists (see above), with a
+        // matching set of allocation functions.
         unsafe {
             tree_sitter::set_allocator(
                 Some(libmimalloc_sys::mi_malloc),
@@ -190,7 +192,6 @@ pub struct SymbolExtractor {
 
 impl SymbolExtractor {
     pub fn new() -> Self {
-        use_fast_allocator();
         Self::default()
     }
 
