@@ -380,29 +380,11 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Replaces a file's content-derived data (hash, language, symbols …).
+    /// Replaces everything stored about a file (its row id changes; nothing outside
+    /// this database refers to it).
     pub fn replace_file(&self, id: i64, file: &IndexedFile) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE files SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, inode = ?5, sha256 = ?6, language = ?7,
-                 lines = ?8, indexed_at_ns = ?9, skipped = ?10 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                file.stat.size as i64,
-                file.stat.mtime_ns,
-                file.stat.ctime_ns,
-                file.stat.inode as i64,
-                file.sha256.as_ref().map(|s| &s[..]),
-                file.language.map(Lang::name),
-                file.lines,
-                file.indexed_at_ns,
-                file.skipped.map(Skip::name),
-            ])?;
-        self.tx
-            .prepare_cached("DELETE FROM symbols WHERE file_id = ?1")?
-            .execute([id])?;
-        self.insert_symbols(id, file)
+        self.remove_file(id)?;
+        self.insert_file(file)
     }
 
     /// Records a new stat for a file whose content turned out unchanged.
