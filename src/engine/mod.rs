@@ -2,6 +2,7 @@
 //! Front ends (CLI, and later the TUI and MCP server) call into it and never touch
 //! SQLite or the walker themselves.
 
+pub mod banner;
 pub mod git;
 pub mod lang;
 pub mod project;
