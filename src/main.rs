@@ -9,6 +9,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use codelens::engine::banner::human_age;
 use codelens::engine::project::Project;
 use codelens::engine::reconcile::{self, Change, PendingFile, SyncReport};
 use codelens::engine::store::{IndexStats, Store};
@@ -226,7 +227,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
     let head = store.meta("git_head")?;
     let pending = reconcile::pending_changes(&project, &store)?;
     let now = now_ns();
-    let age_secs = |at: i64| (now.saturating_sub(at) / 1_000_000_000).max(0);
+    let age_secs = |at: i64| (now.saturating_sub(at) / 1_000_000_000).max(0) as u64;
 
     if as_json {
         let pending_json: Vec<_> = pending
@@ -272,7 +273,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
     println!("codelens · {}{git}", project.root.display());
     print_stats(&stats);
     match (&last_sync, last_sync_ns) {
-        (Some(at), Some(ns)) => println!("  last sync  {} ago ({at})", human_secs(age_secs(ns))),
+        (Some(at), Some(ns)) => println!("  last sync  {} ago ({at})", human_age(age_secs(ns))),
         _ => println!("  last sync  unknown"),
     }
     print_pending(&pending, age_secs);
@@ -320,7 +321,7 @@ fn print_stats(stats: &IndexStats) {
     );
 }
 
-fn print_pending(pending: &[PendingFile], age_secs: impl Fn(i64) -> i64) {
+fn print_pending(pending: &[PendingFile], age_secs: impl Fn(i64) -> u64) {
     const SHOWN: usize = 10;
     if pending.is_empty() {
         println!("  pending    none · the index matches the working tree");
@@ -346,8 +347,8 @@ fn print_pending(pending: &[PendingFile], age_secs: impl Fn(i64) -> i64) {
     for p in newest_first.iter().take(SHOWN) {
         let what = match (p.change, p.edited_at_ns) {
             (Change::Deleted, _) | (_, None) => "deleted".to_string(),
-            (Change::Added, Some(at)) => format!("added {} ago", human_secs(age_secs(at))),
-            (Change::Modified, Some(at)) => format!("edited {} ago", human_secs(age_secs(at))),
+            (Change::Added, Some(at)) => format!("added {} ago", human_age(age_secs(at))),
+            (Change::Modified, Some(at)) => format!("edited {} ago", human_age(age_secs(at))),
         };
         println!("               {:width$}  {what}", p.path.to_string_lossy());
     }
@@ -376,15 +377,6 @@ fn human_ms(ms: u64) -> String {
         format!("{ms} ms")
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)
-    }
-}
-
-fn human_secs(secs: i64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
     }
 }
 

@@ -148,7 +148,7 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
     let started = Instant::now();
     let git = git::discover(&project.root)?;
     progress.set_message("scanning");
-    let plan = plan(store.file_rows()?, scan::walk(&project.root));
+    let plan = plan_against_tree(project, store)?;
     let mut report = SyncReport {
         unchanged: plan.unchanged,
         walk_errors: plan.walk_errors,
@@ -206,7 +206,7 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
 /// What differs between the index and the tree, without writing anything: stat every
 /// file, hash only those whose stat changed. Sorted by path.
 pub fn pending_changes(project: &Project, store: &Store) -> Result<Vec<PendingFile>> {
-    let plan = plan(store.file_rows()?, scan::walk(&project.root));
+    let plan = plan_against_tree(project, store)?;
     let mut pending: Vec<PendingFile> = plan
         .removed
         .into_iter()
@@ -279,6 +279,18 @@ struct Plan {
 
 fn is_racy(row: &FileRow) -> bool {
     row.stat.mtime_ns >= row.indexed_at_ns.saturating_sub(RACY_WINDOW_NS)
+}
+
+/// Walks the tree while the index's rows load (the walk waits on the kernel, the load
+/// on SQLite: overlapped, they cost the longer of the two), then plans.
+fn plan_against_tree(project: &Project, store: &Store) -> Result<Plan> {
+    let (rows, walked) = std::thread::scope(|scope| {
+        let walker = scope.spawn(|| scan::walk(&project.root));
+        let rows = store.file_rows();
+        (rows, walker.join())
+    });
+    let walked = walked.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    Ok(plan(rows?, walked))
 }
 
 /// Splits the walked files into trusted-unchanged and to-be-read, by stat alone.
