@@ -2,4 +2,5 @@
 //!
 //! The binary (`src/main.rs`) is a thin command-line front end over [`engine`].
 
+pub mod config;
 pub mod engine;

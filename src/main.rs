@@ -225,7 +225,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
         .and_then(|v| v.parse::<i64>().ok());
     let branch = store.meta("git_branch")?;
     let head = store.meta("git_head")?;
-    let pending = reconcile::pending_changes(&project, &store)?;
+    let (pending, from_engine) = pending_files(&project, &store)?;
     let now = now_ns();
     let age_secs = |at: i64| (now.saturating_sub(at) / 1_000_000_000).max(0) as u64;
 
@@ -236,7 +236,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
                 json!({
                     "path": p.path.to_string_lossy(),
                     "edited_secs_ago": p.edited_at_ns.map(age_secs),
-                    "state": "unsynced",
+                    "state": p.state,
                     "change": p.change,
                 })
             })
@@ -256,6 +256,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
             "db_bytes": stats.db_bytes,
             "git": { "branch": branch, "head": head },
             "pending": pending_json,
+            "pending_source": if from_engine { "engine" } else { "scan" },
             "watcher": { "mode": "none", "reason": "no watching engine is running" },
             "worktree_mismatch": null,
             "telemetry": { "enabled": false, "reason": "this build has no telemetry" },
@@ -280,6 +281,55 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
     println!("  watcher    none · no watching engine is running; run `codelens sync` after edits");
     println!("  telemetry  off · this build has no telemetry");
     Ok(())
+}
+
+/// A file that differs from the index, with what is being done about it.
+struct PendingLine {
+    path: engine::RelPath,
+    change: Change,
+    edited_at_ns: Option<i64>,
+    state: String,
+}
+
+/// The files that differ from the index, and whether a running writer engine said so
+/// (its published set) or, with none running, a read-only check of the tree did.
+fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<PendingLine>, bool)> {
+    if project.writer_engine_running() {
+        let lines = store
+            .pending_rows()?
+            .into_iter()
+            .map(|row| {
+                let change = match row.change.as_str() {
+                    "added" => Change::Added,
+                    "deleted" => Change::Deleted,
+                    _ => Change::Modified,
+                };
+                PendingLine {
+                    path: row.path,
+                    change,
+                    edited_at_ns: (change != Change::Deleted).then_some(row.last_edit_ns),
+                    state: row.state,
+                }
+            })
+            .collect();
+        return Ok((lines, true));
+    }
+    let lines = reconcile::pending_changes(project, store, &ProgressBar::hidden())?
+        .into_iter()
+        .map(
+            |PendingFile {
+                 path,
+                 change,
+                 edited_at_ns,
+             }| PendingLine {
+                path,
+                change,
+                edited_at_ns,
+                state: "unsynced".into(),
+            },
+        )
+        .collect();
+    Ok((lines, false))
 }
 
 fn print_stats(stats: &IndexStats) {
@@ -321,7 +371,7 @@ fn print_stats(stats: &IndexStats) {
     );
 }
 
-fn print_pending(pending: &[PendingFile], age_secs: impl Fn(i64) -> u64) {
+fn print_pending(pending: &[PendingLine], age_secs: impl Fn(i64) -> u64) {
     const SHOWN: usize = 10;
     if pending.is_empty() {
         println!("  pending    none · the index matches the working tree");
@@ -336,7 +386,7 @@ fn print_pending(pending: &[PendingFile], age_secs: impl Fn(i64) -> u64) {
         "  pending    {} {noun} from the index · run `codelens sync`",
         thousands(pending.len() as u64)
     );
-    let mut newest_first: Vec<&PendingFile> = pending.iter().collect();
+    let mut newest_first: Vec<&PendingLine> = pending.iter().collect();
     newest_first.sort_by_key(|p| std::cmp::Reverse(p.edited_at_ns.unwrap_or(i64::MIN)));
     let width = newest_first
         .iter()
@@ -350,7 +400,15 @@ fn print_pending(pending: &[PendingFile], age_secs: impl Fn(i64) -> u64) {
             (Change::Added, Some(at)) => format!("added {} ago", human_age(age_secs(at))),
             (Change::Modified, Some(at)) => format!("edited {} ago", human_age(age_secs(at))),
         };
-        println!("               {:width$}  {what}", p.path.to_string_lossy());
+        let state = if p.state == "unsynced" {
+            String::new()
+        } else {
+            format!(" · {}", p.state)
+        };
+        println!(
+            "               {:width$}  {what}{state}",
+            p.path.to_string_lossy()
+        );
     }
     if pending.len() > SHOWN {
         println!(

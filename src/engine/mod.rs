@@ -7,9 +7,12 @@ pub mod git;
 pub mod lang;
 pub mod project;
 pub mod reconcile;
+pub mod runner;
 pub mod scan;
 pub mod store;
 pub mod symbols;
+
+pub use runner::{Catchup, Command, Engine, EngineOptions, Event, Role, Snapshot};
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -108,6 +108,35 @@ impl Project {
         }
     }
 
+    /// The engine lock: held by the one writer engine of this index for its lifetime.
+    /// `None` when another engine holds it (this one is then a follower).
+    pub fn try_lock_engine(&self) -> Result<Option<IndexLock>> {
+        let path = self.index_dir().join("engine.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(IndexLock(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Whether a writer engine is running on this index right now.
+    pub fn writer_engine_running(&self) -> bool {
+        let Ok(file) = std::fs::File::open(self.index_dir().join("engine.lock")) else {
+            return false;
+        };
+        // A shared lock is refused only while some engine holds it exclusively.
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
     fn lock(&self, name: &str, exclusive: bool, other_is: &str) -> Result<IndexLock> {
         let path = self.index_dir().join(name);
         let file = std::fs::OpenOptions::new()

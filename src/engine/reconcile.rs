@@ -205,8 +205,13 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
 
 /// What differs between the index and the tree, without writing anything: stat every
 /// file, hash only those whose stat changed. Sorted by path.
-pub fn pending_changes(project: &Project, store: &Store) -> Result<Vec<PendingFile>> {
+pub fn pending_changes(
+    project: &Project,
+    store: &Store,
+    progress: &ProgressBar,
+) -> Result<Vec<PendingFile>> {
     let plan = plan_against_tree(project, store)?;
+    progress.set_length(plan.candidates.len() as u64);
     let mut pending: Vec<PendingFile> = plan
         .removed
         .into_iter()
@@ -232,6 +237,7 @@ pub fn pending_changes(project: &Project, store: &Store) -> Result<Vec<PendingFi
             Verdict::Same { .. } | Verdict::Vanished(None) => None,
         },
         |found| {
+            progress.inc(1);
             if let Some((path, change, edited_at_ns)) = found {
                 pending.push(PendingFile {
                     path,
@@ -247,6 +253,8 @@ pub fn pending_changes(project: &Project, store: &Store) -> Result<Vec<PendingFi
 }
 
 fn write_sync_meta(batch: &store::Batch<'_>, git: Option<&git::GitInfo>) -> Result<()> {
+    // A completed sync leaves the index equal to the tree as walked: nothing is pending.
+    batch.replace_pending(&[])?;
     batch.set_meta("last_sync", &rfc3339_now())?;
     batch.set_meta("last_sync_ns", &now_ns().to_string())?;
     match git.and_then(|g| g.head.as_deref()) {

@@ -20,7 +20,24 @@ pub const DB_FILE_NAME: &str = "index.db";
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const SCHEMA: &str = "
+/// The pending set the writer engine publishes. Also created on open, for indexes built
+/// before it existed.
+macro_rules! pending_table {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS pending (
+    path          BLOB PRIMARY KEY,      -- a file the writer engine knows differs from the index
+    change        TEXT NOT NULL,         -- 'added', 'modified' or 'deleted'
+    first_edit_ns INTEGER NOT NULL,      -- 0 when unknown (a deleted file)
+    last_edit_ns  INTEGER NOT NULL,
+    state         TEXT NOT NULL          -- 'waiting', 'indexing', 'failed' …
+) WITHOUT ROWID;
+"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE files (
     id            INTEGER PRIMARY KEY,
@@ -44,8 +61,9 @@ CREATE TABLE symbols (
     end_line  INTEGER NOT NULL,
     container TEXT
 );
-";
-
+",
+    pending_table!()
+);
 /// Created after a bulk build (faster than maintaining them row by row).
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name);
@@ -70,6 +88,17 @@ pub struct IndexStats {
     pub symbols: u64,
     pub languages: BTreeMap<String, u64>,
     pub db_bytes: u64,
+}
+
+/// A row of the `pending` table: what the writer engine publishes for followers and
+/// for `codelens status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRow {
+    pub path: RelPath,
+    pub change: String,
+    pub first_edit_ns: i64,
+    pub last_edit_ns: i64,
+    pub state: String,
 }
 
 /// One symbol with the file it is defined in.
@@ -145,6 +174,7 @@ impl Store {
         // (a power cut can lose the last transaction, never corrupt the database).
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.execute_batch(pending_table!())?;
         Ok(())
     }
 
@@ -305,6 +335,29 @@ impl Store {
         Ok(stats)
     }
 
+    /// The pending set the writer engine last published, oldest path first.
+    pub fn pending_rows(&self) -> Result<Vec<PendingRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path, change, first_edit_ns, last_edit_ns, state FROM pending ORDER BY path",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PendingRow {
+                path: RelPath::from_bytes(r.get(0)?),
+                change: r.get(1)?,
+                first_edit_ns: r.get(2)?,
+                last_edit_ns: r.get(3)?,
+                state: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A cheap change counter: the wall-clock time of the last completed sync, which
+    /// every writer updates in the same transaction as its changes.
+    pub fn last_sync_ns(&self) -> Result<Option<i64>> {
+        Ok(self.meta("last_sync_ns")?.and_then(|v| v.parse().ok()))
+    }
+
     /// Symbols whose name is exactly `name`.
     pub fn symbols_named(&self, name: &str) -> Result<Vec<SymbolHit>> {
         let mut stmt = self.conn.prepare_cached(
@@ -411,6 +464,24 @@ impl Batch<'_> {
         self.tx
             .prepare_cached("DELETE FROM files WHERE id = ?1")?
             .execute([id])?;
+        Ok(())
+    }
+
+    /// Replaces the published pending set.
+    pub fn replace_pending(&self, rows: &[PendingRow]) -> Result<()> {
+        self.tx.execute("DELETE FROM pending", [])?;
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO pending (path, change, first_edit_ns, last_edit_ns, state) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for row in rows {
+            stmt.execute(params![
+                row.path.as_bytes(),
+                row.change,
+                row.first_edit_ns,
+                row.last_edit_ns,
+                row.state
+            ])?;
+        }
         Ok(())
     }
 
