@@ -20,10 +20,16 @@ struct Case {
     run: fn(&Ctx) -> Vec<Row>,
 }
 
-const CASES: &[Case] = &[Case {
-    name: "index",
-    run: index_case,
-}];
+const CASES: &[Case] = &[
+    Case {
+        name: "index",
+        run: index_case,
+    },
+    Case {
+        name: "catchup",
+        run: catchup_case,
+    },
+];
 
 /// Everything a case may use: the generated tree and how to run things in it.
 struct Ctx {
@@ -45,7 +51,8 @@ struct Row {
 #[derive(Clone, Copy)]
 struct Measured {
     wall: Duration,
-    max_rss_kb: u64,
+    /// Peak RSS of a child process; `None` for work measured inside this process.
+    max_rss_kb: Option<u64>,
 }
 
 fn main() {
@@ -143,7 +150,10 @@ fn main() {
 }
 
 fn print_row(row: &Row) {
-    let fmt = |m: &Measured| format!("{:>9} {:>5} MB", human(m.wall), m.max_rss_kb / 1024);
+    let fmt = |m: &Measured| match m.max_rss_kb {
+        Some(kb) => format!("{:>9} {:>5} MB", human(m.wall), kb / 1024),
+        None => format!("{:>9} {:>8}", human(m.wall), "in-proc"),
+    };
     let (reference, ratio) = match &row.reference {
         Some(r) => (
             fmt(r),
@@ -257,6 +267,104 @@ fn index_case(ctx: &Ctx) -> Vec<Row> {
     rows
 }
 
+/// The engine's start-up catch-up, in this process through the library API: with no
+/// change and with 1 % of files changed, beside `git status` on the same tree, and the
+/// time from `Engine::start` to the first answer a query may give (catch-up done).
+fn catchup_case(ctx: &Ctx) -> Vec<Row> {
+    use codelens::engine::project::Project;
+    use codelens::engine::{Catchup, Engine, EngineOptions};
+
+    run(&ctx.tree, BIN, &["init", "-q"]);
+    run(&ctx.tree, BIN, &["sync", "-q"]);
+    run(&ctx.tree, "git", &["status", "--porcelain"]);
+    let options = EngineOptions {
+        catchup_timeout: Duration::from_secs(600),
+        ..EngineOptions::default()
+    };
+    let catch_up = || {
+        let started = Instant::now();
+        let engine = Engine::start(
+            Project::at(ctx.tree.canonicalize().unwrap()),
+            options.clone(),
+        )
+        .unwrap();
+        let snapshot = engine.wait_for_catchup();
+        let first_answer = started.elapsed();
+        assert!(
+            matches!(snapshot.catchup, Catchup::Done { .. }),
+            "{:?}",
+            snapshot.catchup
+        );
+        engine
+            .wait_until(Duration::from_secs(600), |s| s.pending.is_empty())
+            .expect("re-indexed");
+        (first_answer, started.elapsed())
+    };
+    let in_process = |wall| Measured {
+        wall,
+        max_rss_kb: None,
+    };
+
+    let git_status = median_of(5, || run(&ctx.tree, "git", &["status", "--porcelain"]));
+    let no_change: Vec<Measured> = (0..5).map(|_| in_process(catch_up().1)).collect();
+    let mut rows = vec![Row {
+        case: "catch-up, no change".into(),
+        ours: median(no_change),
+        reference_name: "git status".into(),
+        reference: Some(git_status),
+        target: "≤ 1.0× git status",
+    }];
+
+    let changed = (ctx.sources.len() / 100).max(1);
+    let (mut first_answers, mut totals, mut git_runs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..3 {
+        for rel in ctx
+            .sources
+            .iter()
+            .skip(round * changed * 7 + 5)
+            .step_by(7)
+            .take(changed)
+        {
+            let path = ctx.tree.join(rel);
+            let mut content = std::fs::read_to_string(&path).unwrap();
+            content.push_str(&format!("\n// edited while no engine ran, round {round}\n"));
+            std::fs::write(&path, content).unwrap();
+        }
+        git_runs.push(run(&ctx.tree, "git", &["status", "--porcelain"]));
+        let (first, total) = catch_up();
+        first_answers.push(in_process(first));
+        totals.push(in_process(total));
+        git(
+            &ctx.tree,
+            &[
+                "-c",
+                "user.name=bench",
+                "-c",
+                "user.email=b@example.com",
+                "commit",
+                "-qam",
+                "round",
+            ],
+        );
+    }
+    let git_changed = median(git_runs);
+    rows.push(Row {
+        case: format!("catch-up, 1% changed ({changed}): found"),
+        ours: median(first_answers),
+        reference_name: "git status".into(),
+        reference: Some(git_changed),
+        target: "≤ 1.5× git status (start → first answer)",
+    });
+    rows.push(Row {
+        case: format!("catch-up, 1% changed ({changed}): indexed"),
+        ours: median(totals),
+        reference_name: "git status".into(),
+        reference: Some(git_changed),
+        target: "(start → index equals tree)",
+    });
+    rows
+}
+
 // ---------------------------------------------------------------------------------------
 // Measuring
 
@@ -286,7 +394,7 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Measured {
     );
     Measured {
         wall,
-        max_rss_kb: usage.ru_maxrss as u64,
+        max_rss_kb: Some(usage.ru_maxrss as u64),
     }
 }
 
@@ -296,7 +404,7 @@ fn median_of(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
 
 fn median(mut runs: Vec<Measured>) -> Measured {
     runs.sort_by_key(|m| m.wall);
-    let max_rss_kb = runs.iter().map(|m| m.max_rss_kb).max().unwrap_or(0);
+    let max_rss_kb = runs.iter().filter_map(|m| m.max_rss_kb).max();
     Measured {
         wall: runs[runs.len() / 2].wall,
         max_rss_kb,
