@@ -13,6 +13,7 @@ use codelens::engine::banner::human_age;
 use codelens::engine::project::Project;
 use codelens::engine::reconcile::{self, Change, PendingFile, SyncReport};
 use codelens::engine::store::{IndexStats, Store};
+use codelens::engine::worktree;
 use codelens::engine::{self, now_ns};
 
 /// tree-sitter and the walker allocate many small, short-lived objects on several
@@ -149,6 +150,32 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
     let project = Project::for_init(start, own_worktree)?;
     let _lock = project.lock_for_writing()?;
     let progress = progress_bar(quiet);
+    if let Some(seed) = main_checkout_index(&project) {
+        match reconcile::build_seeded(&project, &seed, &progress) {
+            Ok(report) => {
+                progress.finish_and_clear();
+                warn_walk_errors(&report.walk_errors);
+                if !quiet {
+                    let stats = Store::open_read_only(&project.db_path())?.stats()?;
+                    println!(
+                        "indexed {} files, {} symbols in {}, seeded from the index of {} ({}) → {}",
+                        thousands(stats.files),
+                        thousands(stats.symbols),
+                        human_ms(report.duration_ms),
+                        seed.root.display(),
+                        sync_changes(&report),
+                        project.db_path().display()
+                    );
+                }
+                return Ok(());
+            }
+            // The seed is only a shortcut: build from scratch when it cannot be used.
+            Err(error) => eprintln!(
+                "codelens: warning: not seeding from {}: {error}",
+                seed.root.display()
+            ),
+        }
+    }
     let report = reconcile::build(&project, &progress)?;
     progress.finish_and_clear();
     warn_walk_errors(&report.walk_errors);
@@ -187,6 +214,21 @@ fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The index of the main checkout, when `project` is a linked git worktree of it: a
+/// copy of it, reconciled, is a much faster start than parsing everything again.
+fn main_checkout_index(project: &Project) -> Option<Project> {
+    let info = engine::git::discover(&project.root).ok().flatten()?;
+    if info.kind != engine::git::CheckoutKind::LinkedWorktree {
+        return None;
+    }
+    let main = Project::at(info.main_checkout_root?);
+    (main.root != project.root && main.db_path().is_file()).then_some(main)
+}
+
+fn sync_changes(report: &SyncReport) -> String {
+    format!("+{} ~{} -{}", report.added, report.modified, report.removed)
+}
+
 fn sync_summary(report: &SyncReport) -> String {
     let time = human_ms(report.duration_ms);
     if !report.changed() {
@@ -196,10 +238,8 @@ fn sync_summary(report: &SyncReport) -> String {
         );
     }
     format!(
-        "+{} ~{} -{} · {} unchanged · {time}",
-        report.added,
-        report.modified,
-        report.removed,
+        "{} · {} unchanged · {time}",
+        sync_changes(report),
         thousands(report.unchanged)
     )
 }
@@ -216,6 +256,13 @@ fn warn_walk_errors(errors: &[String]) {
 
 fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
     let project = Project::find(start)?;
+    let mismatch = match worktree::detect_worktree_index_mismatch(start, &project.root) {
+        Ok(mismatch) => mismatch,
+        Err(error) => {
+            eprintln!("codelens: warning: {error}");
+            None
+        }
+    };
     let _reading = project.lock_for_reading()?;
     let store = Store::open_read_only(&project.db_path())?;
     let stats = store.stats()?;
@@ -243,7 +290,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
             .collect();
         let out = json!({
             // Lossy: a JSON string cannot hold a non-UTF-8 path.
-            "root": project.root.to_string_lossy(),
+            "root": mismatch.as_ref().map_or(&project.root, |m| &m.worktree_root).to_string_lossy(),
             "index_root": project.root.to_string_lossy(),
             "index_dir": project.index_dir().to_string_lossy(),
             "schema_version": engine::store::SCHEMA_VERSION,
@@ -258,7 +305,15 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
             "pending": pending_json,
             "pending_source": if from_engine { "engine" } else { "scan" },
             "watcher": { "mode": "none", "reason": "no watching engine is running" },
-            "worktree_mismatch": null,
+            "worktree_mismatch": mismatch.as_ref().map(|m| json!({
+                "worktree_root": m.worktree_root.to_string_lossy(),
+                "main_checkout_root": m.main_checkout_root.to_string_lossy(),
+                "index_root": m.index_root.to_string_lossy(),
+                "worktree_branch": m.worktree_branch,
+                "index_branch": m.index_branch,
+                "worktree_kind": m.worktree_kind,
+                "fix": format!("codelens init -i {}", m.worktree_root.display()),
+            })),
             "telemetry": { "enabled": false, "reason": "this build has no telemetry" },
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -271,6 +326,9 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
         (None, Some(head)) => format!(" · detached @ {}", &head[..head.len().min(8)]),
         (None, None) => String::new(),
     };
+    if let Some(mismatch) = &mismatch {
+        println!("{}\n", mismatch.warning());
+    }
     println!("codelens · {}{git}", project.root.display());
     print_stats(&stats);
     match (&last_sync, last_sync_ns) {

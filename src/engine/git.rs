@@ -12,12 +12,27 @@ pub struct GitInfo {
     pub branch: Option<String>,
     /// The commit HEAD points to; `None` in a repository without commits.
     pub head: Option<String>,
+    pub kind: CheckoutKind,
+    /// For a linked worktree, the work tree of the repository it belongs to (`None`
+    /// when that repository is bare); for any other checkout, its own root.
+    pub main_checkout_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CheckoutKind {
+    /// An ordinary repository's work tree (a nested one included).
+    #[default]
+    Main,
+    /// Made by `git worktree add`.
+    LinkedWorktree,
+    Submodule,
 }
 
 /// The git worktree containing `dir`, if any. A broken `.git` (a gitdir file pointing
 /// nowhere, an unreadable HEAD) is an error with a clear message, not "no git".
 pub fn discover(dir: &Path) -> Result<Option<GitInfo>> {
     use gix::discover::upwards::Error as Upwards;
+    check_nearest_git_file(dir)?;
     let repo = match gix::discover(dir) {
         Ok(repo) => repo,
         Err(error)
@@ -53,9 +68,59 @@ pub fn discover(dir: &Path) -> Result<Option<GitInfo>> {
         .flatten()
         .map(|name| name.shorten().to_string());
     let head = repo.head_id().ok().map(|id| id.to_string());
+    let kind = match repo.kind() {
+        gix::repository::Kind::LinkedWorkTree => CheckoutKind::LinkedWorktree,
+        gix::repository::Kind::Submodule => CheckoutKind::Submodule,
+        gix::repository::Kind::Common => CheckoutKind::Main,
+    };
+    let main_checkout_root = match kind {
+        CheckoutKind::LinkedWorktree => repo.main_repo().ok().and_then(|main| {
+            main.workdir()
+                .map(|w| w.canonicalize().unwrap_or_else(|_| w.to_path_buf()))
+        }),
+        _ => Some(worktree_root.clone()),
+    };
     Ok(Some(GitInfo {
         worktree_root,
         branch,
         head,
+        kind,
+        main_checkout_root,
     }))
+}
+
+/// git refuses to work under a `.git` file whose `gitdir:` is gone (a worktree removed
+/// by hand, a moved submodule), while discovery would quietly climb past it to an
+/// enclosing repository and answer for the wrong checkout. Say so instead.
+fn check_nearest_git_file(dir: &Path) -> Result<()> {
+    let Some(dot_git) = dir
+        .ancestors()
+        .map(|d| d.join(".git"))
+        .find(|p| p.symlink_metadata().is_ok())
+    else {
+        return Ok(());
+    };
+    if dot_git.is_dir() {
+        return Ok(());
+    }
+    let content = std::fs::read_to_string(&dot_git).unwrap_or_default();
+    let Some(target) = content
+        .lines()
+        .find_map(|l| l.strip_prefix("gitdir:"))
+        .map(str::trim)
+    else {
+        return Err(Error::Git(format!(
+            "{} is not a valid .git file (no `gitdir:` line)",
+            dot_git.display()
+        )));
+    };
+    let base = dot_git.parent().unwrap_or(dir);
+    if base.join(target).exists() {
+        Ok(())
+    } else {
+        Err(Error::Git(format!(
+            "{} points to {target}, which does not exist (a removed worktree? `git worktree prune` cleans up)",
+            dot_git.display()
+        )))
+    }
 }

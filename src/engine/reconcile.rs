@@ -93,9 +93,7 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
     );
     if let Err(error) = built {
         // A failed build (full disk …) must not leave a large file behind.
-        for leftover in [building.clone(), store::sidecar(&building, "-journal")] {
-            let _ = std::fs::remove_file(leftover);
-        }
+        let _ = store::remove_database_files(&building);
         return Err(error);
     }
     let _swap = project.lock_for_swap()?;
@@ -141,6 +139,40 @@ fn fill_new_database(
     }
     progress.set_message("finishing");
     store.finish_build()
+}
+
+/// Builds `project`'s index from a copy of `seed`, the index of another checkout of the
+/// same repository (a linked worktree's main checkout), reconciled with this tree: every
+/// file is stat-ed and hashed, but only files whose content differs between the two
+/// checkouts are parsed again. The copy replaces the index only once complete.
+pub fn build_seeded(
+    project: &Project,
+    seed: &Project,
+    progress: &ProgressBar,
+) -> Result<SyncReport> {
+    let building = project.index_dir().join(BUILD_FILE_NAME);
+    let seeded = (|| -> Result<SyncReport> {
+        store::copy_database(&seed.db_path(), &building)?;
+        let mut store = Store::open(&building)?;
+        {
+            let batch = store.batch()?;
+            batch.set_meta("root", &project.root.to_string_lossy())?;
+            batch.set_meta("created_at", &rfc3339_now())?;
+            batch.set_meta("seeded_from", &seed.root.to_string_lossy())?;
+            batch.commit()?;
+        }
+        let report = sync(project, &mut store, progress)?;
+        // Closing checkpoints the copy's WAL into it before it is renamed.
+        store.close()?;
+        Ok(report)
+    })();
+    if seeded.is_err() {
+        let _ = store::remove_database_files(&building);
+    }
+    let report = seeded?;
+    let _swap = project.lock_for_swap()?;
+    store::replace_database(&building, &project.db_path())?;
+    Ok(report)
 }
 
 /// Brings `store` up to date with the tree, in one transaction.

@@ -23,6 +23,7 @@ use super::banner::{self, PendingEntry, PendingState};
 use super::project::{IndexLock, Project};
 use super::reconcile::{self, Change};
 use super::store::{IndexStats, PendingRow, Store};
+use super::worktree::{self, Mismatch};
 use super::{RelPath, Result, now_ns};
 
 #[derive(Debug, Clone)]
@@ -33,8 +34,12 @@ pub struct EngineOptions {
     /// once (catch-up today); the watcher's debounce will set it.
     pub reindex_delay: Duration,
     /// How often the engine looks at the store: a follower for the writer's pending set
-    /// and for the writer's lock, a writer for syncs made by other processes.
+    /// and for the writer's lock, a writer for syncs made by other processes; and both
+    /// at git, for a worktree mismatch (a branch switch, a worktree added).
     pub poll_interval: Duration,
+    /// Where the front end stands (the MCP server's PATH). When the git worktree there
+    /// is not the one the index belongs to, every snapshot carries the mismatch.
+    pub start_dir: Option<PathBuf>,
 }
 
 impl EngineOptions {
@@ -53,6 +58,7 @@ impl Default for EngineOptions {
             catchup_timeout: Duration::from_millis(crate::config::CATCHUP_TIMEOUT_DEFAULT_MS),
             reindex_delay: Duration::ZERO,
             poll_interval: Duration::from_millis(500),
+            start_dir: None,
         }
     }
 }
@@ -92,6 +98,8 @@ pub struct Snapshot {
     /// Files known to differ from the index, newest edit first.
     pub pending: Vec<PendingEntry>,
     pub catchup: Catchup,
+    /// Set while the front end stands in a git worktree that is not the index's own.
+    pub worktree_mismatch: Option<Mismatch>,
     /// Why the index is not kept in sync while files change (until the watcher exists).
     pub watcher: &'static str,
     pub telemetry_enabled: bool,
@@ -104,6 +112,7 @@ impl Snapshot {
     /// staleness banner for those that are pending, and a notice while catch-up has not
     /// finished checking the tree (files it has not reached may be stale unnoticed).
     pub fn banner(&self, referenced: &[&str]) -> Option<String> {
+        let wrong_index = self.worktree_mismatch.as_ref().map(Mismatch::warning);
         let stale = banner::banner(&self.pending, referenced, now_ns());
         let unverified = match self.catchup {
             Catchup::NotStarted if self.role == Role::Writer => Some(
@@ -117,11 +126,12 @@ impl Snapshot {
             )),
             _ => None,
         };
-        match (stale, unverified) {
-            (None, None) => None,
-            (Some(text), None) | (None, Some(text)) => Some(text),
-            (Some(stale), Some(unverified)) => Some(format!("{stale}\n{unverified}")),
-        }
+        // The worktree warning first: it concerns every line of the answer.
+        let parts: Vec<String> = [wrong_index, stale, unverified]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("\n"))
     }
 
     /// One line about pending files the answer does not mention.
@@ -194,6 +204,14 @@ impl Engine {
         let store = Store::open(&project.db_path())?;
         // Decided before returning, so the first snapshot already tells the truth.
         let engine_lock = project.try_lock_engine()?;
+        // Also known before the first answer: a follower answers at once.
+        let mismatch = match &options.start_dir {
+            // An unreadable repository is reported by the engine thread's own check.
+            Some(start) => worktree::detect_worktree_index_mismatch(start, &project.root)
+                .ok()
+                .flatten(),
+            None => None,
+        };
         let snapshot = Snapshot {
             seq: 0,
             root: project.root.clone(),
@@ -206,6 +224,7 @@ impl Engine {
             last_sync: store.meta("last_sync")?,
             pending: Vec::new(),
             catchup: Catchup::NotStarted,
+            worktree_mismatch: mismatch.clone(),
             watcher: "none: this build has no file watcher; edits are found by catch-up and `codelens sync`",
             telemetry_enabled: false,
             error: None,
@@ -226,6 +245,7 @@ impl Engine {
             pending: BTreeMap::new(),
             last_seen_sync_ns: None,
             catchup: Catchup::NotStarted,
+            mismatch,
             error: None,
         };
         let thread = std::thread::Builder::new()
@@ -343,11 +363,13 @@ struct Worker {
     /// another process synced the index.
     last_seen_sync_ns: Option<i64>,
     catchup: Catchup,
+    mismatch: Option<Mismatch>,
     error: Option<String>,
 }
 
 impl Worker {
     fn run(mut self, inbox: Receiver<Command>) {
+        self.check_worktree();
         match self.role() {
             Role::Writer => {
                 self.shared.emit(Event::RoleChanged(Role::Writer));
@@ -362,6 +384,7 @@ impl Worker {
                 Ok(Command::Rescan) if self.role() == Role::Writer => self.catch_up(),
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             }
+            self.check_worktree();
             match self.role() {
                 Role::Follower => {
                     if !self.try_become_writer() {
@@ -371,6 +394,18 @@ impl Worker {
                 Role::Writer => self.tend(),
             }
         }
+    }
+
+    /// Re-checks the git worktree the front end stands in against the index's checkout.
+    fn check_worktree(&mut self) {
+        let Some(start) = &self.options.start_dir else {
+            return;
+        };
+        match worktree::detect_worktree_index_mismatch(start, &self.project.root) {
+            Ok(mismatch) => self.mismatch = mismatch,
+            Err(error) => self.error = Some(error.to_string()),
+        }
+        self.publish();
     }
 
     fn role(&self) -> Role {
@@ -600,6 +635,7 @@ impl Worker {
             && previous.pending == pending
             && previous.catchup == self.catchup
             && previous.last_sync == last_sync
+            && previous.worktree_mismatch == self.mismatch
             && previous.error == self.error;
         if unchanged {
             return;
@@ -617,6 +653,7 @@ impl Worker {
             last_sync,
             pending,
             catchup: self.catchup.clone(),
+            worktree_mismatch: self.mismatch.clone(),
             watcher: previous.watcher,
             telemetry_enabled: false,
             error: self.error.clone(),

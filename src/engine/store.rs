@@ -225,18 +225,7 @@ impl Store {
     /// secondary indexes until [`Store::finish_build`]. Only ever used on a temporary file
     /// that nobody else reads, so a crash loses nothing but the unfinished build.
     pub fn create_for_build(path: &Path) -> Result<Store> {
-        for stale in [
-            path.to_path_buf(),
-            sidecar(path, "-journal"),
-            sidecar(path, "-wal"),
-            sidecar(path, "-shm"),
-        ] {
-            match std::fs::remove_file(&stale) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(stale, e)),
-            }
-        }
+        remove_database_files(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "OFF")?;
         conn.pragma_update(None, "synchronous", "OFF")?;
@@ -257,6 +246,11 @@ impl Store {
         let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         file.sync_all().map_err(|e| Error::io(&self.path, e))?;
         Ok(())
+    }
+
+    /// Closes the connection, checkpointing the WAL into the database file.
+    pub fn close(self) -> Result<()> {
+        self.conn.close().map_err(|(_, e)| Error::Sqlite(e))
     }
 
     pub fn path(&self) -> &Path {
@@ -502,6 +496,37 @@ impl Batch<'_> {
     pub fn commit(self) -> Result<()> {
         Ok(self.tx.commit()?)
     }
+}
+
+/// Copies the database at `from` to a new file `to` with SQLite's online backup, which
+/// gives a consistent copy even while another process reads or writes `from`.
+pub fn copy_database(from: &Path, to: &Path) -> Result<()> {
+    remove_database_files(to)?;
+    let source = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| classify(from, e))?;
+    source.busy_timeout(BUSY_TIMEOUT)?;
+    let mut target = Connection::open(to)?;
+    rusqlite::backup::Backup::new(&source, &mut target)?
+        .run_to_completion(4096, Duration::ZERO, None)
+        .map_err(|e| classify(from, e))?;
+    Ok(())
+}
+
+/// Removes a database file and its sidecars, if present.
+pub fn remove_database_files(db: &Path) -> Result<()> {
+    for file in [
+        db.to_path_buf(),
+        sidecar(db, "-journal"),
+        sidecar(db, "-wal"),
+        sidecar(db, "-shm"),
+    ] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(file, e)),
+        }
+    }
+    Ok(())
 }
 
 /// `index.db` + suffix: SQLite's `-wal`, `-shm` and `-journal` files.
