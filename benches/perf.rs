@@ -29,6 +29,10 @@ const CASES: &[Case] = &[
         name: "catchup",
         run: catchup_case,
     },
+    Case {
+        name: "worktree",
+        run: worktree_case,
+    },
 ];
 
 /// Everything a case may use: the generated tree and how to run things in it.
@@ -363,6 +367,42 @@ fn catchup_case(ctx: &Ctx) -> Vec<Row> {
         target: "(start → index equals tree)",
     });
     rows
+}
+
+/// `init -i` in a linked worktree that differs from the main checkout in 1 % of files
+/// (seeded from the main checkout's index), beside a fresh `init` of the same worktree.
+fn worktree_case(ctx: &Ctx) -> Vec<Row> {
+    run(&ctx.tree, BIN, &["init", "-q"]);
+    let wt_name = "bench-worktree";
+    git(
+        &ctx.tree,
+        &["worktree", "add", "-q", "-b", "bench-feature", wt_name],
+    );
+    let wt = ctx.tree.join(wt_name);
+    let changed = (ctx.sources.len() / 100).max(1);
+    for rel in ctx.sources.iter().skip(11).step_by(97).take(changed) {
+        let path = wt.join(rel);
+        let mut content = std::fs::read_to_string(&path).unwrap();
+        content.push_str("\n// changed on the feature branch\n");
+        std::fs::write(&path, content).unwrap();
+    }
+    let seeded = median_of(3, || run(&wt, BIN, &["init", "-i", "-q"]));
+    // The same worktree built from scratch: no main checkout index to seed from.
+    let main_index = ctx.tree.join(".codelens");
+    let aside = ctx.tree.join(".codelens-aside");
+    std::fs::rename(&main_index, &aside).unwrap();
+    let fresh = median_of(if ctx.files > 50_000 { 1 } else { 3 }, || {
+        run(&wt, BIN, &["init", "-q"])
+    });
+    std::fs::rename(&aside, &main_index).unwrap();
+    git(&ctx.tree, &["worktree", "remove", "--force", wt_name]);
+    vec![Row {
+        case: format!("init -i in a worktree, 1% differs ({changed})"),
+        ours: seeded,
+        reference_name: "fresh init".into(),
+        reference: Some(fresh),
+        target: "≤ 0.2× fresh init",
+    }]
 }
 
 // ---------------------------------------------------------------------------------------
