@@ -11,9 +11,29 @@ pub const CATCHUP_TIMEOUT_DEFAULT_MS: u64 = 5_000;
 /// 0 means "never wait"; more than a minute would look like a hang to any client.
 pub const CATCHUP_TIMEOUT_MAX_MS: u64 = 60_000;
 
+/// The watcher's per-directory quiet window before re-indexing.
+pub const WATCH_DEBOUNCE_VAR: &str = "CODELENS_WATCH_DEBOUNCE_MS";
+pub const WATCH_DEBOUNCE_DEFAULT_MS: u64 = 2_000;
+/// Under 100 ms an editor's save sequence is indexed half-done; over a minute the index
+/// lags edits for longer than anyone would call "live".
+pub const WATCH_DEBOUNCE_BOUNDS_MS: (u64, u64) = (100, 60_000);
+/// `1` turns the watcher off (catch-up and `codelens sync` still work).
+pub const NO_WATCH_VAR: &str = "CODELENS_NO_WATCH";
+/// `1` turns the watcher on where it would be turned off (WSL2 `/mnt`, network file systems).
+pub const FORCE_WATCH_VAR: &str = "CODELENS_FORCE_WATCH";
+/// At most this many directory watches (default: half of the kernel's
+/// `max_user_watches`, leaving the rest to other programs). Past it, the remaining
+/// directories are re-checked by periodic reconciliation.
+pub const MAX_DIR_WATCHES_VAR: &str = "CODELENS_MAX_DIR_WATCHES";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub catchup_timeout: Duration,
+    pub watch_debounce: Duration,
+    pub no_watch: bool,
+    pub force_watch: bool,
+    /// `None`: derived from the kernel's limit when the watcher starts.
+    pub max_dir_watches: Option<u64>,
     /// One line per ignored or clamped value, for stderr.
     pub warnings: Vec<String>,
 }
@@ -34,9 +54,47 @@ impl Config {
             (0, CATCHUP_TIMEOUT_MAX_MS),
             &mut warnings,
         );
+        let debounce_ms = millis(
+            &lookup,
+            WATCH_DEBOUNCE_VAR,
+            WATCH_DEBOUNCE_DEFAULT_MS,
+            WATCH_DEBOUNCE_BOUNDS_MS,
+            &mut warnings,
+        );
+        let no_watch = flag(&lookup, NO_WATCH_VAR, &mut warnings);
+        let force_watch = flag(&lookup, FORCE_WATCH_VAR, &mut warnings);
+        let max_dir_watches =
+            lookup(MAX_DIR_WATCHES_VAR).and_then(|raw| match raw.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    warnings.push(format!(
+                        "{MAX_DIR_WATCHES_VAR}={raw:?} is not a positive number; using the default"
+                    ));
+                    None
+                }
+            });
         Config {
             catchup_timeout: Duration::from_millis(catchup_ms),
+            watch_debounce: Duration::from_millis(debounce_ms),
+            no_watch,
+            force_watch,
+            max_dir_watches,
             warnings,
+        }
+    }
+}
+
+/// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` (any case); unset is off.
+fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &str, warnings: &mut Vec<String>) -> bool {
+    let Some(raw) = lookup(name) else {
+        return false;
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => true,
+        "0" | "false" | "no" | "off" | "" => false,
+        _ => {
+            warnings.push(format!("{name}={raw:?} is not 1 or 0; treating it as 0"));
+            false
         }
     }
 }
@@ -98,6 +156,29 @@ mod tests {
         assert_eq!(config.catchup_timeout, Duration::from_millis(60_000));
         assert_eq!(config.warnings.len(), 1);
         assert!(config.warnings[0].contains("outside"));
+    }
+
+    #[test]
+    fn watcher_settings() {
+        let config = Config::from_lookup(|name| match name {
+            WATCH_DEBOUNCE_VAR => Some("50".into()),
+            NO_WATCH_VAR => Some("1".into()),
+            FORCE_WATCH_VAR => Some("maybe".into()),
+            MAX_DIR_WATCHES_VAR => Some("1000".into()),
+            _ => None,
+        });
+        assert_eq!(
+            config.watch_debounce,
+            Duration::from_millis(100),
+            "clamped up"
+        );
+        assert!(config.no_watch);
+        assert!(!config.force_watch);
+        assert_eq!(config.max_dir_watches, Some(1000));
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        let defaults = Config::from_lookup(|_| None);
+        assert_eq!(defaults.watch_debounce, Duration::from_millis(2_000));
+        assert!(!defaults.no_watch && !defaults.force_watch && defaults.max_dir_watches.is_none());
     }
 
     #[test]

@@ -181,12 +181,52 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
     let git = git::discover(&project.root)?;
     progress.set_message("scanning");
     let plan = plan_against_tree(project, store)?;
+    let mut report = apply_plan(project, store, plan, progress, |batch| {
+        write_sync_meta(batch, git.as_ref())
+    })?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Re-indexes the files of one directory (all below it when `recursive`) in one
+/// transaction: what the watcher does when a directory has been quiet. Returns what
+/// changed, and every path it looked at (those leave the pending set).
+pub fn reindex_scope(
+    project: &Project,
+    store: &mut Store,
+    dir: &RelPath,
+    recursive: bool,
+) -> Result<(SyncReport, Vec<RelPath>)> {
+    let started = Instant::now();
+    let rows = store.file_rows_in(dir, recursive)?;
+    let walked = scan::walk_scope(&project.root, dir, recursive);
+    let mut looked_at: Vec<RelPath> = rows.keys().cloned().collect();
+    looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
+    let plan = plan(rows, walked);
+    let mut report = apply_plan(project, store, plan, &ProgressBar::hidden(), |batch| {
+        batch.bump_generation().map(|_| ())
+    })?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    looked_at.sort();
+    looked_at.dedup();
+    Ok((report, looked_at))
+}
+
+/// Reads, hashes and parses the plan's candidates on all cores and writes the result,
+/// with `finish`'s own writes, in one transaction.
+fn apply_plan(
+    project: &Project,
+    store: &mut Store,
+    plan: Plan,
+    progress: &ProgressBar,
+    finish: impl FnOnce(&store::Batch<'_>) -> Result<()>,
+) -> Result<SyncReport> {
     let mut report = SyncReport {
         unchanged: plan.unchanged,
+        hashed: plan.candidates.len() as u64,
         walk_errors: plan.walk_errors,
         ..Default::default()
     };
-    report.hashed = plan.candidates.len() as u64;
     progress.set_length(plan.candidates.len() as u64);
     progress.set_message("indexing");
 
@@ -229,9 +269,8 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
         batch.remove_file(row.id)?;
         report.removed += 1;
     }
-    write_sync_meta(&batch, git.as_ref())?;
+    finish(&batch)?;
     batch.commit()?;
-    report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
 
@@ -287,6 +326,7 @@ pub fn pending_changes(
 fn write_sync_meta(batch: &store::Batch<'_>, git: Option<&git::GitInfo>) -> Result<()> {
     // A completed sync leaves the index equal to the tree as walked: nothing is pending.
     batch.replace_pending(&[])?;
+    batch.bump_generation()?;
     batch.set_meta("last_sync", &rfc3339_now())?;
     batch.set_meta("last_sync_ns", &now_ns().to_string())?;
     match git.and_then(|g| g.head.as_deref()) {

@@ -110,6 +110,8 @@ pub struct WalkResult {
     /// The paths of those: rows at or under them must be kept as they are, since their
     /// absence from this walk proves nothing about the files.
     pub unreadable: Vec<RelPath>,
+    /// Every directory walked (the root is the empty path): what the watcher watches.
+    pub dirs: Vec<RelPath>,
 }
 
 /// The path an `ignore` error is about, if it names one.
@@ -125,10 +127,20 @@ fn error_path(error: &ignore::Error) -> Option<&Path> {
 
 /// Walks the tree under `root` in parallel and stats every file.
 pub fn walk(root: &Path) -> WalkResult {
-    let mut builder = WalkBuilder::new(root);
+    walk_scope(root, &RelPath::from_bytes(Vec::new()), true)
+}
+
+/// Walks `dir` (relative to `root`): all of it, or only its own files when not
+/// `recursive`. The ignore rules of `dir`'s parents inside the project apply too.
+pub fn walk_scope(root: &Path, dir: &RelPath, recursive: bool) -> WalkResult {
+    let top = dir.to_path(root);
+    let mut builder = WalkBuilder::new(&top);
     builder
         .hidden(false)
-        .parents(false)
+        // A subdirectory needs the rules of the directories above it (up to the
+        // project root, or the git root); the root itself needs nothing above it.
+        .parents(!dir.as_bytes().is_empty())
+        .max_depth((!recursive).then_some(1))
         .require_git(false)
         .follow_links(false)
         .add_custom_ignore_filename(".codelensignore")
@@ -190,6 +202,12 @@ impl ignore::ParallelVisitor for WalkCollector<'_> {
                 return WalkState::Continue;
             }
         };
+        if entry.file_type().is_some_and(|t| t.is_dir()) {
+            if let Some(path) = RelPath::from_path(self.root, entry.path()) {
+                self.local.dirs.push(path);
+            }
+            return WalkState::Continue;
+        }
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             return WalkState::Continue;
         }
@@ -223,6 +241,7 @@ impl Drop for WalkCollector<'_> {
         shared.files.append(&mut self.local.files);
         shared.errors.append(&mut self.local.errors);
         shared.unreadable.append(&mut self.local.unreadable);
+        shared.dirs.append(&mut self.local.dirs);
     }
 }
 

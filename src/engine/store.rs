@@ -266,10 +266,27 @@ impl Store {
 
     /// Every file row, keyed by path, for reconciliation.
     pub fn file_rows(&self) -> Result<HashMap<RelPath, FileRow>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, path, size, mtime_ns, ctime_ns, inode, sha256, indexed_at_ns, skipped FROM files")?;
-        let rows = stmt.query_map([], |r| {
+        self.file_rows_in(&RelPath::from_bytes(Vec::new()), true)
+    }
+
+    /// The rows of files in `dir`: all below it, or only its own when not `recursive`.
+    pub fn file_rows_in(
+        &self,
+        dir: &RelPath,
+        recursive: bool,
+    ) -> Result<HashMap<RelPath, FileRow>> {
+        // Paths under `dir/` sort between `dir/` and `dir0` ('0' follows '/'); every
+        // path sorts below a run of 0xFF bytes.
+        let (low, high) = match dir.as_bytes() {
+            [] => (Vec::new(), vec![0xFF; 8]),
+            d => ([d, b"/"].concat(), [d, b"0"].concat()),
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, path, size, mtime_ns, ctime_ns, inode, sha256, indexed_at_ns, skipped FROM files
+             WHERE path >= ?1 AND path < ?2",
+        )?;
+        let prefix_len = low.len();
+        let rows = stmt.query_map(params![low, high], |r| {
             let sha: Option<Vec<u8>> = r.get(6)?;
             let skipped: Option<String> = r.get(8)?;
             Ok((
@@ -291,7 +308,9 @@ impl Store {
         let mut map = HashMap::new();
         for row in rows {
             let (path, row) = row?;
-            map.insert(path, row);
+            if recursive || !path.as_bytes()[prefix_len..].contains(&b'/') {
+                map.insert(path, row);
+            }
         }
         Ok(map)
     }
@@ -346,10 +365,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// A cheap change counter: the wall-clock time of the last completed sync, which
-    /// every writer updates in the same transaction as its changes.
+    /// The wall-clock time of the last completed full sync.
     pub fn last_sync_ns(&self) -> Result<Option<i64>> {
         Ok(self.meta("last_sync_ns")?.and_then(|v| v.parse().ok()))
+    }
+
+    /// A counter every write of files or symbols increases in the same transaction: a
+    /// change a process did not make itself means another process wrote.
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self
+            .meta("generation")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// Symbols whose name is exactly `name`.
@@ -459,6 +486,19 @@ impl Batch<'_> {
             .prepare_cached("DELETE FROM files WHERE id = ?1")?
             .execute([id])?;
         Ok(())
+    }
+
+    /// Increases the write counter (see [`Store::generation`]); returns the new value.
+    pub fn bump_generation(&self) -> Result<u64> {
+        let current: Option<String> = self
+            .tx
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let next = current.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+        self.set_meta("generation", &next.to_string())?;
+        Ok(next)
     }
 
     /// Replaces the published pending set.
