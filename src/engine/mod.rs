@@ -11,6 +11,7 @@ pub mod runner;
 pub mod scan;
 pub mod store;
 pub mod symbols;
+pub mod watcher;
 pub mod worktree;
 
 pub use runner::{Catchup, Command, Engine, EngineOptions, Event, Role, Snapshot};

@@ -108,6 +108,23 @@ impl Project {
         }
     }
 
+    /// The write lock if it is free right now (`None` while another writer holds it):
+    /// the engine retries with backoff instead of blocking its event loop.
+    pub fn try_lock_for_writing(&self) -> Result<Option<IndexLock>> {
+        let path = self.index_dir().join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(IndexLock(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
     /// The engine lock: held by the one writer engine of this index for its lifetime.
     /// `None` when another engine holds it (this one is then a follower).
     pub fn try_lock_engine(&self) -> Result<Option<IndexLock>> {

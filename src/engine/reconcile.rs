@@ -199,7 +199,13 @@ pub fn reindex_scope(
 ) -> Result<(SyncReport, Vec<RelPath>)> {
     let started = Instant::now();
     let rows = store.file_rows_in(dir, recursive)?;
-    let walked = scan::walk_scope(&project.root, dir, recursive);
+    // A directory that is gone holds nothing; walking it would report it unreadable
+    // and keep its rows.
+    let walked = if dir.to_path(&project.root).is_dir() {
+        scan::walk_scope(&project.root, dir, recursive)
+    } else {
+        WalkResult::default()
+    };
     let mut looked_at: Vec<RelPath> = rows.keys().cloned().collect();
     looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
     let plan = plan(rows, walked);

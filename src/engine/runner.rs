@@ -10,7 +10,7 @@
 //! Front ends never touch SQLite: they read snapshots, wait on them, subscribe to
 //! events and send [`Command`]s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -22,16 +22,18 @@ use indicatif::ProgressBar;
 use super::banner::{self, PendingEntry, PendingState};
 use super::project::{IndexLock, Project};
 use super::reconcile::{self, Change};
+use super::scan;
 use super::store::{IndexStats, PendingRow, Store};
+use super::watcher::{self, DirWatcher, FsChange, WatcherStatus};
 use super::worktree::{self, Mismatch};
-use super::{RelPath, Result, now_ns};
+use super::{Error, RelPath, Result, now_ns};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// How long [`Engine::wait_for_catchup`] waits by default (`CODELENS_CATCHUP_TIMEOUT_MS`).
     pub catchup_timeout: Duration,
-    /// How long a changed file stays pending before the writer re-indexes it. Zero: at
-    /// once (catch-up today); the watcher's debounce will set it.
+    /// How long files found changed by catch-up stay pending before the writer
+    /// re-indexes them (zero: at once). Files the watcher reports follow `watch.debounce`.
     pub reindex_delay: Duration,
     /// How often the engine looks at the store: a follower for the writer's pending set
     /// and for the writer's lock, a writer for syncs made by other processes; and both
@@ -40,6 +42,31 @@ pub struct EngineOptions {
     /// Where the front end stands (the MCP server's PATH). When the git worktree there
     /// is not the one the index belongs to, every snapshot carries the mismatch.
     pub start_dir: Option<PathBuf>,
+    pub watch: WatchOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Whether the writer watches the tree (`CODELENS_NO_WATCH=1` turns it off).
+    pub enabled: bool,
+    /// Watch even where it would be turned off (`CODELENS_FORCE_WATCH=1`).
+    pub force: bool,
+    /// Quiet time a directory needs before its changes are re-indexed.
+    pub debounce: Duration,
+    /// Cap on directory watches; `None`: half the kernel's limit.
+    pub max_dir_watches: Option<usize>,
+}
+
+impl Default for WatchOptions {
+    /// Off: a library user asks for the watcher (front ends do, from the environment).
+    fn default() -> Self {
+        WatchOptions {
+            enabled: false,
+            force: false,
+            debounce: Duration::from_millis(crate::config::WATCH_DEBOUNCE_DEFAULT_MS),
+            max_dir_watches: None,
+        }
+    }
 }
 
 impl EngineOptions {
@@ -47,6 +74,12 @@ impl EngineOptions {
     pub fn from_config(config: &crate::config::Config) -> EngineOptions {
         EngineOptions {
             catchup_timeout: config.catchup_timeout,
+            watch: WatchOptions {
+                enabled: !config.no_watch,
+                force: config.force_watch,
+                debounce: config.watch_debounce,
+                max_dir_watches: config.max_dir_watches.map(|n| n as usize),
+            },
             ..EngineOptions::default()
         }
     }
@@ -59,6 +92,7 @@ impl Default for EngineOptions {
             reindex_delay: Duration::ZERO,
             poll_interval: Duration::from_millis(500),
             start_dir: None,
+            watch: WatchOptions::default(),
         }
     }
 }
@@ -86,6 +120,17 @@ pub enum Catchup {
     Failed(String),
 }
 
+/// A directory whose changes wait for its debounce window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryState {
+    pub dir: String,
+    pub files: usize,
+    /// Time since the first change, and the time left before re-indexing.
+    pub waited_ms: u64,
+    pub reindex_in_ms: u64,
+    pub window_ms: u64,
+}
+
 /// Everything a front end shows, immutable and cheap to share.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -100,8 +145,10 @@ pub struct Snapshot {
     pub catchup: Catchup,
     /// Set while the front end stands in a git worktree that is not the index's own.
     pub worktree_mismatch: Option<Mismatch>,
-    /// Why the index is not kept in sync while files change (until the watcher exists).
-    pub watcher: &'static str,
+    /// Whether edits are seen as they happen, and if not, why.
+    pub watcher: WatcherStatus,
+    /// Directories with changes waiting for their quiet window, oldest first.
+    pub directories: Vec<DirectoryState>,
     pub telemetry_enabled: bool,
     /// The last error the engine met (a failed sync …), if it has not recovered since.
     pub error: Option<String>,
@@ -132,6 +179,23 @@ impl Snapshot {
             .flatten()
             .collect();
         (!parts.is_empty()).then(|| parts.join("\n"))
+    }
+
+    /// One line for every answer while edits are not seen as they happen (the watcher
+    /// is off or degraded): the index may be behind by more than what the banner names.
+    pub fn auto_sync_notice(&self) -> Option<String> {
+        if self.role != Role::Writer || self.watcher.mode == watcher::WatchMode::Native {
+            return None;
+        }
+        let state = if self.watcher.mode == watcher::WatchMode::Disabled {
+            "off"
+        } else {
+            "degraded"
+        };
+        Some(format!(
+            "auto-sync is {state}: {}; run `codelens sync` for an exact index.",
+            self.watcher.reason
+        ))
     }
 
     /// One line about pending files the answer does not mention.
@@ -170,7 +234,66 @@ pub enum Event {
     PendingChanged {
         count: usize,
     },
+    /// The watcher lost events (or ignore rules changed): a full reconcile follows.
+    Rescan {
+        count: u64,
+    },
+    LockRetry {
+        attempt: u32,
+        of: u32,
+    },
     Error(String),
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::RoleChanged(Role::Writer) => write!(f, "writer: this engine keeps the index"),
+            Event::RoleChanged(Role::Follower) => {
+                write!(f, "follower: another engine keeps the index")
+            }
+            Event::CatchupFinished { found, duration_ms } => {
+                write!(f, "catch-up: {found} changes found in {duration_ms} ms")
+            }
+            Event::Synced {
+                added,
+                modified,
+                removed,
+                duration_ms,
+            } => {
+                write!(
+                    f,
+                    "synced +{added} ~{modified} -{removed} in {duration_ms} ms"
+                )
+            }
+            Event::PendingChanged { count } => write!(f, "{count} files pending"),
+            Event::Rescan { count } => write!(f, "events lost: full rescan #{count}"),
+            Event::LockRetry { attempt, of } => {
+                write!(f, "index locked by another process: retry {attempt}/{of}")
+            }
+            Event::Error(message) => write!(f, "error: {message}"),
+        }
+    }
+}
+
+/// How often the index lock is retried, with exponential backoff, before the files
+/// are reported as failed (they stay pending).
+pub const MAX_LOCK_RETRIES: u32 = 5;
+/// Past this many directories due at once (a checkout, a mass rename), one full sync
+/// is cheaper than a transaction per directory.
+const MAX_DIRS_PER_BATCH: usize = 32;
+/// Lost-event rescans this close together are free; later ones back off.
+const FREE_RESCANS: u64 = 3;
+const MAX_RESCAN_BACKOFF: Duration = Duration::from_secs(10);
+/// How often directories the watcher could not watch are re-checked.
+const UNWATCHED_RECHECK: Duration = Duration::from_secs(30);
+
+/// What reaches the engine thread.
+enum Input {
+    Command(Command),
+    Fs(notify::Result<notify::Event>),
+    /// Reply once every file event before this moment has been applied.
+    Settle(Sender<()>),
 }
 
 struct Shared {
@@ -191,7 +314,7 @@ impl Shared {
 /// A running engine. Dropping it stops the engine thread and releases its locks.
 pub struct Engine {
     shared: Arc<Shared>,
-    commands: Sender<Command>,
+    inbox: Sender<Input>,
     thread: Option<JoinHandle<()>>,
     options: EngineOptions,
 }
@@ -199,7 +322,7 @@ pub struct Engine {
 impl Engine {
     /// Opens the project's index (errors such as a corrupt index are returned here)
     /// and starts the engine thread, which decides its role and, as the writer, starts
-    /// catching up at once.
+    /// watching and catching up at once.
     pub fn start(project: Project, options: EngineOptions) -> Result<Engine> {
         let store = Store::open(&project.db_path())?;
         // Decided before returning, so the first snapshot already tells the truth.
@@ -212,6 +335,7 @@ impl Engine {
                 .flatten(),
             None => None,
         };
+        let debounce_ms = options.watch.debounce.as_millis() as u64;
         let snapshot = Snapshot {
             seq: 0,
             root: project.root.clone(),
@@ -225,7 +349,8 @@ impl Engine {
             pending: Vec::new(),
             catchup: Catchup::NotStarted,
             worktree_mismatch: mismatch.clone(),
-            watcher: "none: this build has no file watcher; edits are found by catch-up and `codelens sync`",
+            watcher: WatcherStatus::disabled("starting", debounce_ms),
+            directories: Vec::new(),
             telemetry_enabled: false,
             error: None,
         };
@@ -235,26 +360,37 @@ impl Engine {
             subscribers: Mutex::new(Vec::new()),
             progress: ProgressBar::hidden(),
         });
-        let (commands, inbox) = mpsc::channel();
+        let (inbox, receiver) = mpsc::channel();
         let worker = Worker {
             project,
             store,
             shared: Arc::clone(&shared),
             options: options.clone(),
+            inbox: inbox.clone(),
             engine_lock,
             pending: BTreeMap::new(),
-            last_seen_sync_ns: None,
+            last_seen_generation: None,
+            stats_generation: None,
             catchup: Catchup::NotStarted,
             mismatch,
             error: None,
+            watcher: None,
+            watcher_status: WatcherStatus::disabled("starting", debounce_ms),
+            dirs: BTreeMap::new(),
+            cookies: HashMap::new(),
+            next_cookie: 0,
+            rescans: 0,
+            last_rescan: None,
+            rescan_at: None,
+            recheck_at: None,
         };
         let thread = std::thread::Builder::new()
             .name("codelens-engine".into())
-            .spawn(move || worker.run(inbox))
-            .map_err(|e| super::Error::io("engine thread", e))?;
+            .spawn(move || worker.run(receiver))
+            .map_err(|e| Error::io("engine thread", e))?;
         Ok(Engine {
             shared,
-            commands,
+            inbox,
             thread: Some(thread),
             options,
         })
@@ -293,7 +429,25 @@ impl Engine {
 
     pub fn send(&self, command: Command) {
         // The thread is gone only after Shutdown; nothing left to tell it then.
-        let _ = self.commands.send(command);
+        let _ = self.inbox.send(Input::Command(command));
+    }
+
+    /// Hands the engine a file-system event as if the watcher had delivered it: how
+    /// tests and diagnostics exercise paths the kernel rarely takes (a queue overflow).
+    pub fn inject_fs_event(&self, event: notify::Event) {
+        let _ = self.inbox.send(Input::Fs(Ok(event)));
+    }
+
+    /// Makes sure every file event up to now has been applied (a file saved just before
+    /// a question is pending in its answer): writes a cookie file and waits, at most
+    /// `timeout`, for the watcher to report it. True when settled (or nothing to wait
+    /// for: no watcher).
+    pub fn settle(&self, timeout: Duration) -> bool {
+        let (tx, rx) = mpsc::channel();
+        if self.inbox.send(Input::Settle(tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(timeout).is_ok()
     }
 
     /// Waits until catch-up has finished, at most the configured timeout, and returns
@@ -350,48 +504,479 @@ struct Pending {
     state: PendingState,
 }
 
+/// A directory with changes waiting for quiet.
+#[derive(Debug, Clone)]
+struct DirWait {
+    first: Instant,
+    last: Instant,
+    /// Re-index the whole subtree (a directory that appeared or went away).
+    recursive: bool,
+}
+
+impl DirWait {
+    /// Trailing debounce with a maximum wait, so a file written continuously is still
+    /// indexed.
+    fn due_at(&self, debounce: Duration) -> Instant {
+        (self.last + debounce).min(self.first + debounce * 5)
+    }
+}
+
 /// The engine thread's state.
 struct Worker {
     project: Project,
     store: Store,
     shared: Arc<Shared>,
     options: EngineOptions,
+    /// For the watcher's event handler.
+    inbox: Sender<Input>,
     /// Held while this engine is the writer.
     engine_lock: Option<IndexLock>,
     pending: BTreeMap<RelPath, Pending>,
-    /// The index's `last_sync_ns` as of our last look: a change we did not make means
-    /// another process synced the index.
-    last_seen_sync_ns: Option<i64>,
+    /// The index's write counter after our own last write: another value means another
+    /// process wrote.
+    last_seen_generation: Option<u64>,
+    /// The write counter the published stats were read at.
+    stats_generation: Option<u64>,
     catchup: Catchup,
     mismatch: Option<Mismatch>,
     error: Option<String>,
+    watcher: Option<DirWatcher>,
+    watcher_status: WatcherStatus,
+    dirs: BTreeMap<RelPath, DirWait>,
+    cookies: HashMap<u64, Sender<()>>,
+    next_cookie: u64,
+    rescans: u64,
+    last_rescan: Option<Instant>,
+    /// A full reconcile is due then (lost events, changed ignore rules).
+    rescan_at: Option<Instant>,
+    /// Unwatched directories are re-checked then.
+    recheck_at: Option<Instant>,
 }
 
 impl Worker {
-    fn run(mut self, inbox: Receiver<Command>) {
+    fn run(mut self, inbox: Receiver<Input>) {
         self.check_worktree();
         match self.role() {
-            Role::Writer => {
-                self.shared.emit(Event::RoleChanged(Role::Writer));
-                self.catch_up();
+            Role::Writer => self.become_writer(),
+            Role::Follower => {
+                self.watcher_status = WatcherStatus::disabled(
+                    "follower: the writer engine (another process) watches this index",
+                    self.debounce_ms(),
+                );
+                self.follow();
             }
-            Role::Follower => self.follow(),
         }
-        loop {
-            match inbox.recv_timeout(self.options.poll_interval) {
-                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(Command::SyncNow) if self.role() == Role::Writer => self.reindex(),
-                Ok(Command::Rescan) if self.role() == Role::Writer => self.catch_up(),
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+        let mut last_poll = Instant::now();
+        'engine: loop {
+            let timeout = self.next_wakeup().saturating_duration_since(Instant::now());
+            let first = match inbox.recv_timeout(timeout) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            // Apply everything already queued before doing slow work or publishing: an
+            // event storm costs one publish, not one per event.
+            for input in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| inbox.try_recv().ok()))
+            {
+                if !self.handle(input) {
+                    break 'engine;
+                }
             }
-            self.check_worktree();
-            match self.role() {
-                Role::Follower => {
-                    if !self.try_become_writer() {
+            if last_poll.elapsed() >= self.options.poll_interval {
+                last_poll = Instant::now();
+                self.check_worktree();
+                match self.role() {
+                    Role::Follower => {
+                        if self.try_take_over() {
+                            continue;
+                        }
                         self.follow();
                     }
+                    Role::Writer => self.notice_other_writers(),
                 }
-                Role::Writer => self.tend(),
+            }
+            if self.role() == Role::Writer {
+                self.run_due_work();
+            }
+            self.publish();
+        }
+        // Leave no cookie behind, and let anyone waiting on one go.
+        if let Some(watcher) = &self.watcher {
+            for n in self.cookies.keys() {
+                watcher.remove_cookie(*n);
+            }
+        }
+    }
+
+    fn debounce_ms(&self) -> u64 {
+        self.options.watch.debounce.as_millis() as u64
+    }
+
+    /// When the loop must wake up at the latest.
+    fn next_wakeup(&self) -> Instant {
+        let debounce = self.options.watch.debounce;
+        let mut at = Instant::now() + self.options.poll_interval;
+        for wait in self.dirs.values() {
+            at = at.min(wait.due_at(debounce));
+        }
+        for due in [self.rescan_at, self.recheck_at].into_iter().flatten() {
+            at = at.min(due);
+        }
+        // While files wait, their countdown is on screen: refresh it a few times a second.
+        if !self.dirs.is_empty() {
+            at = at.min(Instant::now() + Duration::from_millis(250));
+        }
+        at
+    }
+
+    /// Applies one input; false to stop the engine.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Command(Command::Shutdown) => return false,
+            Input::Command(Command::SyncNow) if self.role() == Role::Writer => self.reindex(),
+            Input::Command(Command::Rescan) if self.role() == Role::Writer => self.catch_up(),
+            Input::Command(_) => {}
+            Input::Settle(reply) => self.settle(reply),
+            Input::Fs(Ok(event)) => {
+                let changes = match &mut self.watcher {
+                    Some(watcher) => watcher.classify(&event),
+                    // A follower has no watcher; an injected event still counts.
+                    None if event.need_rescan() => vec![FsChange::Rescan],
+                    None => Vec::new(),
+                };
+                for change in changes {
+                    self.apply_fs_change(change);
+                }
+            }
+            // The backend failed to deliver something: what it was is unknown.
+            Input::Fs(Err(error)) => {
+                self.error = Some(format!("file watcher: {error}"));
+                self.schedule_rescan();
+            }
+        }
+        true
+    }
+
+    fn settle(&mut self, reply: Sender<()>) {
+        let Some(watcher) = &self.watcher else {
+            let _ = reply.send(());
+            return;
+        };
+        let n = self.next_cookie;
+        self.next_cookie += 1;
+        match watcher.write_cookie(n) {
+            Ok(()) => {
+                self.cookies.insert(n, reply);
+            }
+            Err(_) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn apply_fs_change(&mut self, change: FsChange) {
+        let now = Instant::now();
+        let edited = now_ns();
+        match change {
+            FsChange::File { path, dir } => {
+                let exists = path.to_path(&self.project.root).symlink_metadata().is_ok();
+                let change = if !exists {
+                    Change::Deleted
+                } else if self.store.has_file(&path).unwrap_or(true) {
+                    Change::Modified
+                } else {
+                    Change::Added
+                };
+                self.mark_pending(path, change, edited);
+                self.wait_on(dir, false, now);
+            }
+            FsChange::NewDir(dir) => {
+                // Files may have been written before the new watches existed: crawl it.
+                let walked = scan::walk_scope(&self.project.root, &dir, true);
+                if let Some(watcher) = &mut self.watcher {
+                    for sub in &walked.dirs {
+                        watcher.watch_dir(sub);
+                    }
+                }
+                for file in walked.files {
+                    self.mark_pending(file.path, Change::Added, edited);
+                }
+                self.wait_on(dir, true, now);
+            }
+            FsChange::DirGone(dir) => {
+                if let Some(watcher) = &mut self.watcher {
+                    watcher.forget_dir(&dir);
+                }
+                let rows: Vec<RelPath> = self
+                    .store
+                    .file_rows_in(&dir, true)
+                    .map(|r| r.into_keys().collect())
+                    .unwrap_or_default();
+                for path in rows {
+                    self.mark_pending(path, Change::Deleted, edited);
+                }
+                self.wait_on(dir, true, now);
+            }
+            FsChange::RulesChanged | FsChange::Rescan => self.schedule_rescan(),
+            FsChange::Cookie(n) => {
+                if let Some(reply) = self.cookies.remove(&n) {
+                    let _ = reply.send(());
+                }
+                if let Some(watcher) = &self.watcher {
+                    watcher.remove_cookie(n);
+                }
+            }
+        }
+    }
+
+    fn mark_pending(&mut self, path: RelPath, change: Change, edited: i64) {
+        let entry = self.pending.entry(path).or_insert(Pending {
+            change,
+            first_edit_ns: edited,
+            last_edit_ns: edited,
+            state: PendingState::Waiting {
+                reindex_in_ms: None,
+            },
+        });
+        entry.change = change;
+        entry.last_edit_ns = entry.last_edit_ns.max(edited);
+        entry.state = PendingState::Waiting {
+            reindex_in_ms: None,
+        };
+    }
+
+    /// Restarts `dir`'s quiet window.
+    fn wait_on(&mut self, dir: RelPath, recursive: bool, now: Instant) {
+        let wait = self.dirs.entry(dir).or_insert(DirWait {
+            first: now,
+            last: now,
+            recursive,
+        });
+        wait.last = now;
+        wait.recursive |= recursive;
+    }
+
+    /// Lost events: a full reconcile, at once for the first few, then backing off
+    /// (exponentially, up to 10 s) while they keep coming.
+    fn schedule_rescan(&mut self) {
+        let now = Instant::now();
+        if self
+            .last_rescan
+            .is_some_and(|at| now.duration_since(at) > Duration::from_secs(60))
+        {
+            self.rescans = 0;
+        }
+        self.rescans += 1;
+        self.last_rescan = Some(now);
+        let delay = match self.rescans.checked_sub(FREE_RESCANS + 1) {
+            None => Duration::ZERO,
+            Some(extra) => (Duration::from_millis(500) * 2u32.saturating_pow(extra.min(16) as u32))
+                .min(MAX_RESCAN_BACKOFF),
+        };
+        let at = now + delay;
+        self.rescan_at = Some(self.rescan_at.map_or(at, |current| current.min(at)));
+        self.shared.emit(Event::Rescan {
+            count: self.rescans,
+        });
+        self.refresh_watcher_status();
+    }
+
+    /// Re-indexes what is due: a full reconcile after lost events, directories whose
+    /// quiet window passed, unwatched directories on their schedule.
+    fn run_due_work(&mut self) {
+        let now = Instant::now();
+        if self.rescan_at.is_some_and(|at| at <= now) || self.recheck_at.is_some_and(|at| at <= now)
+        {
+            self.rescan_at = None;
+            if self.recheck_at.is_some_and(|at| at <= now) {
+                self.recheck_at = Some(now + UNWATCHED_RECHECK);
+            }
+            self.dirs.clear();
+            self.catch_up();
+            return;
+        }
+        // A git checkout or rebase is rewriting the tree: let it finish first.
+        if self.project.root.join(".git/index.lock").exists() {
+            return;
+        }
+        let debounce = self.options.watch.debounce;
+        let due: Vec<RelPath> = self
+            .dirs
+            .iter()
+            .filter(|(_, w)| w.due_at(debounce) <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        if due.len() > MAX_DIRS_PER_BATCH {
+            self.dirs.clear();
+            self.reindex();
+            return;
+        }
+        for dir in due {
+            let recursive = self.dirs.remove(&dir).is_some_and(|w| w.recursive);
+            self.reindex_dir(&dir, recursive);
+        }
+    }
+
+    fn reindex_dir(&mut self, dir: &RelPath, recursive: bool) {
+        for (path, pending) in self.pending.iter_mut() {
+            if path_in_dir(path, dir, recursive) {
+                pending.state = PendingState::Indexing;
+            }
+        }
+        self.publish();
+        let (project, scope) = (self.project.clone(), dir.clone());
+        let result = self
+            .with_write_lock(|store| reconcile::reindex_scope(&project, store, &scope, recursive));
+        match result {
+            Ok((report, looked_at)) => {
+                for path in &looked_at {
+                    self.pending.remove(path);
+                }
+                // Files the walk did not see at all (an ignored file's event) are done too.
+                self.pending.retain(|path, p| {
+                    !(path_in_dir(path, dir, recursive) && p.state == PendingState::Indexing)
+                });
+                self.last_seen_generation = self.store.generation().ok();
+                self.error = None;
+                self.persist_pending();
+                if report.changed() {
+                    self.shared.emit(Event::Synced {
+                        added: report.added,
+                        modified: report.modified,
+                        removed: report.removed,
+                        duration_ms: report.duration_ms,
+                    });
+                }
+            }
+            Err(error) => self.reindex_failed(error),
+        }
+        self.publish();
+    }
+
+    /// Runs a write with the index lock, retrying up to [`MAX_LOCK_RETRIES`] times with
+    /// exponential backoff while another process holds it (or SQLite reports busy).
+    fn with_write_lock<T>(&mut self, mut write: impl FnMut(&mut Store) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let outcome = match self.project.try_lock_for_writing() {
+                Ok(Some(_lock)) => match write(&mut self.store) {
+                    Err(Error::Sqlite(e))
+                        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+                    {
+                        None
+                    }
+                    other => Some(other),
+                },
+                Ok(None) => None,
+                Err(error) => Some(Err(error)),
+            };
+            if let Some(outcome) = outcome {
+                return outcome;
+            }
+            attempt += 1;
+            if attempt > MAX_LOCK_RETRIES {
+                return Err(Error::Io {
+                    path: self.project.index_dir(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        format!(
+                            "the index stayed locked by another process through {MAX_LOCK_RETRIES} retries"
+                        ),
+                    ),
+                });
+            }
+            for pending in self.pending.values_mut() {
+                if matches!(
+                    pending.state,
+                    PendingState::Indexing | PendingState::Retrying { .. }
+                ) {
+                    pending.state = PendingState::Retrying {
+                        attempt: attempt as u8,
+                        of: MAX_LOCK_RETRIES as u8,
+                    };
+                }
+            }
+            self.shared.emit(Event::LockRetry {
+                attempt,
+                of: MAX_LOCK_RETRIES,
+            });
+            self.publish();
+            std::thread::sleep(Duration::from_millis(50) * 2u32.pow(attempt));
+        }
+    }
+
+    fn reindex_failed(&mut self, error: Error) {
+        for pending in self.pending.values_mut() {
+            if matches!(
+                pending.state,
+                PendingState::Indexing | PendingState::Retrying { .. }
+            ) {
+                pending.state = PendingState::Failed;
+            }
+        }
+        self.persist_pending();
+        self.fail(format!("re-indexing failed: {error}"));
+    }
+
+    /// Takes the engine lock if its writer is gone; as the new writer, starts watching
+    /// and catches up at once.
+    fn try_take_over(&mut self) -> bool {
+        match self.project.try_lock_engine() {
+            Ok(Some(lock)) => {
+                self.engine_lock = Some(lock);
+                self.become_writer();
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                self.fail(error.to_string());
+                false
+            }
+        }
+    }
+
+    fn become_writer(&mut self) {
+        self.shared.emit(Event::RoleChanged(Role::Writer));
+        // Watch first: an edit made while catch-up runs must not fall between the two.
+        self.start_watcher();
+        self.catch_up();
+    }
+
+    fn start_watcher(&mut self) {
+        let debounce_ms = self.debounce_ms();
+        let watch = &self.options.watch;
+        if !watch.enabled {
+            let reason = "watching is off for this engine (CODELENS_NO_WATCH=1, or not requested)";
+            self.watcher_status = WatcherStatus::disabled(reason, debounce_ms);
+            return;
+        }
+        if let Some(reason) = watcher::disabled_reason(&self.project.root, false, watch.force) {
+            self.watcher_status = WatcherStatus::disabled(reason, debounce_ms);
+            return;
+        }
+        let dirs = scan::walk(&self.project.root).dirs;
+        let cap = watch
+            .max_dir_watches
+            .unwrap_or_else(watcher::default_max_dir_watches);
+        let inbox = self.inbox.clone();
+        let handler = move |event| {
+            let _ = inbox.send(Input::Fs(event));
+        };
+        match DirWatcher::start(&self.project.root, &dirs, cap, handler) {
+            Ok(watcher) => self.watcher = Some(watcher),
+            Err(reason) => self.watcher_status = WatcherStatus::disabled(reason, debounce_ms),
+        }
+        self.refresh_watcher_status();
+    }
+
+    fn refresh_watcher_status(&mut self) {
+        if let Some(watcher) = &self.watcher {
+            self.watcher_status = watcher.status(self.rescans, self.debounce_ms());
+            if self.watcher_status.mode == watcher::WatchMode::Degraded && self.recheck_at.is_none()
+            {
+                self.recheck_at = Some(Instant::now() + UNWATCHED_RECHECK);
             }
         }
     }
@@ -405,7 +990,6 @@ impl Worker {
             Ok(mismatch) => self.mismatch = mismatch,
             Err(error) => self.error = Some(error.to_string()),
         }
-        self.publish();
     }
 
     fn role(&self) -> Role {
@@ -416,24 +1000,7 @@ impl Worker {
         }
     }
 
-    /// Takes the engine lock if it is free; as the new writer, catches up at once.
-    fn try_become_writer(&mut self) -> bool {
-        match self.project.try_lock_engine() {
-            Ok(Some(lock)) => {
-                self.engine_lock = Some(lock);
-                self.shared.emit(Event::RoleChanged(Role::Writer));
-                self.catch_up();
-                true
-            }
-            Ok(None) => false,
-            Err(error) => {
-                self.fail(error.to_string());
-                false
-            }
-        }
-    }
-
-    /// A follower's tick: the writer's pending set and, after a sync, the index stats.
+    /// A follower's tick: the writer's pending set.
     fn follow(&mut self) {
         let rows = match self.store.pending_rows() {
             Ok(rows) => rows,
@@ -455,29 +1022,19 @@ impl Worker {
                 (row.path, pending)
             })
             .collect();
-        self.publish();
     }
 
-    /// A writer's tick: notice syncs by other processes, re-index what is due.
-    fn tend(&mut self) {
-        let synced_elsewhere = match self.store.last_sync_ns() {
-            Ok(seen) => seen != self.last_seen_sync_ns,
-            Err(error) => return self.fail(error.to_string()),
-        };
-        if synced_elsewhere {
-            // `codelens sync` (or another tool) rewrote the index and cleared the
-            // published pending set: what we hold may be stale either way.
-            self.pending.clear();
-            self.catch_up();
-            return;
-        }
-        let delay = self.options.reindex_delay.as_nanos() as i64;
-        let now = now_ns();
-        let due = self.pending.values().any(|p| {
-            p.state != PendingState::Failed && p.last_edit_ns.saturating_add(delay) <= now
-        });
-        if due {
-            self.reindex();
+    /// A writer's tick: a write by another process (`codelens sync`) may have changed
+    /// the index and cleared the published pending set: check the tree again.
+    fn notice_other_writers(&mut self) {
+        match self.store.generation() {
+            Ok(generation) if Some(generation) != self.last_seen_generation => {
+                self.pending.clear();
+                self.dirs.clear();
+                self.catch_up();
+            }
+            Ok(_) => {}
+            Err(error) => self.fail(error.to_string()),
         }
     }
 
@@ -522,19 +1079,20 @@ impl Worker {
             found: count,
             duration_ms,
         };
-        self.last_seen_sync_ns = self.store.last_sync_ns().ok().flatten();
+        self.last_seen_generation = self.store.generation().ok();
         self.persist_pending();
         self.shared.emit(Event::CatchupFinished {
             found: count,
             duration_ms,
         });
+        self.refresh_watcher_status();
         self.publish();
         if !self.pending.is_empty() && self.options.reindex_delay.is_zero() {
             self.reindex();
         }
     }
 
-    /// Brings the index up to date (which also clears the published pending set).
+    /// Brings the whole index up to date (which also clears the published pending set).
     fn reindex(&mut self) {
         if self.pending.is_empty() {
             return;
@@ -543,14 +1101,15 @@ impl Worker {
             pending.state = PendingState::Indexing;
         }
         self.publish();
-        let result = self.project.lock_for_writing().and_then(|_lock| {
-            reconcile::sync(&self.project, &mut self.store, &ProgressBar::hidden())
-        });
+        let project = self.project.clone();
+        let result =
+            self.with_write_lock(|store| reconcile::sync(&project, store, &ProgressBar::hidden()));
         match result {
             Ok(report) => {
                 self.pending.clear();
+                self.dirs.clear();
                 self.error = None;
-                self.last_seen_sync_ns = self.store.last_sync_ns().ok().flatten();
+                self.last_seen_generation = self.store.generation().ok();
                 self.shared.emit(Event::Synced {
                     added: report.added,
                     modified: report.modified,
@@ -559,13 +1118,7 @@ impl Worker {
                 });
                 self.publish();
             }
-            Err(error) => {
-                for pending in self.pending.values_mut() {
-                    pending.state = PendingState::Failed;
-                }
-                self.persist_pending();
-                self.fail(format!("re-indexing failed: {error}"));
-            }
+            Err(error) => self.reindex_failed(error),
         }
     }
 
@@ -582,8 +1135,8 @@ impl Worker {
                 state: state_name(p.state).to_string(),
             })
             .collect();
-        let written = self.project.lock_for_writing().and_then(|_lock| {
-            let batch = self.store.batch()?;
+        let written = self.with_write_lock(|store| {
+            let batch = store.batch()?;
             batch.replace_pending(&rows)?;
             batch.commit()
         });
@@ -600,14 +1153,50 @@ impl Worker {
 
     /// Builds and publishes a snapshot when something visible changed.
     fn publish(&mut self) {
+        let now = Instant::now();
+        let debounce = self.options.watch.debounce;
+        let directories: Vec<DirectoryState> = self
+            .dirs
+            .iter()
+            .map(|(dir, wait)| DirectoryState {
+                dir: dir.to_string(),
+                files: self
+                    .pending
+                    .keys()
+                    .filter(|p| path_in_dir(p, dir, wait.recursive))
+                    .count(),
+                waited_ms: now.duration_since(wait.first).as_millis() as u64,
+                reindex_in_ms: wait
+                    .due_at(debounce)
+                    .saturating_duration_since(now)
+                    .as_millis() as u64,
+                window_ms: debounce.as_millis() as u64,
+            })
+            .collect();
         let mut pending: Vec<PendingEntry> = self
             .pending
             .iter()
-            .map(|(path, p)| PendingEntry {
-                path: path.to_string(),
-                first_edit_ns: p.first_edit_ns,
-                last_edit_ns: p.last_edit_ns,
-                state: p.state,
+            .map(|(path, p)| {
+                let state = match p.state {
+                    PendingState::Waiting { .. } => PendingState::Waiting {
+                        reindex_in_ms: self
+                            .dirs
+                            .iter()
+                            .find(|(dir, wait)| path_in_dir(path, dir, wait.recursive))
+                            .map(|(_, wait)| {
+                                wait.due_at(debounce)
+                                    .saturating_duration_since(now)
+                                    .as_millis() as u64
+                            }),
+                    },
+                    other => other,
+                };
+                PendingEntry {
+                    path: path.to_string(),
+                    first_edit_ns: p.first_edit_ns,
+                    last_edit_ns: p.last_edit_ns,
+                    state,
+                }
             })
             .collect();
         pending.sort_by(|a, b| {
@@ -622,20 +1211,26 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        let last_sync = self.store.meta("last_sync").ok().flatten();
-        let stats = if last_sync == previous.last_sync && previous.seq > 0 {
+        let generation = self.store.generation().ok();
+        let stats = if generation == self.stats_generation && previous.seq > 0 {
             previous.stats.clone()
         } else {
+            self.stats_generation = generation;
             self.store
                 .stats()
                 .unwrap_or_else(|_| previous.stats.clone())
         };
+        let last_sync = self.store.meta("last_sync").ok().flatten();
         let unchanged = previous.seq > 0
             && previous.role == self.role()
             && previous.pending == pending
+            && previous.directories == directories
             && previous.catchup == self.catchup
             && previous.last_sync == last_sync
+            && previous.stats.files == stats.files
+            && previous.stats.symbols == stats.symbols
             && previous.worktree_mismatch == self.mismatch
+            && previous.watcher == self.watcher_status
             && previous.error == self.error;
         if unchanged {
             return;
@@ -654,7 +1249,8 @@ impl Worker {
             pending,
             catchup: self.catchup.clone(),
             worktree_mismatch: self.mismatch.clone(),
-            watcher: previous.watcher,
+            watcher: self.watcher_status.clone(),
+            directories,
             telemetry_enabled: false,
             error: self.error.clone(),
         };
@@ -664,6 +1260,21 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
         self.shared.published.notify_all();
+    }
+}
+
+/// Whether `path` is a file directly in `dir` (or anywhere below it when `recursive`).
+fn path_in_dir(path: &RelPath, dir: &RelPath, recursive: bool) -> bool {
+    if !path.is_within(dir) || path == dir {
+        return false;
+    }
+    recursive || {
+        let start = if dir.as_bytes().is_empty() {
+            0
+        } else {
+            dir.as_bytes().len() + 1
+        };
+        !path.as_bytes()[start..].contains(&b'/')
     }
 }
 
@@ -694,5 +1305,48 @@ fn state_from_name(name: &str) -> PendingState {
         "retrying" => PendingState::Retrying { attempt: 0, of: 0 },
         "failed" => PendingState::Failed,
         _ => PendingState::Unsynced,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> RelPath {
+        RelPath::from_bytes(p.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn files_in_a_directory() {
+        assert!(path_in_dir(&path("a.rs"), &path(""), false));
+        assert!(!path_in_dir(&path("src/a.rs"), &path(""), false));
+        assert!(path_in_dir(&path("src/a.rs"), &path(""), true));
+        assert!(path_in_dir(&path("src/a.rs"), &path("src"), false));
+        assert!(!path_in_dir(&path("src/x/a.rs"), &path("src"), false));
+        assert!(path_in_dir(&path("src/x/a.rs"), &path("src"), true));
+        assert!(!path_in_dir(&path("srcs/a.rs"), &path("src"), true));
+        assert!(!path_in_dir(&path("src"), &path("src"), true));
+    }
+
+    #[test]
+    fn debounce_is_trailing_with_a_maximum_wait() {
+        let start = Instant::now();
+        let window = Duration::from_secs(2);
+        let quiet = DirWait {
+            first: start,
+            last: start,
+            recursive: false,
+        };
+        assert_eq!(quiet.due_at(window), start + window);
+        let busy = DirWait {
+            first: start,
+            last: start + Duration::from_secs(9),
+            recursive: false,
+        };
+        assert_eq!(
+            busy.due_at(window),
+            start + window * 5,
+            "a continuous writer still gets indexed"
+        );
     }
 }

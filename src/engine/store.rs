@@ -379,6 +379,14 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// Whether the index has a row for `path`.
+    pub fn has_file(&self, path: &RelPath) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM files WHERE path = ?1")?;
+        Ok(stmt.exists([path.as_bytes()])?)
+    }
+
     /// Symbols whose name is exactly `name`.
     pub fn symbols_named(&self, name: &str) -> Result<Vec<SymbolHit>> {
         let mut stmt = self.conn.prepare_cached(

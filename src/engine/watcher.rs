@@ -1,0 +1,502 @@
+//! Native file-system notifications, through `notify` (inotify on Linux, FSEvents on
+//! macOS, ReadDirectoryChangesW on Windows), turned into the engine's few kinds of
+//! change.
+//!
+//! One watch per directory that the index covers, never per file and never in ignored
+//! trees (`node_modules/`, `target/` …), `.git/` or `.codelens/` (except the cookie
+//! files the engine writes there to know it has seen every event up to a moment). A
+//! kernel queue overflow arrives from notify as an event with the Rescan flag and no
+//! paths: it is passed on as [`FsChange::Rescan`], never dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use notify::event::{CreateKind, EventKind, RemoveKind};
+use notify::{RecursiveMode, Watcher};
+
+use super::RelPath;
+use super::scan::INDEX_DIR_NAME;
+
+/// What the engine needs to know about one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsChange {
+    /// A file in a watched directory was created, written, renamed or removed.
+    File { path: RelPath, dir: RelPath },
+    /// A directory appeared (created, or renamed into the tree): watch it and crawl it,
+    /// since files may have been written before its watch existed.
+    NewDir(RelPath),
+    /// A watched directory went away (deleted, or renamed out of the tree).
+    DirGone(RelPath),
+    /// An ignore file changed: which files are indexed may differ anywhere.
+    RulesChanged,
+    /// The backend lost events (kernel queue overflow …): only a full reconcile is safe.
+    Rescan,
+    /// The engine's own cookie file number `n` was seen.
+    Cookie(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// Every covered directory is watched.
+    Native,
+    /// Some directories could not be watched (the watch limit); they are re-checked by
+    /// periodic reconciliation.
+    Degraded,
+    /// No watcher: edits are found by catch-up, `codelens sync` or git hooks.
+    Disabled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatcherStatus {
+    pub mode: WatchMode,
+    /// Why the watcher is off or degraded; what it is when native.
+    pub reason: String,
+    pub watched_dirs: usize,
+    pub unwatched_dirs: usize,
+    /// Full reconciliations forced by lost events.
+    pub rescans: u64,
+    pub debounce_ms: u64,
+}
+
+impl WatcherStatus {
+    pub fn disabled(reason: impl Into<String>, debounce_ms: u64) -> WatcherStatus {
+        WatcherStatus {
+            mode: WatchMode::Disabled,
+            reason: reason.into(),
+            watched_dirs: 0,
+            unwatched_dirs: 0,
+            rescans: 0,
+            debounce_ms,
+        }
+    }
+
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            WatchMode::Native => "native",
+            WatchMode::Degraded => "degraded",
+            WatchMode::Disabled => "disabled",
+        }
+    }
+}
+
+/// Why the watcher should stay off for `root`, if it should: `CODELENS_NO_WATCH=1`, or
+/// (unless `CODELENS_FORCE_WATCH=1`) a file system that delivers no reliable events.
+pub fn disabled_reason(root: &Path, no_watch: bool, force_watch: bool) -> Option<String> {
+    if no_watch {
+        return Some("CODELENS_NO_WATCH=1".into());
+    }
+    if force_watch {
+        return None;
+    }
+    let hooks = "run `codelens sync` after edits, or `codelens hooks install`";
+    if is_wsl() && root.starts_with("/mnt/") {
+        return Some(format!(
+            "WSL2 Windows drive ({}): drvfs delivers no inotify events; {hooks} (CODELENS_FORCE_WATCH=1 to try anyway)",
+            root.display()
+        ));
+    }
+    if let Some(fs) = unreliable_file_system(root) {
+        return Some(format!(
+            "{fs} file system delivers no reliable change events; {hooks} (CODELENS_FORCE_WATCH=1 to try anyway)"
+        ));
+    }
+    None
+}
+
+fn is_wsl() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|release| release.to_ascii_lowercase().contains("microsoft"))
+        .unwrap_or(false)
+}
+
+#[cfg(target_os = "linux")]
+fn unreliable_file_system(root: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(root.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a zeroed out-parameter of the right type.
+    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    // Magic numbers from linux/magic.h (and FUSE's and CIFS's own headers).
+    match stat.f_type as u64 {
+        0x0102_1997 => Some("9p (WSL2 drvfs or a VM share)"),
+        0xFF53_4D42 => Some("CIFS"),
+        0xFE53_4D42 => Some("SMB2"),
+        0x517B => Some("SMB"),
+        0x6969 => Some("NFS"),
+        0x6573_5546 => Some("FUSE"),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unreliable_file_system(_root: &Path) -> Option<&'static str> {
+    None
+}
+
+/// The default cap on directory watches: half the kernel's per-user limit, leaving the
+/// rest to editors and other tools.
+pub fn default_max_dir_watches() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .map_or(100_000, |limit| (limit / 2).max(1))
+}
+
+/// Files editors write and delete around a save; never content.
+fn is_editor_temp(name: &[u8]) -> bool {
+    name == b"4913"
+        || name.ends_with(b"~")
+        || name.ends_with(b".swp")
+        || name.ends_with(b".swx")
+        || name.ends_with(b".swo")
+        || name.starts_with(b".#")
+}
+
+const IGNORE_FILES: [&str; 3] = [".gitignore", ".ignore", ".codelensignore"];
+
+/// The ignore rules that decide whether an event's path is indexed: each directory's
+/// `.gitignore`, `.ignore` and `.codelensignore` (deepest first), then
+/// `.git/info/exclude` and the global git excludes — what the walker honours.
+struct IgnoreRules {
+    root: PathBuf,
+    per_dir: HashMap<PathBuf, Option<Gitignore>>,
+    exclude: Option<Gitignore>,
+    global: Gitignore,
+}
+
+impl IgnoreRules {
+    fn new(root: &Path) -> IgnoreRules {
+        let exclude_file = root.join(".git/info/exclude");
+        let exclude = exclude_file
+            .is_file()
+            .then(|| Gitignore::new(&exclude_file).0);
+        IgnoreRules {
+            root: root.to_path_buf(),
+            per_dir: HashMap::new(),
+            exclude,
+            global: Gitignore::global().0,
+        }
+    }
+
+    fn forget(&mut self, dir: &Path) {
+        self.per_dir.remove(dir);
+    }
+
+    fn rules_for(&mut self, dir: &Path) -> Option<&Gitignore> {
+        self.per_dir
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| {
+                let mut builder = GitignoreBuilder::new(dir);
+                let mut any = false;
+                // Later files win within a directory, as in the walker.
+                for name in IGNORE_FILES {
+                    let file = dir.join(name);
+                    if file.is_file() {
+                        any = true;
+                        builder.add(file);
+                    }
+                }
+                any.then(|| builder.build().ok()).flatten()
+            })
+            .as_ref()
+    }
+
+    fn is_ignored(&mut self, path: &Path, is_dir: bool) -> bool {
+        let root = self.root.clone();
+        let dirs: Vec<PathBuf> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|d| d.starts_with(&root))
+            .map(Path::to_path_buf)
+            .collect();
+        for dir in dirs {
+            if let Some(rules) = self.rules_for(&dir) {
+                let matched = rules.matched(path, is_dir);
+                if matched.is_ignore() {
+                    return true;
+                }
+                if matched.is_whitelist() {
+                    return false;
+                }
+            }
+        }
+        for rules in self.exclude.iter().chain(std::iter::once(&self.global)) {
+            let matched = rules.matched(path, is_dir);
+            if matched.is_ignore() {
+                return true;
+            }
+            if matched.is_whitelist() {
+                return false;
+            }
+        }
+        false
+    }
+}
+
+/// The watches of one project.
+pub struct DirWatcher {
+    inner: notify::RecommendedWatcher,
+    root: PathBuf,
+    watched: HashSet<RelPath>,
+    cap: usize,
+    unwatched: usize,
+    limit_reason: Option<String>,
+    rules: IgnoreRules,
+    cookie_prefix: String,
+}
+
+impl DirWatcher {
+    /// Watches `.codelens/` (for cookies) and each of `dirs`, shallowest first, up to `cap`.
+    pub fn start(
+        root: &Path,
+        dirs: &[RelPath],
+        cap: usize,
+        handler: impl notify::EventHandler,
+    ) -> Result<DirWatcher, String> {
+        let inner = notify::recommended_watcher(handler)
+            .map_err(|e| format!("cannot start the file watcher: {e}"))?;
+        let mut watcher = DirWatcher {
+            inner,
+            root: root.to_path_buf(),
+            watched: HashSet::new(),
+            cap,
+            unwatched: 0,
+            limit_reason: None,
+            rules: IgnoreRules::new(root),
+            cookie_prefix: format!("cookie-{}-", std::process::id()),
+        };
+        watcher
+            .inner
+            .watch(&root.join(INDEX_DIR_NAME), RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch {}: {e}", root.join(INDEX_DIR_NAME).display()))?;
+        let mut ordered: Vec<&RelPath> = dirs.iter().collect();
+        ordered.sort_by_key(|d| {
+            (
+                d.as_bytes().iter().filter(|&&b| b == b'/').count(),
+                d.as_bytes().len(),
+            )
+        });
+        for dir in ordered {
+            watcher.watch_dir(dir);
+        }
+        Ok(watcher)
+    }
+
+    /// Adds a watch on `dir`; false when the cap or the kernel's limit prevents it.
+    pub fn watch_dir(&mut self, dir: &RelPath) -> bool {
+        if self.watched.contains(dir) {
+            return true;
+        }
+        if self.watched.len() >= self.cap {
+            self.unwatched += 1;
+            self.limit_reason = Some(format!("CODELENS_MAX_DIR_WATCHES ({}) reached", self.cap));
+            return false;
+        }
+        match self
+            .inner
+            .watch(&dir.to_path(&self.root), RecursiveMode::NonRecursive)
+        {
+            Ok(()) => {
+                self.watched.insert(dir.clone());
+                true
+            }
+            Err(error) => {
+                let limit = matches!(error.kind, notify::ErrorKind::MaxFilesWatch)
+                    || matches!(&error.kind, notify::ErrorKind::Io(io) if io.raw_os_error() == Some(28));
+                if limit {
+                    self.unwatched += 1;
+                    self.limit_reason = Some(
+                        "the kernel's inotify watch limit (fs.inotify.max_user_watches) reached"
+                            .into(),
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// Forgets the watches of `dir` and everything below it (the kernel already dropped
+    /// them when the directory went away).
+    pub fn forget_dir(&mut self, dir: &RelPath) {
+        let gone: Vec<RelPath> = self
+            .watched
+            .iter()
+            .filter(|d| d.is_within(dir))
+            .cloned()
+            .collect();
+        for d in gone {
+            let _ = self.inner.unwatch(&d.to_path(&self.root));
+            self.watched.remove(&d);
+        }
+    }
+
+    pub fn is_watched(&self, dir: &RelPath) -> bool {
+        self.watched.contains(dir)
+    }
+
+    pub fn status(&self, rescans: u64, debounce_ms: u64) -> WatcherStatus {
+        let (mode, reason) = match &self.limit_reason {
+            Some(reason) => (
+                WatchMode::Degraded,
+                format!(
+                    "{reason}: {} directories are re-checked every 30 s instead",
+                    self.unwatched
+                ),
+            ),
+            None => (WatchMode::Native, native_backend().to_string()),
+        };
+        WatcherStatus {
+            mode,
+            reason,
+            watched_dirs: self.watched.len(),
+            unwatched_dirs: self.unwatched,
+            rescans,
+            debounce_ms,
+        }
+    }
+
+    /// Writes cookie `n` under `.codelens/`; its event proves every earlier one was seen.
+    pub fn write_cookie(&self, n: u64) -> std::io::Result<()> {
+        std::fs::write(self.cookie_path(n), b"")
+    }
+
+    pub fn remove_cookie(&self, n: u64) {
+        let _ = std::fs::remove_file(self.cookie_path(n));
+    }
+
+    fn cookie_path(&self, n: u64) -> PathBuf {
+        self.root
+            .join(INDEX_DIR_NAME)
+            .join(format!("{}{n}", self.cookie_prefix))
+    }
+
+    /// What one notification means for the index.
+    pub fn classify(&mut self, event: &notify::Event) -> Vec<FsChange> {
+        if event.need_rescan() {
+            return vec![FsChange::Rescan];
+        }
+        if matches!(event.kind, EventKind::Access(_)) {
+            return Vec::new();
+        }
+        let mut changes = Vec::new();
+        for path in &event.paths {
+            if let Some(change) = self.classify_path(path, &event.kind)
+                && !changes.contains(&change)
+            {
+                changes.push(change);
+            }
+        }
+        changes
+    }
+
+    fn classify_path(&mut self, path: &Path, kind: &EventKind) -> Option<FsChange> {
+        let rel = RelPath::from_path(&self.root, path)?;
+        let bytes = rel.as_bytes();
+        let first = bytes.split(|&b| b == b'/').next().unwrap_or_default();
+        if first == b".git" {
+            return None;
+        }
+        let name = rel.file_name();
+        if first == INDEX_DIR_NAME.as_bytes() {
+            let name = std::str::from_utf8(name).ok()?;
+            return name
+                .strip_prefix(&self.cookie_prefix)?
+                .parse()
+                .ok()
+                .map(FsChange::Cookie);
+        }
+        if is_editor_temp(name) {
+            return None;
+        }
+        if IGNORE_FILES.iter().any(|f| f.as_bytes() == name) {
+            if let Some(dir) = path.parent() {
+                self.rules.forget(dir);
+            }
+            return Some(FsChange::RulesChanged);
+        }
+        let metadata = path.symlink_metadata().ok();
+        let is_dir = match kind {
+            EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
+            _ => {
+                metadata.as_ref().is_some_and(|m| m.is_dir())
+                    || (metadata.is_none() && self.watched.contains(&rel))
+            }
+        };
+        if is_dir {
+            if metadata.is_none() {
+                return self
+                    .watched
+                    .contains(&rel)
+                    .then_some(FsChange::DirGone(rel));
+            }
+            // A nested repository is not ours, like in the walk.
+            if self.rules.is_ignored(path, true) || path.join(".git").symlink_metadata().is_ok() {
+                return None;
+            }
+            return Some(FsChange::NewDir(rel));
+        }
+        if self.rules.is_ignored(path, false) {
+            return None;
+        }
+        let dir = RelPath::from_path(&self.root, path.parent()?)?;
+        Some(FsChange::File { path: rel, dir })
+    }
+}
+
+fn native_backend() -> &'static str {
+    if cfg!(target_os = "linux") {
+        "inotify"
+    } else if cfg!(target_os = "macos") {
+        "FSEvents"
+    } else if cfg!(target_os = "windows") {
+        "ReadDirectoryChangesW"
+    } else {
+        "native"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_temp_files_are_recognised() {
+        for name in ["4913", "main.rs~", ".main.rs.swp", ".x.swx", ".#lock"] {
+            assert!(is_editor_temp(name.as_bytes()), "{name}");
+        }
+        for name in ["main.rs", "swap.rs", "notes.md"] {
+            assert!(!is_editor_temp(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn ignore_rules_follow_nested_gitignores_and_negations() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join(".gitignore"), "*.log\nbuild/\n").unwrap();
+        std::fs::create_dir_all(root.join("app/keep")).unwrap();
+        std::fs::write(root.join("app/.gitignore"), "!important.log\n*.tmp\n").unwrap();
+        let mut rules = IgnoreRules::new(root);
+        assert!(rules.is_ignored(&root.join("debug.log"), false));
+        assert!(rules.is_ignored(&root.join("build"), true));
+        assert!(!rules.is_ignored(&root.join("src.rs"), false));
+        assert!(rules.is_ignored(&root.join("app/x.tmp"), false));
+        assert!(!rules.is_ignored(&root.join("app/important.log"), false));
+        assert!(rules.is_ignored(&root.join("app/keep/other.log"), false));
+    }
+
+    #[test]
+    fn no_watch_wins_and_force_watch_overrides_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            disabled_reason(dir.path(), true, true).as_deref(),
+            Some("CODELENS_NO_WATCH=1")
+        );
+        assert_eq!(disabled_reason(dir.path(), false, true), None);
+        // A local temp directory is a file system with events.
+        assert_eq!(disabled_reason(dir.path(), false, false), None);
+    }
+}
