@@ -9,12 +9,14 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use codelens::config::Config;
 use codelens::engine::banner::human_age;
 use codelens::engine::project::Project;
 use codelens::engine::reconcile::{self, Change, PendingFile, SyncReport};
 use codelens::engine::store::{IndexStats, Store};
 use codelens::engine::worktree;
 use codelens::engine::{self, now_ns};
+use codelens::engine::{Engine, EngineOptions, Role};
 
 /// tree-sitter and the walker allocate many small, short-lived objects on several
 /// threads; mimalloc handles that pattern markedly faster than glibc's malloc.
@@ -64,6 +66,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the engine in the foreground: watch the tree and keep the index in sync
+    /// (events on stderr; Ctrl-C stops it).
+    Watch { path: Option<PathBuf> },
+    /// The git-hooks fallback where the file watcher is off (WSL2 /mnt, network drives).
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HooksAction {
+    /// Make post-checkout, post-merge, post-commit and post-rewrite run `codelens sync -q`.
+    Install { path: Option<PathBuf> },
+    /// Remove exactly what `install` added.
+    Uninstall { path: Option<PathBuf> },
 }
 
 fn main() -> ExitCode {
@@ -123,6 +141,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => init(&start_dir(path)?, own_worktree, quiet),
         Command::Sync { path, quiet, json } => sync(&start_dir(path)?, quiet, json),
         Command::Status { path, json } => status(&start_dir(path)?, json),
+        Command::Watch { path } => watch(&start_dir(path)?),
+        Command::Hooks {
+            action: HooksAction::Install { path },
+        } => hooks(&start_dir(path)?, true),
+        Command::Hooks {
+            action: HooksAction::Uninstall { path },
+        } => hooks(&start_dir(path)?, false),
     }
 }
 
@@ -225,6 +250,51 @@ fn main_checkout_index(project: &Project) -> Option<Project> {
     (main.root != project.root && main.db_path().is_file()).then_some(main)
 }
 
+fn watch(start: &Path) -> anyhow::Result<()> {
+    let project = Project::find(start)?;
+    let config = Config::from_env();
+    for warning in &config.warnings {
+        eprintln!("codelens: warning: {warning}");
+    }
+    let mut options = EngineOptions::from_config(&config);
+    options.start_dir = Some(start.to_path_buf());
+    let engine = Engine::start(project.clone(), options)?;
+    let events = engine.subscribe();
+    let snapshot = engine.wait_for_catchup();
+    if let Some(mismatch) = &snapshot.worktree_mismatch {
+        eprintln!("{}", mismatch.warning());
+    }
+    let role = match snapshot.role {
+        Role::Writer => "keeping the index",
+        Role::Follower => "following another engine that keeps the index",
+    };
+    eprintln!(
+        "codelens: {role} of {} · watcher {} ({}) · debounce {} ms · Ctrl-C stops",
+        project.root.display(),
+        snapshot.watcher.mode_name(),
+        snapshot.watcher.reason,
+        snapshot.watcher.debounce_ms
+    );
+    for event in events.iter() {
+        eprintln!("{} {event}", chrono::Local::now().format("%H:%M:%S"));
+    }
+    Ok(())
+}
+
+fn hooks(start: &Path, install: bool) -> anyhow::Result<()> {
+    let dir = engine::hooks::hooks_dir(start)?;
+    let changes = if install {
+        let codelens = std::env::current_exe().context("cannot locate the codelens binary")?;
+        engine::hooks::install(&dir, &codelens)?
+    } else {
+        engine::hooks::uninstall(&dir)?
+    };
+    for (hook, change) in changes {
+        println!("{:<14} {}", hook, format!("{change:?}").to_lowercase());
+    }
+    Ok(())
+}
+
 fn sync_changes(report: &SyncReport) -> String {
     format!("+{} ~{} -{}", report.added, report.modified, report.removed)
 }
@@ -304,7 +374,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
             "git": { "branch": branch, "head": head },
             "pending": pending_json,
             "pending_source": if from_engine { "engine" } else { "scan" },
-            "watcher": { "mode": "none", "reason": "no watching engine is running" },
+            "watcher": watcher_json(&store, project.writer_engine_running()),
             "worktree_mismatch": mismatch.as_ref().map(|m| json!({
                 "worktree_root": m.worktree_root.to_string_lossy(),
                 "main_checkout_root": m.main_checkout_root.to_string_lossy(),
@@ -336,9 +406,29 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
         _ => println!("  last sync  unknown"),
     }
     print_pending(&pending, age_secs);
-    println!("  watcher    none · no watching engine is running; run `codelens sync` after edits");
+    let watcher = watcher_json(&store, project.writer_engine_running());
+    println!(
+        "  watcher    {} · {}",
+        watcher["mode"].as_str().unwrap_or("none"),
+        watcher["reason"].as_str().unwrap_or("")
+    );
     println!("  telemetry  off · this build has no telemetry");
     Ok(())
+}
+
+/// How the index keeps up with edits: the running writer engine's watcher, or nothing.
+fn watcher_json(store: &Store, engine_running: bool) -> serde_json::Value {
+    let meta = |key| store.meta(key).ok().flatten();
+    match (engine_running, meta("watcher_mode")) {
+        (true, Some(mode)) => {
+            json!({ "mode": mode, "reason": meta("watcher_reason"), "engine": "running" })
+        }
+        _ => json!({
+            "mode": "none",
+            "reason": "no engine is running (`codelens watch`, the TUI or the MCP server run one); run `codelens sync` after edits",
+            "engine": "stopped",
+        }),
+    }
 }
 
 /// A file that differs from the index, with what is being done about it.
@@ -352,7 +442,12 @@ struct PendingLine {
 /// The files that differ from the index, and whether a running writer engine said so
 /// (its published set) or, with none running, a read-only check of the tree did.
 fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<PendingLine>, bool)> {
-    if project.writer_engine_running() {
+    // Only a writer that watches the tree knows every edit; without its watcher it
+    // knows what it found at catch-up, and status checks the tree itself instead.
+    let watching = store
+        .meta("watcher_mode")?
+        .is_some_and(|mode| mode == "native");
+    if watching && project.writer_engine_running() {
         let lines = store
             .pending_rows()?
             .into_iter()
@@ -440,8 +535,14 @@ fn print_pending(pending: &[PendingLine], age_secs: impl Fn(i64) -> u64) {
     } else {
         "files differ"
     };
+    // The running engine's own files wait for their debounce; otherwise nobody will.
+    let hint = if pending.iter().all(|p| p.state == "unsynced") {
+        "run `codelens sync`"
+    } else {
+        "the running engine re-indexes them"
+    };
     println!(
-        "  pending    {} {noun} from the index · run `codelens sync`",
+        "  pending    {} {noun} from the index · {hint}",
         thousands(pending.len() as u64)
     );
     let mut newest_first: Vec<&PendingLine> = pending.iter().collect();

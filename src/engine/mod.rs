@@ -4,6 +4,7 @@
 
 pub mod banner;
 pub mod git;
+pub mod hooks;
 pub mod lang;
 pub mod project;
 pub mod reconcile;

@@ -210,7 +210,10 @@ pub fn reindex_scope(
     looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
     let plan = plan(rows, walked);
     let mut report = apply_plan(project, store, plan, &ProgressBar::hidden(), |batch| {
-        batch.bump_generation().map(|_| ())
+        batch.bump_generation()?;
+        // "Synced N s ago" is when the index last caught up with an edit.
+        batch.set_meta("last_sync", &rfc3339_now())?;
+        batch.set_meta("last_sync_ns", &now_ns().to_string())
     })?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     looked_at.sort();

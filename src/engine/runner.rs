@@ -266,6 +266,7 @@ impl std::fmt::Display for Event {
                     "synced +{added} ~{modified} -{removed} in {duration_ms} ms"
                 )
             }
+            Event::PendingChanged { count: 1 } => write!(f, "1 file pending"),
             Event::PendingChanged { count } => write!(f, "{count} files pending"),
             Event::Rescan { count } => write!(f, "events lost: full rescan #{count}"),
             Event::LockRetry { attempt, of } => {
@@ -383,6 +384,8 @@ impl Engine {
             last_rescan: None,
             rescan_at: None,
             recheck_at: None,
+            pending_dirty: false,
+            settled: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("codelens-engine".into())
@@ -551,6 +554,11 @@ struct Worker {
     rescan_at: Option<Instant>,
     /// Unwatched directories are re-checked then.
     recheck_at: Option<Instant>,
+    /// The pending set changed since it was last published in the store.
+    pending_dirty: bool,
+    /// Cookie waiters whose cookie arrived: answered once the snapshot that includes
+    /// every event before it is published.
+    settled: Vec<Sender<()>>,
 }
 
 impl Worker {
@@ -597,10 +605,18 @@ impl Worker {
                     Role::Writer => self.notice_other_writers(),
                 }
             }
-            if self.role() == Role::Writer {
-                self.run_due_work();
+            // Other processes (`codelens status`, followers) see edits at once too.
+            if self.role() == Role::Writer && self.pending_dirty {
+                self.persist_pending();
             }
             self.publish();
+            for reply in self.settled.drain(..) {
+                let _ = reply.send(());
+            }
+            if self.role() == Role::Writer {
+                self.run_due_work();
+                self.publish();
+            }
         }
         // Leave no cookie behind, and let anyone waiting on one go.
         if let Some(watcher) = &self.watcher {
@@ -661,7 +677,7 @@ impl Worker {
 
     fn settle(&mut self, reply: Sender<()>) {
         let Some(watcher) = &self.watcher else {
-            let _ = reply.send(());
+            self.settled.push(reply);
             return;
         };
         let n = self.next_cookie;
@@ -670,9 +686,7 @@ impl Worker {
             Ok(()) => {
                 self.cookies.insert(n, reply);
             }
-            Err(_) => {
-                let _ = reply.send(());
-            }
+            Err(_) => self.settled.push(reply),
         }
     }
 
@@ -693,7 +707,13 @@ impl Worker {
                 self.wait_on(dir, false, now);
             }
             FsChange::NewDir(dir) => {
-                // Files may have been written before the new watches existed: crawl it.
+                // Watch first, then crawl: a file written in between has an event, one
+                // written before is found by the crawl (and by the subtree's re-index,
+                // which walks it again when it is due). Directories found by the crawl
+                // may have missed their own creation event: watch those too.
+                if let Some(watcher) = &mut self.watcher {
+                    watcher.watch_dir(&dir);
+                }
                 let walked = scan::walk_scope(&self.project.root, &dir, true);
                 if let Some(watcher) = &mut self.watcher {
                     for sub in &walked.dirs {
@@ -704,6 +724,7 @@ impl Worker {
                     self.mark_pending(file.path, Change::Added, edited);
                 }
                 self.wait_on(dir, true, now);
+                self.refresh_watcher_status();
             }
             FsChange::DirGone(dir) => {
                 if let Some(watcher) = &mut self.watcher {
@@ -718,11 +739,12 @@ impl Worker {
                     self.mark_pending(path, Change::Deleted, edited);
                 }
                 self.wait_on(dir, true, now);
+                self.refresh_watcher_status();
             }
             FsChange::RulesChanged | FsChange::Rescan => self.schedule_rescan(),
             FsChange::Cookie(n) => {
                 if let Some(reply) = self.cookies.remove(&n) {
-                    let _ = reply.send(());
+                    self.settled.push(reply);
                 }
                 if let Some(watcher) = &self.watcher {
                     watcher.remove_cookie(n);
@@ -732,6 +754,7 @@ impl Worker {
     }
 
     fn mark_pending(&mut self, path: RelPath, change: Change, edited: i64) {
+        self.pending_dirty = true;
         let entry = self.pending.entry(path).or_insert(Pending {
             change,
             first_edit_ns: edited,
@@ -1094,9 +1117,6 @@ impl Worker {
 
     /// Brings the whole index up to date (which also clears the published pending set).
     fn reindex(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
         for pending in self.pending.values_mut() {
             pending.state = PendingState::Indexing;
         }
@@ -1124,6 +1144,7 @@ impl Worker {
 
     /// Publishes the pending set in the store for followers and `codelens status`.
     fn persist_pending(&mut self) {
+        self.pending_dirty = false;
         let rows: Vec<PendingRow> = self
             .pending
             .iter()
@@ -1135,9 +1156,16 @@ impl Worker {
                 state: state_name(p.state).to_string(),
             })
             .collect();
+        let (mode, reason) = (
+            self.watcher_status.mode_name(),
+            self.watcher_status.reason.clone(),
+        );
         let written = self.with_write_lock(|store| {
             let batch = store.batch()?;
             batch.replace_pending(&rows)?;
+            // For `codelens status` in another process: how this writer keeps up.
+            batch.set_meta("watcher_mode", mode)?;
+            batch.set_meta("watcher_reason", &reason)?;
             batch.commit()
         });
         if let Err(error) = written {
