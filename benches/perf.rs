@@ -33,6 +33,10 @@ const CASES: &[Case] = &[
         name: "worktree",
         run: worktree_case,
     },
+    Case {
+        name: "watcher",
+        run: watcher_case,
+    },
 ];
 
 /// Everything a case may use: the generated tree and how to run things in it.
@@ -403,6 +407,193 @@ fn worktree_case(ctx: &Ctx) -> Vec<Row> {
         reference: Some(fresh),
         target: "≤ 0.2× fresh init",
     }]
+}
+
+/// The watching engine, in this process: the cookie round trip (a query making sure it
+/// has seen every event), edit → pending and edit → re-indexed (minus the debounce)
+/// over 200 edits, CPU while idle, and the descriptors and inotify watches it holds.
+/// Latency targets from the watcher issue stand in the reference column.
+fn watcher_case(ctx: &Ctx) -> Vec<Row> {
+    use codelens::config::Config;
+    use codelens::engine::project::Project;
+    use codelens::engine::{Catchup, Engine, EngineOptions};
+
+    const DEBOUNCE_MS: u64 = 100;
+    let idle_secs: u64 = std::env::var("CODELENS_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    run(&ctx.tree, BIN, &["init", "-q"]);
+    let config = Config::from_lookup(|name| {
+        (name == "CODELENS_WATCH_DEBOUNCE_MS").then(|| DEBOUNCE_MS.to_string())
+    });
+    let started = Instant::now();
+    let engine = Engine::start(
+        Project::at(ctx.tree.canonicalize().unwrap()),
+        EngineOptions::from_config(&config),
+    )
+    .unwrap();
+    engine
+        .wait_until(Duration::from_secs(600), |s| {
+            matches!(s.catchup, Catchup::Done { .. }) && s.pending.is_empty()
+        })
+        .expect("caught up");
+    let ready = started.elapsed();
+    let watches = inotify_watches();
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+
+    let mut cookie = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        assert!(engine.settle(Duration::from_secs(10)));
+        cookie.push(t.elapsed());
+    }
+    let (mut to_pending, mut to_indexed) = (Vec::new(), Vec::new());
+    for (i, rel) in ctx
+        .sources
+        .iter()
+        .step_by(ctx.sources.len() / 200)
+        .take(200)
+        .enumerate()
+    {
+        let path = ctx.tree.join(rel);
+        let mut content = std::fs::read_to_string(&path).unwrap();
+        content.push_str(&format!("\n// watched edit {i}\n"));
+        let t = Instant::now();
+        std::fs::write(&path, content).unwrap();
+        engine
+            .wait_until(Duration::from_secs(10), |s| {
+                s.pending.iter().any(|p| &p.path == rel)
+            })
+            .expect("pending");
+        to_pending.push(t.elapsed());
+        engine
+            .wait_until(Duration::from_secs(30), |s| s.pending.is_empty())
+            .expect("re-indexed");
+        to_indexed.push(
+            t.elapsed()
+                .saturating_sub(Duration::from_millis(DEBOUNCE_MS)),
+        );
+    }
+
+    let cpu_before = process_cpu();
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let idle_cpu = process_cpu().saturating_sub(cpu_before);
+    let rss_mb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    / 1024
+            })
+        })
+        .unwrap_or(0);
+    let snapshot = engine.snapshot();
+    println!(
+        "  watcher: {} ({}) · {} inotify watches for {} watched directories (+ .codelens) · {fds} open descriptors · \
+         bench process RSS {rss_mb} MB · start → watching and caught up {}",
+        snapshot.watcher.mode_name(),
+        snapshot.watcher.reason,
+        watches,
+        snapshot.watcher.watched_dirs,
+        human(ready)
+    );
+    let target = |ms: u64| {
+        Some(Measured {
+            wall: Duration::from_millis(ms),
+            max_rss_kb: None,
+        })
+    };
+    let in_process = |wall| Measured {
+        wall,
+        max_rss_kb: None,
+    };
+    vec![
+        Row {
+            case: "cookie round trip p50".into(),
+            ours: in_process(percentile(&cookie, 50)),
+            reference_name: "target".into(),
+            reference: target(20),
+            target: "",
+        },
+        Row {
+            case: "cookie round trip p99".into(),
+            ours: in_process(percentile(&cookie, 99)),
+            reference_name: "target".into(),
+            reference: target(20),
+            target: "p99 ≤ 20 ms",
+        },
+        Row {
+            case: "edit → pending p50".into(),
+            ours: in_process(percentile(&to_pending, 50)),
+            reference_name: "target".into(),
+            reference: target(50),
+            target: "",
+        },
+        Row {
+            case: "edit → pending p99".into(),
+            ours: in_process(percentile(&to_pending, 99)),
+            reference_name: "target".into(),
+            reference: target(50),
+            target: "p99 < 50 ms",
+        },
+        Row {
+            case: "edit → re-indexed − debounce p50".into(),
+            ours: in_process(percentile(&to_indexed, 50)),
+            reference_name: "target".into(),
+            reference: target(100),
+            target: "",
+        },
+        Row {
+            case: "edit → re-indexed − debounce p99".into(),
+            ours: in_process(percentile(&to_indexed, 99)),
+            reference_name: "target".into(),
+            reference: target(100),
+            target: "p99 < 100 ms",
+        },
+        Row {
+            case: format!("CPU while idle for {idle_secs} s"),
+            ours: in_process(idle_cpu),
+            reference_name: "target".into(),
+            reference: target(100),
+            target: "< 0.1 s CPU per 60 s",
+        },
+    ]
+}
+
+fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() * p) / 100).min(sorted.len() - 1)]
+}
+
+/// User + system CPU time of this process so far.
+fn process_cpu() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: fills a local out-parameter.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// inotify watches this process holds (one `inotify wd:` line per watch in fdinfo).
+fn inotify_watches() -> usize {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fdinfo") else {
+        return 0;
+    };
+    fds.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -288,6 +288,11 @@ const FREE_RESCANS: u64 = 3;
 const MAX_RESCAN_BACKOFF: Duration = Duration::from_secs(10);
 /// How often directories the watcher could not watch are re-checked.
 const UNWATCHED_RECHECK: Duration = Duration::from_secs(30);
+/// The writer checks its own watcher this often (a cookie it must see come back, as
+/// watchman does): a watcher that silently stopped must never look healthy.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+/// How long a heartbeat cookie may take to come back.
+const HEARTBEAT_GRACE: Duration = Duration::from_secs(5);
 
 /// What reaches the engine thread.
 enum Input {
@@ -386,6 +391,8 @@ impl Engine {
             recheck_at: None,
             pending_dirty: false,
             settled: Vec::new(),
+            heartbeat_at: None,
+            heartbeat_in_flight: None,
         };
         let thread = std::thread::Builder::new()
             .name("codelens-engine".into())
@@ -554,6 +561,9 @@ struct Worker {
     rescan_at: Option<Instant>,
     /// Unwatched directories are re-checked then.
     recheck_at: Option<Instant>,
+    /// The next heartbeat is due then; the one in flight, with when it was written.
+    heartbeat_at: Option<Instant>,
+    heartbeat_in_flight: Option<(u64, Instant)>,
     /// The pending set changed since it was last published in the store.
     pending_dirty: bool,
     /// Cookie waiters whose cookie arrived: answered once the snapshot that includes
@@ -637,7 +647,18 @@ impl Worker {
         for wait in self.dirs.values() {
             at = at.min(wait.due_at(debounce));
         }
-        for due in [self.rescan_at, self.recheck_at].into_iter().flatten() {
+        let heartbeat_deadline = self
+            .heartbeat_in_flight
+            .map(|(_, sent)| sent + HEARTBEAT_GRACE);
+        for due in [
+            self.rescan_at,
+            self.recheck_at,
+            self.heartbeat_at,
+            heartbeat_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        {
             at = at.min(due);
         }
         // While files wait, their countdown is on screen: refresh it a few times a second.
@@ -746,6 +767,9 @@ impl Worker {
                 if let Some(reply) = self.cookies.remove(&n) {
                     self.settled.push(reply);
                 }
+                if self.heartbeat_in_flight.is_some_and(|(beat, _)| beat == n) {
+                    self.heartbeat_in_flight = None;
+                }
                 if let Some(watcher) = &self.watcher {
                     watcher.remove_cookie(n);
                 }
@@ -781,6 +805,32 @@ impl Worker {
         wait.recursive |= recursive;
     }
 
+    /// Sends a heartbeat cookie when one is due; when the last one never came back, the
+    /// watcher is broken: say so, restart it and reconcile everything.
+    fn heartbeat(&mut self, now: Instant) {
+        if let Some((_, sent)) = self.heartbeat_in_flight
+            && now.duration_since(sent) >= HEARTBEAT_GRACE
+        {
+            self.heartbeat_in_flight = None;
+            self.error = Some("the file watcher stopped delivering events; it was restarted and the tree re-checked".into());
+            self.shared
+                .emit(Event::Error(self.error.clone().unwrap_or_default()));
+            self.watcher = None;
+            self.start_watcher();
+            self.schedule_rescan();
+            return;
+        }
+        let Some(watcher) = &self.watcher else { return };
+        if self.heartbeat_in_flight.is_none() && self.heartbeat_at.is_none_or(|at| at <= now) {
+            let n = self.next_cookie;
+            self.next_cookie += 1;
+            if watcher.write_cookie(n).is_ok() {
+                self.heartbeat_in_flight = Some((n, now));
+            }
+            self.heartbeat_at = Some(now + HEARTBEAT_EVERY);
+        }
+    }
+
     /// Lost events: a full reconcile, at once for the first few, then backing off
     /// (exponentially, up to 10 s) while they keep coming.
     fn schedule_rescan(&mut self) {
@@ -810,6 +860,7 @@ impl Worker {
     /// quiet window passed, unwatched directories on their schedule.
     fn run_due_work(&mut self) {
         let now = Instant::now();
+        self.heartbeat(now);
         if self.rescan_at.is_some_and(|at| at <= now) || self.recheck_at.is_some_and(|at| at <= now)
         {
             self.rescan_at = None;
