@@ -603,6 +603,10 @@ fn inotify_watches() -> usize {
 /// The child is reaped by `wait4` (which also yields its rusage), not by `Child::wait`.
 #[allow(clippy::zombie_processes)]
 fn run(dir: &Path, program: &str, args: &[&str]) -> Measured {
+    // Flush dirty pages (a just-committed tree, the previous run's index) first, so no
+    // run pays for another's write-back.
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
     let started = Instant::now();
     let child = Command::new(program)
         .args(args)

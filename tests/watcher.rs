@@ -302,9 +302,9 @@ fn a_lost_event_signal_means_a_full_reconcile_and_is_counted() {
 fn a_branch_switch_of_many_files_ends_with_the_index_equal_to_the_tree() {
     let repo = repo_with_sources();
     repo.git(&["checkout", "-q", "-b", "wide"]);
-    for i in 0..600 {
+    for i in 0..5000 {
         repo.write(
-            &format!("wide/m{}/w{i}.rs", i % 30),
+            &format!("wide/m{}/w{i}.rs", i % 100),
             &format!("pub fn wide_{i}() {{}}\n"),
         );
     }
@@ -315,7 +315,7 @@ fn a_branch_switch_of_many_files_ends_with_the_index_equal_to_the_tree() {
     repo.git(&["checkout", "-q", "wide"]);
     assert!(engine.settle(DEADLINE));
     wait(&engine, "checkout indexed", |s| {
-        s.pending.is_empty() && s.stats.files == 603
+        s.pending.is_empty() && s.stats.files == 5003
     });
     repo.git(&["checkout", "-q", "main"]);
     assert!(engine.settle(DEADLINE));
@@ -324,7 +324,7 @@ fn a_branch_switch_of_many_files_ends_with_the_index_equal_to_the_tree() {
     });
     drop(engine);
     assert!(pending_of(&repo.status_json()).is_empty());
-    assert_eq!(symbols(&repo, "wide_599"), 0);
+    assert_eq!(symbols(&repo, "wide_4999"), 0);
 }
 
 #[test]
