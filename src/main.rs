@@ -173,6 +173,7 @@ fn progress_bar(quiet: bool) -> ProgressBar {
 
 fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
     let project = Project::for_init(start, own_worktree)?;
+    project.ensure_no_engine()?;
     let _lock = project.lock_for_writing()?;
     let progress = progress_bar(quiet);
     if let Some(seed) = main_checkout_index(&project) {

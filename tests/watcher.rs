@@ -75,7 +75,8 @@ fn synced_events(events: &Receiver<Event>) -> usize {
 #[test]
 fn an_edit_is_pending_at_once_and_indexed_after_the_debounce() {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(1500));
+    // Long enough for another process's `status` to see the file still waiting.
+    let engine = start(&repo, watching_options(5000));
     assert_eq!(engine.snapshot().watcher.mode, WatchMode::Native);
 
     repo.write(
@@ -112,13 +113,28 @@ fn an_edit_is_pending_at_once_and_indexed_after_the_debounce() {
 fn an_atomic_save_replaces_the_file_and_its_temp_file_is_never_indexed() {
     let repo = repo_with_sources();
     let engine = start(&repo, watching_options(200));
-    let temp = repo.path("web/.render.ts.tmp-4913");
+    // JetBrains-style atomic save: write a temp file beside, then rename it over.
+    let temp = repo.path("web/render.ts___jb_tmp___");
     std::fs::write(
         &temp,
         format!("{TS_SRC}\nexport function atomically() {{}}\n"),
     )
     .unwrap();
+    assert!(engine.settle(DEADLINE));
+    assert!(
+        engine.snapshot().pending.is_empty(),
+        "a temp file is no edit: {:?}",
+        engine.snapshot().pending
+    );
     std::fs::rename(&temp, repo.path("web/render.ts")).unwrap();
+    assert!(engine.settle(DEADLINE));
+    let pending: Vec<String> = engine
+        .snapshot()
+        .pending
+        .iter()
+        .map(|p| p.path.clone())
+        .collect();
+    assert_eq!(pending, vec!["web/render.ts"]);
     assert!(engine.settle(DEADLINE));
     wait(&engine, "re-indexed", |s| {
         s.pending.is_empty() && s.directories.is_empty()
@@ -335,7 +351,7 @@ fn hooks_keep_the_index_in_sync_and_uninstall_restores_the_hook() {
     std::fs::write(&hook, original).unwrap();
 
     let out = repo.ok(&["hooks", "install"]);
-    assert!(out.contains("post-commit    appended"), "{out}");
+    assert!(out.contains("post-commit    inserted"), "{out}");
     assert!(out.contains("post-checkout  created"), "{out}");
     assert!(
         repo.ok(&["hooks", "install"])
@@ -358,4 +374,57 @@ fn hooks_keep_the_index_in_sync_and_uninstall_restores_the_hook() {
     repo.ok(&["hooks", "uninstall"]);
     assert_eq!(std::fs::read_to_string(&hook).unwrap(), original);
     assert!(!repo.path(".git/hooks/post-checkout").exists());
+}
+
+#[test]
+fn a_directory_deleted_and_recreated_is_watched_again() {
+    let repo = repo_with_sources();
+    let engine = start(&repo, watching_options(100));
+    std::fs::remove_dir_all(repo.path("web")).unwrap();
+    std::fs::create_dir(repo.path("web")).unwrap();
+    assert!(engine.settle(DEADLINE));
+    wait(&engine, "the recreated directory reconciled", |s| {
+        s.pending.is_empty() && s.directories.is_empty()
+    });
+    // An edit in the new directory (a new inode) must still be seen.
+    repo.write("web/again.ts", "export function recreated() {}\n");
+    assert!(engine.settle(DEADLINE));
+    wait(&engine, "edit in the recreated directory indexed", |s| {
+        s.pending.is_empty() && s.stats.files == 3
+    });
+    assert_eq!(symbols(&repo, "recreated"), 1);
+    assert_eq!(symbols(&repo, "render"), 0);
+}
+
+#[test]
+fn re_indexing_waits_while_git_holds_its_index_lock() {
+    let repo = repo_with_sources();
+    let engine = start(&repo, watching_options(100));
+    let lock = repo.path(".git/index.lock");
+    std::fs::write(&lock, b"").unwrap();
+    repo.write(
+        "src/store.rs",
+        &format!("{RUST_SRC}\npub fn during_checkout() {{}}\n"),
+    );
+    assert!(engine.settle(DEADLINE));
+    // Several debounce windows later the file is still waiting for git to finish.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(engine.settle(DEADLINE));
+    assert_eq!(engine.snapshot().pending.len(), 1);
+    assert_eq!(symbols(&repo, "during_checkout"), 0);
+    std::fs::remove_file(&lock).unwrap();
+    wait(&engine, "indexed once git is done", |s| {
+        s.pending.is_empty()
+    });
+    assert_eq!(symbols(&repo, "during_checkout"), 1);
+}
+
+#[test]
+fn init_refuses_to_swap_the_database_under_a_running_engine() {
+    let repo = repo_with_sources();
+    let engine = start(&repo, watching_options(100));
+    let err = assert_one_line_error(&repo.codelens(&["init", "-q"]), 1);
+    assert!(err.contains("running codelens engine"), "{err}");
+    drop(engine);
+    repo.ok(&["init", "-q"]);
 }

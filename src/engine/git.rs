@@ -13,6 +13,9 @@ pub struct GitInfo {
     /// The commit HEAD points to; `None` in a repository without commits.
     pub head: Option<String>,
     pub kind: CheckoutKind,
+    /// This worktree's own git directory (`.git`, or `.git/worktrees/<name>` for a
+    /// linked worktree): where `index.lock` appears during a checkout.
+    pub git_dir: PathBuf,
     /// For a linked worktree, the work tree of the repository it belongs to (`None`
     /// when that repository is bare); for any other checkout, its own root.
     pub main_checkout_root: Option<PathBuf>,
@@ -80,11 +83,16 @@ pub fn discover(dir: &Path) -> Result<Option<GitInfo>> {
         }),
         _ => Some(worktree_root.clone()),
     };
+    let git_dir = repo
+        .git_dir()
+        .canonicalize()
+        .unwrap_or_else(|_| repo.git_dir().to_path_buf());
     Ok(Some(GitInfo {
         worktree_root,
         branch,
         head,
         kind,
+        git_dir,
         main_checkout_root,
     }))
 }

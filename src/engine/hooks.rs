@@ -14,7 +14,7 @@ const END: &str = "# <<< codelens <<<";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookChange {
     Created,
-    Appended,
+    Inserted,
     Updated,
     Unchanged,
     Removed,
@@ -82,7 +82,7 @@ pub fn install(hooks_dir: &Path, codelens: &Path) -> Result<Vec<(&'static str, H
                     }
                     None => {
                         write_executable(&path, &insert_block(&existing, &ours))?;
-                        HookChange::Appended
+                        HookChange::Inserted
                     }
                 }
             }
@@ -129,13 +129,14 @@ fn without_block(text: &str) -> Option<String> {
     Some(format!("{}{}", &text[..start], &text[end..]))
 }
 
+/// Right after the shebang, not at the end: a hook that ends in `exec …` or `exit`
+/// (husky, pre-commit) would never reach a block appended after it.
 fn insert_block(text: &str, block: &str) -> String {
-    let mut out = text.to_string();
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
+    match text.split_once('\n') {
+        Some((first, rest)) if first.starts_with("#!") => format!("{first}\n{block}{rest}"),
+        None if text.starts_with("#!") => format!("{text}\n{block}"),
+        _ => format!("{block}{text}"),
     }
-    out.push_str(block);
-    out
 }
 
 fn write_executable(path: &Path, text: &str) -> Result<()> {
@@ -164,7 +165,7 @@ mod tests {
         let bin = Path::new("/opt/code lens/codelens");
 
         let first = install(dir.path(), bin).unwrap();
-        assert!(first.contains(&("post-commit", HookChange::Appended)));
+        assert!(first.contains(&("post-commit", HookChange::Inserted)));
         assert!(first.contains(&("post-merge", HookChange::Created)));
         let second = install(dir.path(), bin).unwrap();
         assert!(
@@ -172,7 +173,14 @@ mod tests {
             "{second:?}"
         );
         let commit_hook = std::fs::read_to_string(dir.path().join("post-commit")).unwrap();
-        assert!(commit_hook.starts_with(original));
+        assert!(
+            commit_hook.starts_with("#!/bin/bash\n# >>> codelens"),
+            "{commit_hook}"
+        );
+        assert!(
+            commit_hook.ends_with("echo 'their own hook'\n"),
+            "{commit_hook}"
+        );
         assert_eq!(commit_hook.matches(BEGIN).count(), 1);
         assert!(commit_hook.contains("'/opt/code lens/codelens' sync -q"));
 

@@ -86,9 +86,39 @@ impl Project {
 
     /// Taken exclusively by `init` only while it swaps the new database in: readers hold
     /// it shared ([`Project::lock_for_reading`]) while they have the database open, so
-    /// no one reads a file that is being replaced.
+    /// no one reads a file that is being replaced. A `status` holds it for a moment; a
+    /// running engine holds it for its life, so after a few seconds this gives up with a
+    /// clear error rather than wait for the engine to end.
     pub fn lock_for_swap(&self) -> Result<IndexLock> {
-        self.lock("swap.lock", true, "reading")
+        let path = self.index_dir().join("swap.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(IndexLock(file)),
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(index_in_use(&self.index_dir()));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+
+    /// Refuses to rebuild an index a running engine has open (it would keep writing to
+    /// the replaced file): checked before a long build, so nobody waits for nothing.
+    pub fn ensure_no_engine(&self) -> Result<()> {
+        if self.writer_engine_running() {
+            return Err(index_in_use(&self.index_dir()));
+        }
+        Ok(())
     }
 
     /// Held shared while a reader has the database open. `None` when `.codelens/` is
@@ -185,4 +215,14 @@ impl Project {
         }
         Ok(IndexLock(file))
     }
+}
+
+fn index_in_use(index_dir: &Path) -> Error {
+    Error::io(
+        index_dir,
+        std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "a running codelens engine (watch, TUI or MCP server) has this index open; stop it before rebuilding, or run `codelens sync`",
+        ),
+    )
 }

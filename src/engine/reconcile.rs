@@ -201,7 +201,10 @@ pub fn reindex_scope(
     let rows = store.file_rows_in(dir, recursive)?;
     // A directory that is gone holds nothing; walking it would report it unreadable
     // and keep its rows.
-    let walked = if dir.to_path(&project.root).is_dir() {
+    let top = dir.to_path(&project.root);
+    // A nested repository (its `.git` may appear after the directory) is not ours.
+    let nested_repo = !dir.as_bytes().is_empty() && top.join(".git").symlink_metadata().is_ok();
+    let walked = if top.is_dir() && !nested_repo {
         scan::walk_scope(&project.root, dir, recursive)
     } else {
         WalkResult::default()
@@ -290,7 +293,18 @@ pub fn pending_changes(
     store: &Store,
     progress: &ProgressBar,
 ) -> Result<Vec<PendingFile>> {
-    let plan = plan_against_tree(project, store)?;
+    pending_changes_and_dirs(project, store, progress).map(|(pending, _)| pending)
+}
+
+/// [`pending_changes`], plus every directory the walk covered (what a watcher should
+/// watch now).
+pub fn pending_changes_and_dirs(
+    project: &Project,
+    store: &Store,
+    progress: &ProgressBar,
+) -> Result<(Vec<PendingFile>, Vec<RelPath>)> {
+    let mut plan = plan_against_tree(project, store)?;
+    let dirs = std::mem::take(&mut plan.dirs);
     progress.set_length(plan.candidates.len() as u64);
     let mut pending: Vec<PendingFile> = plan
         .removed
@@ -329,7 +343,7 @@ pub fn pending_changes(
         },
     )?;
     pending.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(pending)
+    Ok((pending, dirs))
 }
 
 fn write_sync_meta(batch: &store::Batch<'_>, git: Option<&git::GitInfo>) -> Result<()> {
@@ -364,6 +378,8 @@ struct Plan {
     removed: Vec<(RelPath, FileRow)>,
     unchanged: u64,
     walk_errors: Vec<String>,
+    /// The directories walked.
+    dirs: Vec<RelPath>,
 }
 
 fn is_racy(row: &FileRow) -> bool {
@@ -389,6 +405,7 @@ fn plan(mut rows: HashMap<RelPath, FileRow>, walked: WalkResult) -> Plan {
         removed: Vec::new(),
         unchanged: 0,
         walk_errors: walked.errors,
+        dirs: walked.dirs,
     };
     for file in walked.files {
         match rows.remove(&file.path) {

@@ -330,6 +330,9 @@ impl Engine {
     /// and starts the engine thread, which decides its role and, as the writer, starts
     /// watching and catching up at once.
     pub fn start(project: Project, options: EngineOptions) -> Result<Engine> {
+        // Held for the engine's life: `codelens init` must not swap the database file
+        // under an open connection (it refuses while an engine runs).
+        let reading = project.lock_for_reading()?;
         let store = Store::open(&project.db_path())?;
         // Decided before returning, so the first snapshot already tells the truth.
         let engine_lock = project.try_lock_engine()?;
@@ -374,6 +377,7 @@ impl Engine {
             options: options.clone(),
             inbox: inbox.clone(),
             engine_lock,
+            _reading: reading,
             pending: BTreeMap::new(),
             last_seen_generation: None,
             stats_generation: None,
@@ -393,6 +397,9 @@ impl Engine {
             settled: Vec::new(),
             heartbeat_at: None,
             heartbeat_in_flight: None,
+            git_busy_until: None,
+            git_dir: None,
+            catchup_reindex_at: None,
         };
         let thread = std::thread::Builder::new()
             .name("codelens-engine".into())
@@ -541,6 +548,8 @@ struct Worker {
     inbox: Sender<Input>,
     /// Held while this engine is the writer.
     engine_lock: Option<IndexLock>,
+    /// The shared swap lock, held while the database is open.
+    _reading: Option<IndexLock>,
     pending: BTreeMap<RelPath, Pending>,
     /// The index's write counter after our own last write: another value means another
     /// process wrote.
@@ -561,6 +570,12 @@ struct Worker {
     rescan_at: Option<Instant>,
     /// Unwatched directories are re-checked then.
     recheck_at: Option<Instant>,
+    /// While git rewrites the tree (its `index.lock` exists), re-indexing waits until then.
+    git_busy_until: Option<Instant>,
+    /// This worktree's git directory, where `index.lock` appears.
+    git_dir: Option<PathBuf>,
+    /// Files found by catch-up are re-indexed then (`reindex_delay`).
+    catchup_reindex_at: Option<Instant>,
     /// The next heartbeat is due then; the one in flight, with when it was written.
     heartbeat_at: Option<Instant>,
     heartbeat_in_flight: Option<(u64, Instant)>,
@@ -643,9 +658,19 @@ impl Worker {
     /// When the loop must wake up at the latest.
     fn next_wakeup(&self) -> Instant {
         let debounce = self.options.watch.debounce;
-        let mut at = Instant::now() + self.options.poll_interval;
+        let now = Instant::now();
+        let mut at = now + self.options.poll_interval;
+        // Directories due while git is busy wait for its lock to go, not in a spin.
+        let not_before = self.git_busy_until.unwrap_or(now);
         for wait in self.dirs.values() {
-            at = at.min(wait.due_at(debounce));
+            at = at.min(wait.due_at(debounce).max(not_before));
+        }
+        if let Some(due) = self.catchup_reindex_at {
+            at = at.min(due);
+        }
+        if self.pending_dirty && self.role() == Role::Writer {
+            // The last publish of the pending set met a busy lock: try again soon.
+            at = at.min(now + Duration::from_millis(100));
         }
         let heartbeat_deadline = self
             .heartbeat_in_flight
@@ -805,6 +830,19 @@ impl Worker {
         wait.recursive |= recursive;
     }
 
+    /// Whether git holds its index lock (a checkout, a rebase, a merge in progress). A
+    /// lock older than a minute is a leftover of a crashed git, not work in progress.
+    fn git_is_busy(&self) -> bool {
+        let Some(git_dir) = &self.git_dir else {
+            return false;
+        };
+        std::fs::metadata(git_dir.join("index.lock"))
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < Duration::from_secs(60))
+    }
+
     /// Sends a heartbeat cookie when one is due; when the last one never came back, the
     /// watcher is broken: say so, restart it and reconcile everything.
     fn heartbeat(&mut self, now: Instant) {
@@ -834,6 +872,10 @@ impl Worker {
     /// Lost events: a full reconcile, at once for the first few, then backing off
     /// (exponentially, up to 10 s) while they keep coming.
     fn schedule_rescan(&mut self) {
+        // A follower reconciles nothing: its writer does.
+        if self.role() != Role::Writer {
+            return;
+        }
         let now = Instant::now();
         if self
             .last_rescan
@@ -871,10 +913,19 @@ impl Worker {
             self.catch_up();
             return;
         }
+        if self.catchup_reindex_at.is_some_and(|at| at <= now) {
+            self.catchup_reindex_at = None;
+            if !self.pending.is_empty() {
+                self.reindex();
+                return;
+            }
+        }
         // A git checkout or rebase is rewriting the tree: let it finish first.
-        if self.project.root.join(".git/index.lock").exists() {
+        if self.git_is_busy() {
+            self.git_busy_until = Some(now + Duration::from_millis(200));
             return;
         }
+        self.git_busy_until = None;
         let debounce = self.options.watch.debounce;
         let due: Vec<RelPath> = self
             .dirs
@@ -910,7 +961,11 @@ impl Worker {
                 }
                 // Files the walk did not see at all (an ignored file's event) are done too.
                 self.pending.retain(|path, p| {
-                    !(path_in_dir(path, dir, recursive) && p.state == PendingState::Indexing)
+                    !(path_in_dir(path, dir, recursive)
+                        && matches!(
+                            p.state,
+                            PendingState::Indexing | PendingState::Retrying { .. }
+                        ))
                 });
                 self.last_seen_generation = self.store.generation().ok();
                 self.error = None;
@@ -924,7 +979,15 @@ impl Worker {
                     });
                 }
             }
-            Err(error) => self.reindex_failed(error),
+            Err(error) => {
+                self.reindex_failed(error);
+                // Try the directory again later rather than leave its files failed.
+                self.wait_on(
+                    dir.clone(),
+                    recursive,
+                    Instant::now() + Duration::from_secs(2),
+                );
+            }
         }
         self.publish();
     }
@@ -1030,6 +1093,10 @@ impl Worker {
             self.watcher_status = WatcherStatus::disabled(reason, debounce_ms);
             return;
         }
+        self.git_dir = super::git::discover(&self.project.root)
+            .ok()
+            .flatten()
+            .map(|g| g.git_dir);
         let dirs = scan::walk(&self.project.root).dirs;
         let cap = watch
             .max_dir_watches
@@ -1123,14 +1190,21 @@ impl Worker {
             total: 0,
         };
         self.publish();
-        let found =
-            match reconcile::pending_changes(&self.project, &self.store, &self.shared.progress) {
-                Ok(found) => found,
-                Err(error) => {
-                    self.catchup = Catchup::Failed(error.to_string());
-                    return self.fail(error.to_string());
+        let scanned =
+            reconcile::pending_changes_and_dirs(&self.project, &self.store, &self.shared.progress);
+        let found = match scanned {
+            Ok((found, dirs)) => {
+                // Directories created while events were lost get their watch now.
+                if let Some(watcher) = &mut self.watcher {
+                    watcher.sync_watches(&dirs);
                 }
-            };
+                found
+            }
+            Err(error) => {
+                self.catchup = Catchup::Failed(error.to_string());
+                return self.fail(error.to_string());
+            }
+        };
         let count = found.len();
         let now = now_ns();
         for file in found {
@@ -1161,8 +1235,12 @@ impl Worker {
         });
         self.refresh_watcher_status();
         self.publish();
-        if !self.pending.is_empty() && self.options.reindex_delay.is_zero() {
-            self.reindex();
+        if !self.pending.is_empty() {
+            if self.options.reindex_delay.is_zero() {
+                self.reindex();
+            } else {
+                self.catchup_reindex_at = Some(Instant::now() + self.options.reindex_delay);
+            }
         }
     }
 
@@ -1189,13 +1267,17 @@ impl Worker {
                 });
                 self.publish();
             }
-            Err(error) => self.reindex_failed(error),
+            Err(error) => {
+                self.reindex_failed(error);
+                self.rescan_at = Some(Instant::now() + Duration::from_secs(5));
+            }
         }
     }
 
-    /// Publishes the pending set in the store for followers and `codelens status`.
+    /// Publishes the pending set in the store for followers and `codelens status`. One
+    /// attempt: when another process holds the index lock, the loop tries again shortly
+    /// instead of blocking on it.
     fn persist_pending(&mut self) {
-        self.pending_dirty = false;
         let rows: Vec<PendingRow> = self
             .pending
             .iter()
@@ -1211,16 +1293,31 @@ impl Worker {
             self.watcher_status.mode_name(),
             self.watcher_status.reason.clone(),
         );
-        let written = self.with_write_lock(|store| {
-            let batch = store.batch()?;
-            batch.replace_pending(&rows)?;
-            // For `codelens status` in another process: how this writer keeps up.
-            batch.set_meta("watcher_mode", mode)?;
-            batch.set_meta("watcher_reason", &reason)?;
-            batch.commit()
-        });
-        if let Err(error) = written {
-            self.fail(format!("cannot publish the pending set: {error}"));
+        let store = &mut self.store;
+        let written = match self.project.try_lock_for_writing() {
+            Ok(Some(_lock)) => (|| {
+                let batch = store.batch()?;
+                batch.replace_pending(&rows)?;
+                // For `codelens status` in another process: how this writer keeps up.
+                batch.set_meta("watcher_mode", mode)?;
+                batch.set_meta("watcher_reason", &reason)?;
+                batch.commit()
+            })()
+            .map(|()| true),
+            Ok(None) => Ok(false),
+            Err(error) => Err(error),
+        };
+        match written {
+            Ok(done) => self.pending_dirty = !done,
+            Err(Error::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                self.pending_dirty = true;
+            }
+            Err(error) => {
+                self.pending_dirty = false;
+                self.fail(format!("cannot publish the pending set: {error}"));
+            }
         }
     }
 

@@ -554,9 +554,17 @@ pub fn copy_database(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| classify(from, e))?;
     source.busy_timeout(BUSY_TIMEOUT)?;
     let mut target = Connection::open(to)?;
-    rusqlite::backup::Backup::new(&source, &mut target)?
-        .run_to_completion(4096, Duration::ZERO, None)
-        .map_err(|e| classify(from, e))?;
+    let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
+    // All pages in one step, under one read transaction: stepping in chunks restarts
+    // whenever the source's writer commits, which an active engine does often.
+    loop {
+        match backup.step(-1).map_err(|e| classify(from, e))? {
+            rusqlite::backup::StepResult::Done => break,
+            // Busy or locked by a writer at that instant: try again in a moment.
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    drop(backup);
     Ok(())
 }
 

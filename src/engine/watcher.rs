@@ -145,10 +145,15 @@ pub fn default_max_dir_watches() -> usize {
         .map_or(100_000, |limit| (limit / 2).max(1))
 }
 
-/// Files editors write and delete around a save; never content.
+/// Files editors write and delete around a save; never content: vim's `4913` probe and
+/// swap files, `*~` backups, emacs's `.#lock` and `#autosave#`, JetBrains's atomic-save
+/// `___jb_tmp___` / `___jb_old___`.
 fn is_editor_temp(name: &[u8]) -> bool {
     name == b"4913"
         || name.ends_with(b"~")
+        || name.ends_with(b"___jb_tmp___")
+        || name.ends_with(b"___jb_old___")
+        || (name.len() > 1 && name.starts_with(b"#") && name.ends_with(b"#"))
         || name.ends_with(b".swp")
         || name.ends_with(b".swx")
         || name.ends_with(b".swo")
@@ -242,7 +247,8 @@ pub struct DirWatcher {
     root: PathBuf,
     watched: HashSet<RelPath>,
     cap: usize,
-    unwatched: usize,
+    /// Directories the cap or the kernel's limit kept unwatched.
+    unwatched: HashSet<RelPath>,
     limit_reason: Option<String>,
     rules: IgnoreRules,
     cookie_prefix: String,
@@ -263,7 +269,7 @@ impl DirWatcher {
             root: root.to_path_buf(),
             watched: HashSet::new(),
             cap,
-            unwatched: 0,
+            unwatched: HashSet::new(),
             limit_reason: None,
             rules: IgnoreRules::new(root),
             cookie_prefix: format!("cookie-{}-", std::process::id()),
@@ -285,13 +291,12 @@ impl DirWatcher {
         Ok(watcher)
     }
 
-    /// Adds a watch on `dir`; false when the cap or the kernel's limit prevents it.
+    /// Adds (or renews) the watch on `dir`; false when the cap or the kernel's limit
+    /// prevents it. Renewing matters: a directory deleted and recreated under the same
+    /// name lost its kernel watch, though the path was watched a moment ago.
     pub fn watch_dir(&mut self, dir: &RelPath) -> bool {
-        if self.watched.contains(dir) {
-            return true;
-        }
-        if self.watched.len() >= self.cap {
-            self.unwatched += 1;
+        if !self.watched.contains(dir) && self.watched.len() >= self.cap {
+            self.unwatched.insert(dir.clone());
             self.limit_reason = Some(format!("CODELENS_MAX_DIR_WATCHES ({}) reached", self.cap));
             return false;
         }
@@ -301,13 +306,18 @@ impl DirWatcher {
         {
             Ok(()) => {
                 self.watched.insert(dir.clone());
+                self.unwatched.remove(dir);
+                if self.unwatched.is_empty() {
+                    self.limit_reason = None;
+                }
                 true
             }
             Err(error) => {
                 let limit = matches!(error.kind, notify::ErrorKind::MaxFilesWatch)
                     || matches!(&error.kind, notify::ErrorKind::Io(io) if io.raw_os_error() == Some(28));
+                self.watched.remove(dir);
                 if limit {
-                    self.unwatched += 1;
+                    self.unwatched.insert(dir.clone());
                     self.limit_reason = Some(
                         "the kernel's inotify watch limit (fs.inotify.max_user_watches) reached"
                             .into(),
@@ -315,6 +325,32 @@ impl DirWatcher {
                 }
                 false
             }
+        }
+    }
+
+    /// Makes the watch set match `dirs` (every directory the index covers now): after a
+    /// full reconcile, directories created while events were lost get their watch, and
+    /// the ones gone lose theirs.
+    pub fn sync_watches(&mut self, dirs: &[RelPath]) {
+        let wanted: HashSet<&RelPath> = dirs.iter().collect();
+        let stale: Vec<RelPath> = self
+            .watched
+            .iter()
+            .filter(|d| !wanted.contains(d))
+            .cloned()
+            .collect();
+        for dir in stale {
+            let _ = self.inner.unwatch(&dir.to_path(&self.root));
+            self.watched.remove(&dir);
+        }
+        self.unwatched.retain(|d| wanted.contains(d));
+        for dir in dirs {
+            if !self.watched.contains(dir) {
+                self.watch_dir(dir);
+            }
+        }
+        if self.unwatched.is_empty() {
+            self.limit_reason = None;
         }
     }
 
@@ -343,7 +379,7 @@ impl DirWatcher {
                 WatchMode::Degraded,
                 format!(
                     "{reason}: {} directories are re-checked every 30 s instead",
-                    self.unwatched
+                    self.unwatched.len()
                 ),
             ),
             None => (WatchMode::Native, native_backend().to_string()),
@@ -352,7 +388,7 @@ impl DirWatcher {
             mode,
             reason,
             watched_dirs: self.watched.len(),
-            unwatched_dirs: self.unwatched,
+            unwatched_dirs: self.unwatched.len(),
             rescans,
             debounce_ms,
         }
@@ -464,7 +500,15 @@ mod tests {
 
     #[test]
     fn editor_temp_files_are_recognised() {
-        for name in ["4913", "main.rs~", ".main.rs.swp", ".x.swx", ".#lock"] {
+        for name in [
+            "4913",
+            "main.rs~",
+            ".main.rs.swp",
+            ".x.swx",
+            ".#lock",
+            "#main.rs#",
+            "a.ts___jb_tmp___",
+        ] {
             assert!(is_editor_temp(name.as_bytes()), "{name}");
         }
         for name in ["main.rs", "swap.rs", "notes.md"] {
