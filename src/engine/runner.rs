@@ -184,7 +184,8 @@ impl Snapshot {
     /// One line for every answer while edits are not seen as they happen (the watcher
     /// is off or degraded): the index may be behind by more than what the banner names.
     pub fn auto_sync_notice(&self) -> Option<String> {
-        if self.role != Role::Writer || self.watcher.mode == watcher::WatchMode::Native {
+        // A follower carries its writer's watcher state: it is just as behind.
+        if self.watcher.mode == watcher::WatchMode::Native {
             return None;
         }
         let state = if self.watcher.mode == watcher::WatchMode::Disabled {
@@ -1141,8 +1142,22 @@ impl Worker {
         }
     }
 
-    /// A follower's tick: the writer's pending set.
+    /// A follower's tick: the writer's pending set, and how the writer keeps up.
     fn follow(&mut self) {
+        let meta = |key| self.store.meta(key).ok().flatten();
+        if let (Some(mode), Some(reason)) = (meta("watcher_mode"), meta("watcher_reason")) {
+            let mode = match mode.as_str() {
+                "native" => watcher::WatchMode::Native,
+                "degraded" => watcher::WatchMode::Degraded,
+                _ => watcher::WatchMode::Disabled,
+            };
+            let debounce_ms = self.debounce_ms();
+            self.watcher_status = WatcherStatus {
+                mode,
+                reason: format!("the writer engine's watcher: {reason}"),
+                ..WatcherStatus::disabled("", debounce_ms)
+            };
+        }
         let rows = match self.store.pending_rows() {
             Ok(rows) => rows,
             Err(error) => return self.fail(error.to_string()),
