@@ -109,7 +109,51 @@ pub struct SymbolHit {
     pub kind: String,
     pub line: u32,
     pub column: u32,
+    pub end_line: u32,
     pub container: Option<String>,
+    pub language: Option<String>,
+}
+
+/// How `search_symbols` matches a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameMatch {
+    Exact,
+    /// Starts with the query, ignoring ASCII case.
+    Prefix,
+    /// Contains the query, ignoring ASCII case.
+    Substring,
+}
+
+/// One indexed file, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: RelPath,
+    pub language: Option<String>,
+    pub size: u64,
+    pub skipped: Option<String>,
+}
+
+const SYMBOL_COLUMNS: &str =
+    "f.path, s.name, s.kind, s.line, s.col, s.end_line, s.container, f.language";
+
+fn symbol_hit(r: &rusqlite::Row<'_>) -> rusqlite::Result<SymbolHit> {
+    Ok(SymbolHit {
+        path: RelPath::from_bytes(r.get(0)?),
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        line: r.get(3)?,
+        column: r.get(4)?,
+        end_line: r.get(5)?,
+        container: r.get(6)?,
+        language: r.get(7)?,
+    })
+}
+
+/// `text` with LIKE's wildcards escaped (`\` is the escape character).
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 pub struct Store {
@@ -389,22 +433,80 @@ impl Store {
 
     /// Symbols whose name is exactly `name`.
     pub fn symbols_named(&self, name: &str) -> Result<Vec<SymbolHit>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT f.path, s.name, s.kind, s.line, s.col, s.container
-             FROM symbols s JOIN files f ON f.id = s.file_id
-             WHERE s.name = ?1 ORDER BY f.path, s.line",
-        )?;
-        let hits = stmt.query_map([name], |r| {
-            Ok(SymbolHit {
+        Ok(self
+            .search_symbols(name, NameMatch::Exact, None, None, u32::MAX, 0)?
+            .0)
+    }
+
+    /// Symbols matching `query`, optionally of one kind and language: exact matches
+    /// first, then shorter names, then by path and line. Returns one page (`limit` from
+    /// `offset`) and the total count.
+    pub fn search_symbols(
+        &self,
+        query: &str,
+        mode: NameMatch,
+        kind: Option<&str>,
+        language: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<SymbolHit>, u64)> {
+        let (condition, pattern) = match mode {
+            NameMatch::Exact => ("s.name = ?1", query.to_string()),
+            NameMatch::Prefix => (
+                "s.name LIKE ?1 ESCAPE '\\'",
+                format!("{}%", like_literal(query)),
+            ),
+            NameMatch::Substring => (
+                "s.name LIKE ?1 ESCAPE '\\'",
+                format!("%{}%", like_literal(query)),
+            ),
+        };
+        let filters = format!(
+            "FROM symbols s JOIN files f ON f.id = s.file_id
+             WHERE {condition} AND (?2 IS NULL OR s.kind = ?2) AND (?3 IS NULL OR f.language = ?3)"
+        );
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) {filters}"))?
+            .query_row(params![pattern, kind, language], |r| r.get(0))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SYMBOL_COLUMNS} {filters}
+             ORDER BY s.name <> ?4, length(s.name), f.path, s.line LIMIT ?5 OFFSET ?6"
+        ))?;
+        let hits = stmt
+            .query_map(
+                params![pattern, kind, language, query, limit, offset],
+                symbol_hit,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((hits, total as u64))
+    }
+
+    /// The symbols of one file, in source order.
+    pub fn file_symbols(&self, path: &RelPath) -> Result<Vec<SymbolHit>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SYMBOL_COLUMNS} FROM symbols s JOIN files f ON f.id = s.file_id
+             WHERE f.path = ?1 ORDER BY s.line, s.col"
+        ))?;
+        Ok(stmt
+            .query_map([path.as_bytes()], symbol_hit)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every indexed file, by path.
+    pub fn files(&self) -> Result<Vec<FileEntry>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, language, size, skipped FROM files ORDER BY path")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FileEntry {
                 path: RelPath::from_bytes(r.get(0)?),
-                name: r.get(1)?,
-                kind: r.get(2)?,
-                line: r.get(3)?,
-                column: r.get(4)?,
-                container: r.get(5)?,
+                language: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+                skipped: r.get(3)?,
             })
         })?;
-        Ok(hits.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Starts one write transaction. Nothing is visible to readers until `commit`, and
