@@ -33,8 +33,12 @@ const EXIT_USAGE: u8 = 2;
     about = "A code index that is honest about its own freshness"
 )]
 struct Cli {
+    /// Serve the Model Context Protocol on stdin/stdout for the project containing PATH
+    /// (default: the current directory). Same as `codelens mcp [PATH]`.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = ".")]
+    mcp: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -66,6 +70,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the Model Context Protocol on stdin/stdout (for AI agents).
+    Mcp { path: Option<PathBuf> },
     /// Run the engine in the foreground: watch the tree and keep the index in sync
     /// (events on stderr; Ctrl-C stops it).
     Watch { path: Option<PathBuf> },
@@ -101,9 +107,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("codelens: {error:#}");
-            let code = error
-                .downcast_ref::<engine::Error>()
-                .map_or(1, engine::Error::exit_code);
+            let code = if error.is::<UsageError>() {
+                i32::from(EXIT_USAGE)
+            } else {
+                error
+                    .downcast_ref::<engine::Error>()
+                    .map_or(1, engine::Error::exit_code)
+            };
             ExitCode::from(code as u8)
         }
     }
@@ -133,7 +143,13 @@ fn usage_error(error: clap::Error) -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    if let Some(path) = cli.mcp {
+        return mcp_serve(&path);
+    }
+    let Some(command) = cli.command else {
+        anyhow::bail!(UsageError("no command given (see `codelens --help`)"));
+    };
+    match command {
         Command::Init {
             path,
             own_worktree,
@@ -142,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync { path, quiet, json } => sync(&start_dir(path)?, quiet, json),
         Command::Status { path, json } => status(&start_dir(path)?, json),
         Command::Watch { path } => watch(&start_dir(path)?),
+        Command::Mcp { path } => mcp_serve(&start_dir(path)?),
         Command::Hooks {
             action: HooksAction::Install { path },
         } => hooks(&start_dir(path)?, true),
@@ -249,6 +266,25 @@ fn main_checkout_index(project: &Project) -> Option<Project> {
     }
     let main = Project::at(info.main_checkout_root?);
     (main.root != project.root && main.db_path().is_file()).then_some(main)
+}
+
+/// A usage mistake found after parsing (exit code 2).
+#[derive(Debug)]
+struct UsageError(&'static str);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn mcp_serve(start: &Path) -> anyhow::Result<()> {
+    let start = start
+        .canonicalize()
+        .with_context(|| format!("{}", start.display()))?;
+    codelens::mcp::serve(&start)
 }
 
 fn watch(start: &Path) -> anyhow::Result<()> {

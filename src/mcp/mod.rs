@@ -1,0 +1,699 @@
+//! The MCP server (`codelens --mcp`): read tools over stdio for AI agents, answered from
+//! the index and wrapped, in one place ([`CodelensServer::answer`]), with what the agent
+//! must know about that index's freshness — the worktree warning, the staleness banner
+//! naming pending files with their edit ages, the result, and a footer about pending
+//! files elsewhere.
+//!
+//! stdout carries protocol messages only: rmcp writes them; nothing here prints.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::engine::lang::Lang;
+use crate::engine::project::Project;
+use crate::engine::store::{NameMatch, Store, SymbolHit};
+use crate::engine::symbols::SymbolExtractor;
+use crate::engine::{Engine, EngineOptions, RelPath, Snapshot, now_ns};
+
+/// Past this many characters of text an answer is cut and continued with `cursor`:
+/// agents' clients truncate or reject larger tool results.
+pub const ANSWER_BUDGET: usize = 20_000;
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+/// How long a query waits for the watcher to report every edit made before it.
+const SETTLE_TIMEOUT: Duration = Duration::from_millis(200);
+
+const INSTRUCTIONS: &str = "codelens answers questions about this project's code from an index it keeps in sync with \
+the working tree. Tools: search_symbols (find definitions by name), file_outline (a file's definitions in order), \
+find_files (paths by glob or substring), index_status (how fresh the index is). Every answer that mentions a file \
+edited since the last index sync starts with a banner beginning '⚠️ Some files referenced below were edited since the \
+last index sync' naming those files with their edit ages: read those files directly for exact content; everything \
+else is fresh. An answer may also start with a worktree warning (this git worktree is reading another checkout's \
+index: run `codelens init -i` there) or end with a line about files pending elsewhere. structuredContent carries the \
+same facts as fields (stale_files, worktree_mismatch, pending_elsewhere).";
+
+/// The index and engine behind the tools, or why there is none.
+struct Backend {
+    project: Project,
+    engine: Engine,
+    /// A read-only connection of our own: SQLite in WAL mode lets it read while the
+    /// engine writes.
+    reader: Mutex<Store>,
+}
+
+#[derive(Clone)]
+pub struct CodelensServer {
+    backend: Arc<Result<Backend, String>>,
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchSymbolsArgs {
+    /// The name, or part of it.
+    pub query: String,
+    /// `exact`, `prefix` or `substring` (default; ASCII case-insensitive).
+    #[serde(default)]
+    pub r#match: Option<String>,
+    /// Only this kind: function, method, class, interface, type, enum, module, constant …
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Only this language: rust, python, javascript, typescript, tsx, go.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// At most this many results (default 50, at most 500).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of a previous answer, to page on.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FileOutlineArgs {
+    /// A path relative to the project root, with `/`.
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FindFilesArgs {
+    /// A glob (`src/**/*.rs`) or, without glob characters, a substring of the path.
+    pub pattern: String,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct NoArgs {}
+
+/// The fields every read answer's structuredContent carries besides its items.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReadAnswer<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub truncated: bool,
+    pub next_cursor: Option<String>,
+    /// Referenced files edited since the last sync: `{path, edited_secs_ago, state}`.
+    pub stale_files: Vec<Value>,
+    /// Set while this worktree reads another checkout's index.
+    pub worktree_mismatch: Option<Value>,
+    /// Pending files the answer does not mention.
+    pub pending_elsewhere: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SymbolItem {
+    pub name: String,
+    pub kind: String,
+    pub path: String,
+    pub line: u32,
+    pub end_line: u32,
+    pub container: Option<String>,
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileItem {
+    pub path: String,
+    pub language: Option<String>,
+    pub size: u64,
+}
+
+impl From<SymbolHit> for SymbolItem {
+    fn from(hit: SymbolHit) -> Self {
+        SymbolItem {
+            name: hit.name,
+            kind: hit.kind,
+            path: hit.path.to_string(),
+            line: hit.line,
+            end_line: hit.end_line,
+            container: hit.container,
+            language: hit.language,
+        }
+    }
+}
+
+fn tool_error(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+fn page(limit: Option<u32>, cursor: &Option<String>) -> Result<(u32, u32), CallToolResult> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let offset = match cursor {
+        None => 0,
+        Some(c) => c.parse::<u32>().map_err(|_| {
+            tool_error(format!(
+                "invalid cursor {c:?}: pass a next_cursor back unchanged"
+            ))
+        })?,
+    };
+    Ok((limit, offset))
+}
+
+/// `requested` as a path inside `root`, refusing anything that could leave it: absolute
+/// paths, `..`, NUL bytes, and symlinks pointing outside (`/repo-evil` beside `/repo`
+/// is outside too: paths are compared by component, not by prefix).
+pub fn resolve_inside(root: &Path, requested: &str) -> Result<(RelPath, PathBuf), String> {
+    if requested.is_empty() || requested.contains('\0') {
+        return Err("path must be a non-empty relative path without NUL bytes".into());
+    }
+    let relative = Path::new(requested.trim_start_matches("./"));
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err(format!(
+            "path {requested:?} must be relative to the project root, without `..`"
+        ));
+    }
+    let full = root.join(relative);
+    if let Ok(real) = full.canonicalize()
+        && !real.starts_with(root)
+    {
+        return Err(format!(
+            "path {requested:?} leads outside the project (through a symlink)"
+        ));
+    }
+    let rel = RelPath::from_path(root, &full)
+        .ok_or_else(|| format!("path {requested:?} is outside the project"))?;
+    Ok((rel, full))
+}
+
+#[tool_router(router = tool_router)]
+impl CodelensServer {
+    /// Opens the project containing `start` and starts its engine (catch-up runs in the
+    /// background: `initialize` does not wait for it). Without an index, every tool
+    /// answers with a clear error instead.
+    pub fn new(start: &Path) -> CodelensServer {
+        let backend = Project::find(start)
+            .map_err(|e| e.to_string())
+            .and_then(|project| {
+                let config = Config::from_env();
+                for warning in &config.warnings {
+                    eprintln!("codelens: warning: {warning}");
+                }
+                let mut options = EngineOptions::from_config(&config);
+                options.start_dir = Some(start.to_path_buf());
+                let engine = Engine::start(project.clone(), options).map_err(|e| e.to_string())?;
+                let reader =
+                    Store::open_read_only(&project.db_path()).map_err(|e| e.to_string())?;
+                Ok(Backend {
+                    project,
+                    engine,
+                    reader: Mutex::new(reader),
+                })
+            });
+        CodelensServer {
+            backend: Arc::new(backend),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Find symbol definitions by name (exact, prefix or substring), optionally of one kind or language. \
+                       Returns name, kind, path, line, container; at most `limit` (default 50, max 500) per answer, \
+                       then `next_cursor`. Answers over 20,000 characters are cut and continued by `cursor`.",
+        annotations(read_only_hint = true),
+        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<SymbolItem>>()
+    )]
+    async fn search_symbols(
+        &self,
+        Parameters(args): Parameters<SearchSymbolsArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let server = self.clone();
+        Ok(blocking(move || server.search_symbols_now(args)).await)
+    }
+
+    #[tool(
+        description = "The symbol definitions of one file, in source order. For a file edited since the last sync they are \
+                       read from the file as it is on disk now, and the answer says so.",
+        annotations(read_only_hint = true),
+        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<SymbolItem>>()
+    )]
+    async fn file_outline(
+        &self,
+        Parameters(args): Parameters<FileOutlineArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let server = self.clone();
+        Ok(blocking(move || server.file_outline_now(args)).await)
+    }
+
+    #[tool(
+        description = "Indexed files whose path matches a glob (`src/**/*.ts`) or contains a substring, with language and \
+                       size; at most `limit` (default 50, max 500) per answer, then `next_cursor`.",
+        annotations(read_only_hint = true),
+        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<FileItem>>()
+    )]
+    async fn find_files(
+        &self,
+        Parameters(args): Parameters<FindFilesArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let server = self.clone();
+        Ok(blocking(move || server.find_files_now(args)).await)
+    }
+
+    #[tool(
+        description = "How fresh the index is: files, symbols, last sync, pending files with edit ages, watcher state, \
+                       worktree mismatch, catch-up progress. Never waits.",
+        annotations(read_only_hint = true)
+    )]
+    async fn index_status(
+        &self,
+        Parameters(_args): Parameters<NoArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let server = self.clone();
+        Ok(blocking(move || server.index_status_now()).await)
+    }
+}
+
+async fn blocking(work: impl FnOnce() -> CallToolResult + Send + 'static) -> CallToolResult {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| tool_error(format!("internal error: {e}")))
+}
+
+impl CodelensServer {
+    fn backend(&self) -> Result<&Backend, CallToolResult> {
+        self.backend.as_ref().as_ref().map_err(|why| {
+            tool_error(format!(
+                "{why} (the MCP server answers once `codelens init` has built the index)"
+            ))
+        })
+    }
+
+    /// The snapshot a read answer is composed from: every edit saved before the question
+    /// is in it (cookie), and start-up catch-up has finished or timed out.
+    fn fresh_snapshot(backend: &Backend) -> Arc<Snapshot> {
+        backend.engine.settle(SETTLE_TIMEOUT);
+        backend.engine.wait_for_catchup()
+    }
+
+    /// Wraps a result the same way for every read tool: worktree warning and staleness
+    /// banner first, then the result, then the footer (and the auto-sync notice).
+    fn answer<T: Serialize>(
+        snapshot: &Snapshot,
+        referenced: &[String],
+        result_text: String,
+        mut body: ReadAnswer<T>,
+    ) -> CallToolResult {
+        let refs: Vec<&str> = referenced.iter().map(String::as_str).collect();
+        let now = now_ns();
+        body.stale_files = snapshot
+            .pending
+            .iter()
+            .filter(|p| refs.contains(&p.path.as_str()))
+            .map(|p| {
+                json!({
+                    "path": p.path,
+                    "edited_secs_ago": (now.saturating_sub(p.last_edit_ns) / 1_000_000_000).max(0),
+                    "state": crate::engine::runner::state_name(p.state),
+                })
+            })
+            .collect();
+        body.pending_elsewhere = snapshot
+            .pending
+            .iter()
+            .filter(|p| !refs.contains(&p.path.as_str()))
+            .count();
+        body.worktree_mismatch = snapshot.worktree_mismatch.as_ref().map(|m| {
+            json!({
+                "worktree_root": m.worktree_root.to_string_lossy(),
+                "main_checkout_root": m.main_checkout_root.to_string_lossy(),
+                "index_root": m.index_root.to_string_lossy(),
+                "worktree_branch": m.worktree_branch,
+                "index_branch": m.index_branch,
+                "fix": format!("codelens init -i {}", m.worktree_root.display()),
+            })
+        });
+        let mut text = String::new();
+        if let Some(banner) = snapshot.banner(&refs) {
+            text.push_str(&banner);
+            text.push_str("\n\n");
+        }
+        text.push_str(&result_text);
+        if let Some(footer) = snapshot.footer(&refs) {
+            text.push_str("\n\n");
+            text.push_str(&footer);
+        }
+        if let Some(notice) = snapshot.auto_sync_notice() {
+            text.push('\n');
+            text.push_str(&notice);
+        }
+        let structured = serde_json::to_value(&body).unwrap_or(Value::Null);
+        let mut result = CallToolResult::structured(structured);
+        result.content = vec![ContentBlock::text(text)];
+        result
+    }
+
+    /// Lines of `items` that fit the budget: how many, and the text.
+    fn fit<T>(items: &[T], line: impl Fn(&T) -> String) -> (usize, String) {
+        let mut text = String::new();
+        let mut taken = 0;
+        for item in items {
+            let next = line(item);
+            if taken > 0 && text.len() + next.len() + 1 > ANSWER_BUDGET - 2_000 {
+                break;
+            }
+            text.push_str(&next);
+            text.push('\n');
+            taken += 1;
+        }
+        (taken, text)
+    }
+
+    fn search_symbols_now(&self, args: SearchSymbolsArgs) -> CallToolResult {
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let mode = match args.r#match.as_deref().unwrap_or("substring") {
+            "exact" => NameMatch::Exact,
+            "prefix" => NameMatch::Prefix,
+            "substring" | "fuzzy" => NameMatch::Substring,
+            other => {
+                return tool_error(format!(
+                    "unknown match {other:?}: use exact, prefix or substring"
+                ));
+            }
+        };
+        if let Some(language) = &args.language
+            && !Lang::ALL.iter().any(|l| l.name() == language)
+        {
+            return tool_error(format!("unknown language {language:?}"));
+        }
+        let (limit, offset) = match page(args.limit, &args.cursor) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let snapshot = Self::fresh_snapshot(backend);
+        let found = {
+            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+            reader.search_symbols(
+                &args.query,
+                mode,
+                args.kind.as_deref(),
+                args.language.as_deref(),
+                limit,
+                offset,
+            )
+        };
+        let (hits, total) = match found {
+            Ok(found) => found,
+            Err(error) => return tool_error(format!("codelens: {error}")),
+        };
+        let (taken, mut text) = Self::fit(&hits, |h| {
+            let container = h
+                .container
+                .as_deref()
+                .map(|c| format!(" in {c}"))
+                .unwrap_or_default();
+            format!("{}:{}: {} {}{container}", h.path, h.line, h.kind, h.name)
+        });
+        if hits.is_empty() {
+            text = format!("No symbol matches {:?}.", args.query);
+        }
+        let shown_until = offset as u64 + taken as u64;
+        let truncated = shown_until < total;
+        if truncated {
+            text.push_str(&format!(
+                "… {} more: call again with cursor \"{shown_until}\"",
+                total - shown_until
+            ));
+        }
+        let items: Vec<SymbolItem> = hits.into_iter().take(taken).map(SymbolItem::from).collect();
+        let mut referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
+        referenced.dedup();
+        let body = ReadAnswer {
+            items,
+            total,
+            truncated,
+            next_cursor: truncated.then(|| shown_until.to_string()),
+            stale_files: Vec::new(),
+            worktree_mismatch: None,
+            pending_elsewhere: 0,
+        };
+        Self::answer(&snapshot, &referenced, text, body)
+    }
+
+    fn file_outline_now(&self, args: FileOutlineArgs) -> CallToolResult {
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let (rel, full) = match resolve_inside(&backend.project.root, &args.path) {
+            Ok(resolved) => resolved,
+            Err(why) => return tool_error(why),
+        };
+        let snapshot = Self::fresh_snapshot(backend);
+        let path = rel.to_string();
+        let pending = snapshot.pending.iter().any(|p| p.path == path);
+        let hits = if pending {
+            // Never serve stale line numbers as current: parse the file as it is now.
+            let Ok(content) = std::fs::read(&full) else {
+                let body = ReadAnswer::<SymbolItem> {
+                    items: Vec::new(),
+                    total: 0,
+                    truncated: false,
+                    next_cursor: None,
+                    stale_files: Vec::new(),
+                    worktree_mismatch: None,
+                    pending_elsewhere: 0,
+                };
+                return Self::answer(
+                    &snapshot,
+                    std::slice::from_ref(&path),
+                    format!("{path} was deleted since the last sync."),
+                    body,
+                );
+            };
+            let lang = Lang::detect(rel.file_name());
+            SymbolExtractor::new()
+                .extract(lang, &content)
+                .into_iter()
+                .map(|s| SymbolHit {
+                    path: rel.clone(),
+                    name: s.name,
+                    kind: s.kind,
+                    line: s.line,
+                    column: s.column,
+                    end_line: s.end_line,
+                    container: s.container,
+                    language: Some(lang.name().to_string()),
+                })
+                .collect()
+        } else {
+            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+            match reader.has_file(&rel) {
+                Ok(true) => match reader.file_symbols(&rel) {
+                    Ok(hits) => hits,
+                    Err(error) => return tool_error(format!("codelens: {error}")),
+                },
+                Ok(false) => {
+                    return tool_error(format!(
+                        "{path} is not in the index (ignored, or not a file)"
+                    ));
+                }
+                Err(error) => return tool_error(format!("codelens: {error}")),
+            }
+        };
+        let (taken, mut text) = Self::fit(&hits, |h| {
+            let container = h
+                .container
+                .as_deref()
+                .map(|c| format!(" in {c}"))
+                .unwrap_or_default();
+            format!(
+                "{}-{}: {} {}{container}",
+                h.line, h.end_line, h.kind, h.name
+            )
+        });
+        if pending {
+            text =
+                format!("(read from {path} on disk now: it changed since the last sync)\n{text}");
+        }
+        if hits.is_empty() {
+            text.push_str(&format!("{path} defines no symbols codelens extracts."));
+        }
+        let total = hits.len() as u64;
+        let items: Vec<SymbolItem> = hits.into_iter().take(taken).map(SymbolItem::from).collect();
+        let truncated = (items.len() as u64) < total;
+        let body = ReadAnswer {
+            items,
+            total,
+            truncated,
+            next_cursor: None,
+            stale_files: Vec::new(),
+            worktree_mismatch: None,
+            pending_elsewhere: 0,
+        };
+        Self::answer(&snapshot, &[path], text, body)
+    }
+
+    fn find_files_now(&self, args: FindFilesArgs) -> CallToolResult {
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let (limit, offset) = match page(args.limit, &args.cursor) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let is_glob = args.pattern.contains(['*', '?', '[', '{']);
+        let matcher = if is_glob {
+            match globset::GlobBuilder::new(&args.pattern)
+                .literal_separator(true)
+                .build()
+            {
+                Ok(glob) => Some(glob.compile_matcher()),
+                Err(error) => {
+                    return tool_error(format!("invalid glob {:?}: {error}", args.pattern));
+                }
+            }
+        } else {
+            None
+        };
+        let snapshot = Self::fresh_snapshot(backend);
+        let files = {
+            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+            reader.files()
+        };
+        let files = match files {
+            Ok(files) => files,
+            Err(error) => return tool_error(format!("codelens: {error}")),
+        };
+        let matching: Vec<FileItem> = files
+            .into_iter()
+            .filter(|f| {
+                let path = f.path.to_string_lossy();
+                match &matcher {
+                    Some(glob) => glob.is_match(path.as_ref()),
+                    None => path.contains(&args.pattern),
+                }
+            })
+            .map(|f| FileItem {
+                path: f.path.to_string(),
+                language: f.language,
+                size: f.size,
+            })
+            .collect();
+        let total = matching.len() as u64;
+        let window: Vec<FileItem> = matching
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        let (taken, mut text) = Self::fit(&window, |f| {
+            format!(
+                "{} ({}, {} bytes)",
+                f.path,
+                f.language.as_deref().unwrap_or("binary/skipped"),
+                f.size
+            )
+        });
+        if total == 0 {
+            text = format!("No indexed file matches {:?}.", args.pattern);
+        }
+        let shown_until = offset as u64 + taken as u64;
+        let truncated = shown_until < total;
+        if truncated {
+            text.push_str(&format!(
+                "… {} more: call again with cursor \"{shown_until}\"",
+                total - shown_until
+            ));
+        }
+        let items: Vec<FileItem> = window.into_iter().take(taken).collect();
+        let referenced: Vec<String> = items.iter().map(|f| f.path.clone()).collect();
+        let body = ReadAnswer {
+            items,
+            total,
+            truncated,
+            next_cursor: truncated.then(|| shown_until.to_string()),
+            stale_files: Vec::new(),
+            worktree_mismatch: None,
+            pending_elsewhere: 0,
+        };
+        Self::answer(&snapshot, &referenced, text, body)
+    }
+
+    fn index_status_now(&self) -> CallToolResult {
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        // Never waits: the snapshot as it is, catch-up progress included.
+        let snapshot = backend.engine.snapshot();
+        let now = now_ns();
+        let catchup = match &snapshot.catchup {
+            crate::engine::Catchup::NotStarted => json!({"state": "not_started"}),
+            crate::engine::Catchup::Running { checked, total } => {
+                json!({"state": "running", "checked": checked, "total": total})
+            }
+            crate::engine::Catchup::Done { found, duration_ms } => {
+                json!({"state": "done", "found": found, "duration_ms": duration_ms})
+            }
+            crate::engine::Catchup::Failed(why) => json!({"state": "failed", "error": why}),
+        };
+        let status = json!({
+            "root": backend.project.root.to_string_lossy(),
+            "files": snapshot.stats.files,
+            "symbols": snapshot.stats.symbols,
+            "languages": snapshot.stats.languages,
+            "last_sync": snapshot.last_sync,
+            "pending": snapshot.pending.iter().map(|p| json!({
+                "path": p.path,
+                "edited_secs_ago": (now.saturating_sub(p.last_edit_ns) / 1_000_000_000).max(0),
+                "state": crate::engine::runner::state_name(p.state),
+            })).collect::<Vec<_>>(),
+            "watcher": {
+                "mode": snapshot.watcher.mode_name(),
+                "reason": snapshot.watcher.reason,
+                "rescans": snapshot.watcher.rescans,
+                "debounce_ms": snapshot.watcher.debounce_ms,
+            },
+            "role": format!("{:?}", snapshot.role).to_lowercase(),
+            "catchup": catchup,
+            "worktree_mismatch": snapshot.worktree_mismatch.as_ref().map(|m| m.warning()),
+        });
+        let mut text = serde_json::to_string_pretty(&status).unwrap_or_default();
+        if let Some(m) = &snapshot.worktree_mismatch {
+            text = format!("{}\n\n{text}", m.warning());
+        }
+        let mut result = CallToolResult::structured(status);
+        result.content = vec![ContentBlock::text(text)];
+        result
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for CodelensServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("codelens", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+}
+
+/// Serves MCP on stdin/stdout until the client closes stdin.
+pub fn serve(start: &Path) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = CodelensServer::new(start);
+        let running = server.serve(rmcp::transport::stdio()).await?;
+        running.waiting().await?;
+        Ok::<(), anyhow::Error>(())
+    })
+}

@@ -1,0 +1,375 @@
+//! `codelens --mcp` as an agent meets it: the real binary as a child process, spoken to
+//! over stdio with JSON-RPC, on real temp repositories with real edits.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A minimal MCP client: one request at a time, answers matched by id, every stdout
+/// line kept to check that it is JSON-RPC.
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    next_id: u64,
+}
+
+impl Client {
+    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Client {
+        let mut command = codelens_command(dir, &["--mcp"]);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("codelens --mcp starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = Client {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            next_id: 1,
+        };
+        let init = client.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "codelens-test", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "codelens", "{init}");
+        client.send_raw(
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        );
+        client
+    }
+
+    fn send_raw(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_raw(
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
+        );
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {method} #{id}"));
+            self.seen.push(line.clone());
+            let message: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if message["id"] == json!(id) {
+                return message;
+            }
+        }
+    }
+
+    /// A tool call's result (asserting it is one, not a JSON-RPC error).
+    fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        let answer = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        assert!(answer.get("error").is_none(), "{answer}");
+        answer["result"].clone()
+    }
+
+    fn text(result: &Value) -> String {
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Every line the server wrote was a JSON-RPC 2.0 message.
+    fn assert_stdout_is_protocol_only(&self) {
+        for line in &self.seen {
+            let message: Value = serde_json::from_str(line).expect("JSON");
+            assert_eq!(message["jsonrpc"], "2.0", "{line}");
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn indexed_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "/wt/\n");
+    repo.write("src/store.rs", RUST_SRC);
+    repo.write("web/render.ts", TS_SRC);
+    repo.write("tools/indexer.py", PYTHON_SRC);
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    repo
+}
+
+#[test]
+fn tools_are_listed_read_only_with_schemas() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[("CODELENS_LOG", "trace")]);
+    let listed = client.request("tools/list", json!({}));
+    let tools = listed["result"]["tools"].as_array().expect("tools");
+    let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "file_outline",
+            "find_files",
+            "index_status",
+            "search_symbols"
+        ]
+    );
+    for tool in tools {
+        assert_eq!(tool["annotations"]["readOnlyHint"], true, "{tool}");
+        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+        if tool["name"] != "index_status" {
+            assert!(
+                tool["outputSchema"]["properties"]["stale_files"].is_object(),
+                "{tool}"
+            );
+        }
+    }
+    client.assert_stdout_is_protocol_only();
+}
+
+#[test]
+fn search_finds_symbols_and_an_edit_brings_the_banner_until_reindexed() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[("CODELENS_WATCH_DEBOUNCE_MS", "3000")]);
+    let clean = client.call(
+        "search_symbols",
+        json!({"query": "Indexer", "match": "exact"}),
+    );
+    let text = Client::text(&clean);
+    assert!(
+        text.starts_with("tools/indexer.py:1: class Indexer"),
+        "{text}"
+    );
+    assert_eq!(clean["structuredContent"]["total"], 1);
+    assert_eq!(clean["structuredContent"]["stale_files"], json!([]));
+    assert!(!text.contains("⚠️"), "a clean answer has no banner: {text}");
+
+    repo.write(
+        "tools/indexer.py",
+        &format!("{PYTHON_SRC}\n\ndef added_later():\n    pass\n"),
+    );
+    repo.write(
+        "web/render.ts",
+        &format!("{TS_SRC}\nexport const other = 1;\n"),
+    );
+    let stale = client.call(
+        "search_symbols",
+        json!({"query": "Indexer", "match": "exact"}),
+    );
+    let text = Client::text(&stale);
+    assert!(
+        text.starts_with("⚠️ Some files referenced below were edited since the last index sync"),
+        "{text}"
+    );
+    assert!(text.contains("  - tools/indexer.py (edited "), "{text}");
+    assert!(
+        text.contains("1 other file pending sync: web/render.ts"),
+        "the footer: {text}"
+    );
+    let stale_files = stale["structuredContent"]["stale_files"]
+        .as_array()
+        .unwrap();
+    assert_eq!(stale_files.len(), 1);
+    assert_eq!(stale_files[0]["path"], "tools/indexer.py");
+    assert_eq!(stale["structuredContent"]["pending_elsewhere"], 1);
+
+    // The outline of a pending file is read from disk as it is now, never stale lines.
+    let outline = client.call("file_outline", json!({"path": "tools/indexer.py"}));
+    let outline_text = Client::text(&outline);
+    assert!(
+        outline_text.contains("function added_later"),
+        "{outline_text}"
+    );
+    assert!(
+        outline_text.contains("read from tools/indexer.py on disk now"),
+        "{outline_text}"
+    );
+
+    // After the debounce the watcher re-indexes and the banner goes away.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let answer = client.call(
+            "search_symbols",
+            json!({"query": "added_later", "match": "exact"}),
+        );
+        if answer["structuredContent"]["total"] == 1 && !Client::text(&answer).contains("⚠️") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never re-indexed: {answer}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    client.assert_stdout_is_protocol_only();
+}
+
+#[test]
+fn find_files_and_paging() {
+    let repo = indexed_repo();
+    for i in 0..30 {
+        repo.write(
+            &format!("pkg/m{i:02}.go"),
+            &format!("package pkg\n\nfunc F{i}() {{}}\n"),
+        );
+    }
+    repo.ok(&["sync", "-q"]);
+    let mut client = Client::start(&repo.root(), &[]);
+    let page1 = client.call("find_files", json!({"pattern": "pkg/*.go", "limit": 20}));
+    assert_eq!(page1["structuredContent"]["total"], 30);
+    assert_eq!(
+        page1["structuredContent"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    assert_eq!(page1["structuredContent"]["truncated"], true);
+    let cursor = page1["structuredContent"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page2 = client.call(
+        "find_files",
+        json!({"pattern": "pkg/*.go", "limit": 20, "cursor": cursor}),
+    );
+    assert_eq!(
+        page2["structuredContent"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(page2["structuredContent"]["truncated"], false);
+    assert_eq!(page2["structuredContent"]["items"][9]["path"], "pkg/m29.go");
+    let by_substring = client.call("find_files", json!({"pattern": "render"}));
+    assert_eq!(
+        by_substring["structuredContent"]["items"][0]["path"],
+        "web/render.ts"
+    );
+    let bad = client.call("find_files", json!({"pattern": "src/[", "limit": 5}));
+    assert_eq!(bad["isError"], true, "{bad}");
+}
+
+#[test]
+fn paths_outside_the_project_are_refused() {
+    let repo = indexed_repo();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.rs"), "fn secret() {}\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.rs"), repo.path("src/link.rs")).unwrap();
+    // A sibling directory whose name extends the root's.
+    let sibling = format!("{}-evil", repo.root().display());
+    std::fs::create_dir_all(&sibling).unwrap();
+    let mut client = Client::start(&repo.root(), &[]);
+    for path in [
+        "../etc/passwd",
+        "/etc/passwd",
+        "src/../../x.rs",
+        "src/link.rs",
+        "a\u{0}b",
+        "",
+        &format!("{sibling}/x.rs"),
+    ] {
+        let answer = client.call("file_outline", json!({"path": path}));
+        assert_eq!(
+            answer["isError"], true,
+            "{path:?} was not refused: {answer}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&sibling);
+    // And an ordinary path still works.
+    let fine = client.call("file_outline", json!({"path": "./src/store.rs"}));
+    assert!(Client::text(&fine).contains("class Store"), "{fine}");
+}
+
+#[test]
+fn malformed_input_never_kills_the_server() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[]);
+    client.send_raw("this is not json");
+    client.send_raw("{\"jsonrpc\": \"2.0\", \"id\": 999, \"method\": \"no/such/method\"}");
+    client.send_raw(&"x".repeat(200_000));
+    let unknown = client.request(
+        "tools/call",
+        json!({"name": "no_such_tool", "arguments": {}}),
+    );
+    assert!(
+        unknown.get("error").is_some() || unknown["result"]["isError"] == true,
+        "{unknown}"
+    );
+    let bad_args = client.request(
+        "tools/call",
+        json!({"name": "search_symbols", "arguments": {"limit": "many"}}),
+    );
+    assert!(
+        bad_args.get("error").is_some() || bad_args["result"]["isError"] == true,
+        "{bad_args}"
+    );
+    // Still serving.
+    let status = client.call("index_status", json!({}));
+    assert_eq!(status["structuredContent"]["files"], 4);
+    client.assert_stdout_is_protocol_only();
+}
+
+#[test]
+fn a_nested_worktree_without_its_own_index_gets_the_warning_on_every_answer() {
+    let repo = indexed_repo();
+    repo.git(&["worktree", "add", "-q", "-b", "feature", "wt"]);
+    let mut client = Client::start(&repo.path("wt"), &[]);
+    for (tool, args) in [
+        ("search_symbols", json!({"query": "Store"})),
+        ("find_files", json!({"pattern": "*.rs"})),
+        ("file_outline", json!({"path": "src/store.rs"})),
+    ] {
+        let answer = client.call(tool, args);
+        let text = Client::text(&answer);
+        assert!(
+            text.starts_with("⚠️ This linked worktree"),
+            "{tool}: {text}"
+        );
+        assert!(text.contains("codelens init -i"), "{tool}: {text}");
+        assert_eq!(
+            answer["structuredContent"]["worktree_mismatch"]["worktree_branch"],
+            "feature"
+        );
+    }
+}
+
+#[test]
+fn without_an_index_initialize_works_and_tools_say_how_to_build_one() {
+    let plain = tempfile::tempdir().unwrap();
+    let mut client = Client::start(plain.path(), &[]);
+    let answer = client.call("search_symbols", json!({"query": "x"}));
+    assert_eq!(answer["isError"], true);
+    assert!(Client::text(&answer).contains("codelens init"), "{answer}");
+}
