@@ -37,6 +37,10 @@ const CASES: &[Case] = &[
         name: "watcher",
         run: watcher_case,
     },
+    Case {
+        name: "mcp",
+        run: mcp_case,
+    },
 ];
 
 /// Everything a case may use: the generated tree and how to run things in it.
@@ -565,6 +569,112 @@ fn watcher_case(ctx: &Ctx) -> Vec<Row> {
             target: "< 0.1 s CPU per 60 s",
         },
     ]
+}
+
+/// `codelens --mcp` as a child process spoken to over stdio: spawn → first answered
+/// `tools/call` (warm index, no changes), then p50/p99 of 1,000 calls of each read tool.
+fn mcp_case(ctx: &Ctx) -> Vec<Row> {
+    use std::io::{BufRead, BufReader, Write};
+
+    run(&ctx.tree, BIN, &["init", "-q"]);
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg("--mcp")
+        .current_dir(&ctx.tree)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("codelens --mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut next_id = 0u64;
+    let mut call = |method: &str, params: serde_json::Value| -> serde_json::Value {
+        next_id += 1;
+        let request = serde_json::json!({"jsonrpc": "2.0", "id": next_id, "method": method, "params": params});
+        writeln!(stdin, "{request}").unwrap();
+        stdin.flush().unwrap();
+        loop {
+            let mut line = String::new();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "server closed stdout"
+            );
+            let message: serde_json::Value = serde_json::from_str(&line).expect("JSON-RPC");
+            if message["id"] == serde_json::json!(next_id) {
+                return message;
+            }
+        }
+    };
+    call(
+        "initialize",
+        serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+    );
+    let tool = |name: &str, arguments: serde_json::Value| serde_json::json!({"name": name, "arguments": arguments});
+    let first = call(
+        "tools/call",
+        tool(
+            "search_symbols",
+            serde_json::json!({"query": "index", "limit": 10}),
+        ),
+    );
+    let first_answer = started.elapsed();
+    assert!(first["result"]["isError"] != true, "{first}");
+
+    let outline_path = ctx
+        .sources
+        .iter()
+        .find(|p| p.ends_with(".rs"))
+        .cloned()
+        .unwrap_or_default();
+    let mut rows = vec![Row {
+        case: "spawn → first tools/call answered".into(),
+        ours: Measured {
+            wall: first_answer,
+            max_rss_kb: None,
+        },
+        reference_name: "–".into(),
+        reference: None,
+        target: "(warm index, no changes)",
+    }];
+    for (name, args) in [
+        (
+            "search_symbols",
+            serde_json::json!({"query": "store_entry", "limit": 20}),
+        ),
+        ("file_outline", serde_json::json!({"path": outline_path})),
+        (
+            "find_files",
+            serde_json::json!({"pattern": "pkg01/**/*.ts", "limit": 20}),
+        ),
+    ] {
+        let mut samples = Vec::with_capacity(1000);
+        for _ in 0..1000 {
+            let t = Instant::now();
+            let answer = call("tools/call", tool(name, args.clone()));
+            samples.push(t.elapsed());
+            assert!(answer["result"]["isError"] != true, "{answer}");
+        }
+        let target = Some(Measured {
+            wall: Duration::from_millis(10),
+            max_rss_kb: None,
+        });
+        for p in [50, 99] {
+            rows.push(Row {
+                case: format!("{name} p{p} (1,000 calls)"),
+                ours: Measured {
+                    wall: percentile(&samples, p),
+                    max_rss_kb: None,
+                },
+                reference_name: "target".into(),
+                reference: target,
+                target: if p == 99 { "p99 < 10 ms" } else { "" },
+            });
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    rows
 }
 
 fn percentile(samples: &[Duration], p: usize) -> Duration {
