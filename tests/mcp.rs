@@ -144,7 +144,9 @@ fn tools_are_listed_read_only_with_schemas() {
             "file_outline",
             "find_files",
             "index_status",
-            "search_symbols"
+            "search_symbols",
+            "search_text",
+            "symbol_definition"
         ]
     );
     for tool in tools {
@@ -372,4 +374,72 @@ fn without_an_index_initialize_works_and_tools_say_how_to_build_one() {
     let answer = client.call("search_symbols", json!({"query": "x"}));
     assert_eq!(answer["isError"], true);
     assert!(Client::text(&answer).contains("codelens init"), "{answer}");
+}
+
+#[test]
+fn symbol_definition_serves_current_source_even_after_lines_moved() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[("CODELENS_WATCH_DEBOUNCE_MS", "30000")]);
+    let clean = client.call("symbol_definition", json!({"name": "open"}));
+    let item = &clean["structuredContent"]["items"][0];
+    assert_eq!(item["path"], "src/store.rs", "{clean}");
+    assert_eq!(item["line"], 6);
+    assert!(
+        item["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("    pub fn open(path: &str) -> Store {"),
+        "{clean}"
+    );
+    assert_eq!(item["reparsed"], false);
+
+    // Three lines inserted above it: the indexed range (6-8) now holds other code.
+    repo.write(
+        "src/store.rs",
+        &format!("// one\n// two\n// three\n{RUST_SRC}"),
+    );
+    let moved = client.call(
+        "symbol_definition",
+        json!({"name": "open", "path": "src/store.rs"}),
+    );
+    let item = &moved["structuredContent"]["items"][0];
+    assert_eq!(item["line"], 9, "{moved}");
+    assert_eq!(item["reparsed"], true);
+    assert!(
+        item["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("    pub fn open(path: &str) -> Store {"),
+        "{moved}"
+    );
+    let text = Client::text(&moved);
+    assert!(
+        text.starts_with("⚠️ Some files referenced below were edited"),
+        "{text}"
+    );
+}
+
+#[test]
+fn search_text_finds_lines_by_regex_within_a_glob() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[]);
+    let all = client.call("search_text", json!({"pattern": "fn (open|main)\\b"}));
+    let paths: Vec<String> = all["structuredContent"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}:{}", m["path"].as_str().unwrap(), m["line"]))
+        .collect();
+    assert_eq!(paths, vec!["src/store.rs:6"], "{all}");
+    let python = client.call(
+        "search_text",
+        json!({"pattern": "def ", "path_glob": "tools/*.py"}),
+    );
+    assert_eq!(python["structuredContent"]["total"], 2, "{python}");
+    assert!(
+        Client::text(&python).contains("tools/indexer.py:2:    def run(self):"),
+        "{python}"
+    );
+    let bad = client.call("search_text", json!({"pattern": "(unclosed"}));
+    assert_eq!(bad["isError"], true);
 }

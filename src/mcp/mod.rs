@@ -97,6 +97,49 @@ pub struct FindFilesArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct NoArgs {}
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SymbolDefinitionArgs {
+    /// The symbol's exact name.
+    pub name: String,
+    /// Only definitions in this file (relative to the project root).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchTextArgs {
+    /// A regular expression (Rust `regex` syntax), matched line by line.
+    pub pattern: String,
+    /// Only files whose path matches this glob.
+    #[serde(default)]
+    pub path_glob: Option<String>,
+    /// At most this many matching lines (default 50, at most 500).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DefinitionItem {
+    pub name: String,
+    pub kind: String,
+    pub path: String,
+    pub line: u32,
+    pub end_line: u32,
+    pub container: Option<String>,
+    /// The definition's source lines, as the file is on disk now.
+    pub source: String,
+    /// True when the file changed since the last sync and the location was found again
+    /// by parsing it now.
+    pub reparsed: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TextMatch {
+    pub path: String,
+    pub line: u32,
+    pub text: String,
+}
+
 /// The fields every read answer's structuredContent carries besides its items.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ReadAnswer<T> {
@@ -262,6 +305,35 @@ impl CodelensServer {
     ) -> Result<CallToolResult, McpError> {
         let server = self.clone();
         Ok(blocking(move || server.find_files_now(args)).await)
+    }
+
+    #[tool(
+        description = "A symbol's definition with its source lines (at most 200 per definition), by exact name, optionally \
+                       in one file. For a file edited since the last sync the definition is found again by parsing the \
+                       file as it is now: a stale line range is never served as current.",
+        annotations(read_only_hint = true),
+        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<DefinitionItem>>()
+    )]
+    async fn symbol_definition(
+        &self,
+        Parameters(args): Parameters<SymbolDefinitionArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let server = self.clone();
+        Ok(blocking(move || server.symbol_definition_now(args)).await)
+    }
+
+    #[tool(
+        description = "Lines matching a regular expression in the indexed text files, optionally only files matching \
+                       `path_glob`; results as path:line:text, at most `limit` (default 50, max 500) lines.",
+        annotations(read_only_hint = true),
+        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<TextMatch>>()
+    )]
+    async fn search_text(
+        &self,
+        Parameters(args): Parameters<SearchTextArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let server = self.clone();
+        Ok(blocking(move || server.search_text_now(args)).await)
     }
 
     #[tool(
@@ -620,6 +692,227 @@ impl CodelensServer {
             total,
             truncated,
             next_cursor: truncated.then(|| shown_until.to_string()),
+            stale_files: Vec::new(),
+            worktree_mismatch: None,
+            pending_elsewhere: 0,
+        };
+        Self::answer(&snapshot, &referenced, text, body)
+    }
+
+    fn symbol_definition_now(&self, args: SymbolDefinitionArgs) -> CallToolResult {
+        const MAX_LINES: usize = 200;
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let only = match &args.path {
+            Some(path) => match resolve_inside(&backend.project.root, path) {
+                Ok((rel, _)) => Some(rel),
+                Err(why) => return tool_error(why),
+            },
+            None => None,
+        };
+        let snapshot = Self::fresh_snapshot(backend);
+        let hits = {
+            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+            reader.symbols_named(&args.name)
+        };
+        let hits = match hits {
+            Ok(hits) => hits
+                .into_iter()
+                .filter(|h| only.as_ref().is_none_or(|p| &h.path == p))
+                .collect::<Vec<_>>(),
+            Err(error) => return tool_error(format!("codelens: {error}")),
+        };
+        let mut items = Vec::new();
+        let mut paths: Vec<RelPath> = hits.iter().map(|h| h.path.clone()).collect();
+        paths.dedup();
+        for path in paths {
+            let full = path.to_path(&backend.project.root);
+            let Ok(content) = std::fs::read(&full) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&content);
+            let lines: Vec<&str> = text.lines().collect();
+            let pending = snapshot.pending.iter().any(|p| p.path == path.to_string());
+            // A pending file's indexed lines may point at another symbol now: find the
+            // definition again in the file as it is.
+            let found: Vec<(String, String, u32, u32, Option<String>)> = if pending {
+                SymbolExtractor::new()
+                    .extract(Lang::detect(path.file_name()), &content)
+                    .into_iter()
+                    .filter(|s| s.name == args.name)
+                    .map(|s| (s.name, s.kind, s.line, s.end_line, s.container))
+                    .collect()
+            } else {
+                hits.iter()
+                    .filter(|h| h.path == path)
+                    .map(|h| {
+                        (
+                            h.name.clone(),
+                            h.kind.clone(),
+                            h.line,
+                            h.end_line,
+                            h.container.clone(),
+                        )
+                    })
+                    .collect()
+            };
+            for (name, kind, line, end_line, container) in found {
+                let start = (line as usize).saturating_sub(1).min(lines.len());
+                let end = (end_line as usize)
+                    .min(lines.len())
+                    .min(start + MAX_LINES)
+                    .max(start);
+                items.push(DefinitionItem {
+                    name,
+                    kind,
+                    path: path.to_string(),
+                    line,
+                    end_line,
+                    container,
+                    source: lines[start..end].join("\n"),
+                    reparsed: pending,
+                });
+            }
+        }
+        let mut text = String::new();
+        let mut taken = 0;
+        for item in &items {
+            let block = format!(
+                "{}:{}-{}: {} {}{}\n```\n{}\n```\n",
+                item.path,
+                item.line,
+                item.end_line,
+                item.kind,
+                item.name,
+                if item.reparsed {
+                    " (re-read from disk: the file changed since the last sync)"
+                } else {
+                    ""
+                },
+                item.source
+            );
+            if taken > 0 && text.len() + block.len() > ANSWER_BUDGET - 2_000 {
+                break;
+            }
+            text.push_str(&block);
+            taken += 1;
+        }
+        if items.is_empty() {
+            text = format!("No definition of {:?} found.", args.name);
+        }
+        let total = items.len() as u64;
+        items.truncate(taken);
+        let referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
+        let body = ReadAnswer {
+            truncated: (taken as u64) < total,
+            items,
+            total,
+            next_cursor: None,
+            stale_files: Vec::new(),
+            worktree_mismatch: None,
+            pending_elsewhere: 0,
+        };
+        Self::answer(&snapshot, &referenced, text, body)
+    }
+
+    fn search_text_now(&self, args: SearchTextArgs) -> CallToolResult {
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let regex = match regex::RegexBuilder::new(&args.pattern)
+            .size_limit(1 << 22)
+            .build()
+        {
+            Ok(regex) => regex,
+            Err(error) => return tool_error(format!("invalid regular expression: {error}")),
+        };
+        let glob = match &args.path_glob {
+            Some(g) => match globset::GlobBuilder::new(g).literal_separator(true).build() {
+                Ok(glob) => Some(glob.compile_matcher()),
+                Err(error) => return tool_error(format!("invalid glob {g:?}: {error}")),
+            },
+            None => None,
+        };
+        let limit = args.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+        let snapshot = Self::fresh_snapshot(backend);
+        let files = {
+            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+            reader.files()
+        };
+        let files: Vec<RelPath> = match files {
+            Ok(files) => files
+                .into_iter()
+                .filter(|f| f.skipped.is_none())
+                .filter(|f| {
+                    glob.as_ref()
+                        .is_none_or(|g| g.is_match(f.path.to_string_lossy().as_ref()))
+                })
+                .map(|f| f.path)
+                .collect(),
+            Err(error) => return tool_error(format!("codelens: {error}")),
+        };
+        let root = &backend.project.root;
+        // Files in parallel, each worker stopping once the limit is reached anywhere.
+        let found = std::sync::Mutex::new(Vec::<TextMatch>::new());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..crate::engine::scan::worker_count() {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = files.get(i) else { break };
+                        if found.lock().map(|f| f.len() >= limit).unwrap_or(true) {
+                            break;
+                        }
+                        let Ok(content) = std::fs::read(path.to_path(root)) else {
+                            continue;
+                        };
+                        let text = String::from_utf8_lossy(&content);
+                        let mut local = Vec::new();
+                        for (n, line) in text.lines().enumerate() {
+                            if regex.is_match(line) {
+                                let shown: String = line.chars().take(300).collect();
+                                local.push(TextMatch {
+                                    path: path.to_string(),
+                                    line: n as u32 + 1,
+                                    text: shown,
+                                });
+                            }
+                        }
+                        if !local.is_empty()
+                            && let Ok(mut all) = found.lock()
+                        {
+                            all.extend(local);
+                        }
+                    }
+                });
+            }
+        });
+        let mut matches = found.into_inner().unwrap_or_default();
+        matches.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
+        let total = matches.len() as u64;
+        let truncated = matches.len() > limit;
+        matches.truncate(limit);
+        let (taken, mut text) =
+            Self::fit(&matches, |m| format!("{}:{}:{}", m.path, m.line, m.text));
+        matches.truncate(taken);
+        if matches.is_empty() {
+            text = format!("No line matches {:?}.", args.pattern);
+        } else if truncated || (taken as u64) < total {
+            text.push_str(&format!(
+                "… more matches: narrow the pattern or path_glob (limit {limit})"
+            ));
+        }
+        let mut referenced: Vec<String> = matches.iter().map(|m| m.path.clone()).collect();
+        referenced.dedup();
+        let body = ReadAnswer {
+            truncated: truncated || (taken as u64) < total,
+            total,
+            items: matches,
+            next_cursor: None,
             stale_files: Vec::new(),
             worktree_mismatch: None,
             pending_elsewhere: 0,

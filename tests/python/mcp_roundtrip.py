@@ -42,7 +42,9 @@ async def roundtrip(codelens, repo):
 
             tools = await session.list_tools()
             names = sorted(tool.name for tool in tools.tools)
-            assert names == ["file_outline", "find_files", "index_status", "search_symbols"], names
+            assert names == [
+                "file_outline", "find_files", "index_status", "search_symbols", "search_text", "symbol_definition"
+            ], names
             assert all(tool.annotations and tool.annotations.read_only_hint for tool in tools.tools)
 
             clean = await session.call_tool("search_symbols", {"query": "render_page", "match": "exact"})
