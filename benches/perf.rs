@@ -672,6 +672,35 @@ fn mcp_case(ctx: &Ctx) -> Vec<Row> {
             });
         }
     }
+    // search_text beside git grep on the same pattern (median of 5 each).
+    // A pattern that matches nothing: both sides read every file.
+    let pattern = "zq_never_matches_zq";
+    let mut ours = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let answer = call(
+            "tools/call",
+            tool(
+                "search_text",
+                serde_json::json!({"pattern": pattern, "limit": 500}),
+            ),
+        );
+        ours.push(Measured {
+            wall: t.elapsed(),
+            max_rss_kb: None,
+        });
+        assert!(answer["result"]["isError"] != true, "{answer}");
+    }
+    // git grep exits 1 when nothing matches.
+    let script = format!("git grep -n {pattern}; test $? -le 1");
+    let git_grep = median_of(5, || run(&ctx.tree, "sh", &["-c", &script]));
+    rows.push(Row {
+        case: format!("search_text {pattern:?}"),
+        ours: median(ours),
+        reference_name: "git grep".into(),
+        reference: Some(git_grep),
+        target: "≤ 1.0× git grep",
+    });
     drop(stdin);
     let _ = child.wait();
     rows

@@ -482,6 +482,48 @@ impl Store {
         Ok((hits, total as u64))
     }
 
+    /// Every distinct symbol name, sorted (a covering scan of the name index).
+    pub fn distinct_symbol_names(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT name FROM symbols ORDER BY name")?;
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Symbols whose name is one of `names` (looked up through the name index), ordered
+    /// and paged like [`Store::search_symbols`] with `query` ranking exact matches first.
+    pub fn symbols_with_names(
+        &self,
+        names: &[&str],
+        query: &str,
+        kind: Option<&str>,
+        language: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<SymbolHit>, u64)> {
+        let list = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+        let filters = "FROM symbols s JOIN files f ON f.id = s.file_id
+             WHERE s.name IN (SELECT value FROM json_each(?1))
+               AND (?2 IS NULL OR s.kind = ?2) AND (?3 IS NULL OR f.language = ?3)";
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) {filters}"))?
+            .query_row(params![list, kind, language], |r| r.get(0))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SYMBOL_COLUMNS} {filters}
+             ORDER BY s.name <> ?4, length(s.name), f.path, s.line LIMIT ?5 OFFSET ?6"
+        ))?;
+        let hits = stmt
+            .query_map(
+                params![list, kind, language, query, limit, offset],
+                symbol_hit,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((hits, total as u64))
+    }
+
     /// The symbols of one file, in source order.
     pub fn file_symbols(&self, path: &RelPath) -> Result<Vec<SymbolHit>> {
         let mut stmt = self.conn.prepare_cached(&format!(

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::engine::lang::Lang;
 use crate::engine::project::Project;
-use crate::engine::store::{NameMatch, Store, SymbolHit};
+use crate::engine::store::{FileEntry, NameMatch, Store, SymbolHit};
 use crate::engine::symbols::SymbolExtractor;
 use crate::engine::{Engine, EngineOptions, RelPath, Snapshot, now_ns};
 
@@ -49,7 +49,18 @@ struct Backend {
     /// A read-only connection of our own: SQLite in WAL mode lets it read while the
     /// engine writes.
     reader: Mutex<Store>,
+    /// Distinct symbol names, lower-cased, as of an index write counter: a substring
+    /// search scans these in memory instead of every symbol row in SQLite.
+    names: Mutex<Option<NameList>>,
+    /// The indexed files as of an index write counter (find_files, search_text).
+    files: Mutex<Option<(u64, Arc<Vec<FileEntry>>)>>,
 }
+
+/// The index write counter it was read at, and (lower-cased, as-is) names.
+type NameList = (u64, Vec<(String, String)>);
+
+/// Past this many matching names a search is broad anyway: SQLite's scan is as good.
+const MAX_NAMES_IN_LOOKUP: usize = 2_000;
 
 #[derive(Clone)]
 pub struct CodelensServer {
@@ -256,6 +267,8 @@ impl CodelensServer {
                     project,
                     engine,
                     reader: Mutex::new(reader),
+                    names: Mutex::new(None),
+                    files: Mutex::new(None),
                 })
             });
         CodelensServer {
@@ -472,14 +485,18 @@ impl CodelensServer {
         let snapshot = Self::fresh_snapshot(backend);
         let found = {
             let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-            reader.search_symbols(
-                &args.query,
-                mode,
-                args.kind.as_deref(),
-                args.language.as_deref(),
-                limit,
-                offset,
-            )
+            let matching = match mode {
+                NameMatch::Exact => None,
+                _ => Self::matching_names(backend, &reader, &args.query, mode),
+            };
+            let (kind, language) = (args.kind.as_deref(), args.language.as_deref());
+            match matching {
+                Some(names) => {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    reader.symbols_with_names(&names, &args.query, kind, language, limit, offset)
+                }
+                None => reader.search_symbols(&args.query, mode, kind, language, limit, offset),
+            }
         };
         let (hits, total) = match found {
             Ok(found) => found,
@@ -517,6 +534,60 @@ impl CodelensServer {
             pending_elsewhere: 0,
         };
         Self::answer(&snapshot, &referenced, text, body)
+    }
+
+    /// The indexed files, from memory unless the index changed since they were read.
+    fn indexed_files(backend: &Backend) -> crate::engine::Result<Arc<Vec<FileEntry>>> {
+        let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = reader.generation()?;
+        let mut cache = backend.files.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.as_ref() {
+            Some((g, files)) if *g == generation => Ok(Arc::clone(files)),
+            _ => {
+                let files = Arc::new(reader.files()?);
+                *cache = Some((generation, Arc::clone(&files)));
+                Ok(files)
+            }
+        }
+    }
+
+    /// The distinct names a prefix or substring query matches (ASCII case-insensitive),
+    /// from the in-memory name list, reloaded when the index changed; `None` when too
+    /// many match for a lookup by name to pay off.
+    fn matching_names(
+        backend: &Backend,
+        reader: &Store,
+        query: &str,
+        mode: NameMatch,
+    ) -> Option<Vec<String>> {
+        let generation = reader.generation().ok()?;
+        let mut cache = backend.names.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.as_ref().is_none_or(|(g, _)| *g != generation) {
+            let names = reader.distinct_symbol_names().ok()?;
+            *cache = Some((
+                generation,
+                names
+                    .into_iter()
+                    .map(|n| (n.to_ascii_lowercase(), n))
+                    .collect(),
+            ));
+        }
+        let (_, names) = cache.as_ref()?;
+        let needle = query.to_ascii_lowercase();
+        let mut matched = Vec::new();
+        for (lower, name) in names {
+            let hit = match mode {
+                NameMatch::Prefix => lower.starts_with(&needle),
+                _ => lower.contains(&needle),
+            };
+            if hit {
+                if matched.len() == MAX_NAMES_IN_LOOKUP {
+                    return None;
+                }
+                matched.push(name.clone());
+            }
+        }
+        Some(matched)
     }
 
     fn file_outline_now(&self, args: FileOutlineArgs) -> CallToolResult {
@@ -637,16 +708,12 @@ impl CodelensServer {
             None
         };
         let snapshot = Self::fresh_snapshot(backend);
-        let files = {
-            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-            reader.files()
-        };
-        let files = match files {
+        let files = match Self::indexed_files(backend) {
             Ok(files) => files,
             Err(error) => return tool_error(format!("codelens: {error}")),
         };
         let matching: Vec<FileItem> = files
-            .into_iter()
+            .iter()
             .filter(|f| {
                 let path = f.path.to_string_lossy();
                 match &matcher {
@@ -656,7 +723,7 @@ impl CodelensServer {
             })
             .map(|f| FileItem {
                 path: f.path.to_string(),
-                language: f.language,
+                language: f.language.clone(),
                 size: f.size,
             })
             .collect();
@@ -838,19 +905,15 @@ impl CodelensServer {
         };
         let limit = args.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
         let snapshot = Self::fresh_snapshot(backend);
-        let files = {
-            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-            reader.files()
-        };
-        let files: Vec<RelPath> = match files {
+        let files: Vec<RelPath> = match Self::indexed_files(backend) {
             Ok(files) => files
-                .into_iter()
+                .iter()
                 .filter(|f| f.skipped.is_none())
                 .filter(|f| {
                     glob.as_ref()
                         .is_none_or(|g| g.is_match(f.path.to_string_lossy().as_ref()))
                 })
-                .map(|f| f.path)
+                .map(|f| f.path.clone())
                 .collect(),
             Err(error) => return tool_error(format!("codelens: {error}")),
         };
