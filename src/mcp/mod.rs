@@ -56,8 +56,54 @@ struct Backend {
     files: Mutex<Option<(u64, Arc<Vec<FileEntry>>)>>,
 }
 
-/// The index write counter it was read at, and (lower-cased, as-is) names.
-type NameList = (u64, Vec<(String, String)>);
+/// Distinct symbol names as of an index write counter, laid out for a fast substring
+/// scan: all lower-cased names in one buffer, each followed by `\n`.
+struct NameList {
+    generation: u64,
+    names: Vec<String>,
+    /// `lowered[starts[i]..starts[i + 1] - 1]` is `names[i]` lower-cased.
+    lowered: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl NameList {
+    fn new(generation: u64, names: Vec<String>) -> NameList {
+        let mut lowered = Vec::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+        let mut starts = Vec::with_capacity(names.len() + 1);
+        for name in &names {
+            starts.push(lowered.len());
+            lowered.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+            lowered.push(b'\n');
+        }
+        starts.push(lowered.len());
+        NameList {
+            generation,
+            names,
+            lowered,
+            starts,
+        }
+    }
+
+    /// Indexes of the names containing (or starting with) `needle`, lower-cased; `None`
+    /// past `max` of them.
+    fn matching(&self, needle: &[u8], prefix_only: bool, max: usize) -> Option<Vec<usize>> {
+        let mut found = Vec::new();
+        let mut last = usize::MAX;
+        // One SIMD pass over all names; a name's own `\n` keeps matches inside it.
+        for at in memchr::memmem::find_iter(&self.lowered, needle) {
+            let index = self.starts.partition_point(|&s| s <= at) - 1;
+            if index == last || (prefix_only && self.starts[index] != at) {
+                continue;
+            }
+            last = index;
+            if found.len() == max {
+                return None;
+            }
+            found.push(index);
+        }
+        Some(found)
+    }
+}
 
 /// Past this many matching names a search is broad anyway: SQLite's scan is as good.
 const MAX_NAMES_IN_LOOKUP: usize = 2_000;
@@ -560,34 +606,28 @@ impl CodelensServer {
         query: &str,
         mode: NameMatch,
     ) -> Option<Vec<String>> {
+        if query.is_empty() || query.contains('\n') {
+            return None;
+        }
         let generation = reader.generation().ok()?;
         let mut cache = backend.names.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.as_ref().is_none_or(|(g, _)| *g != generation) {
-            let names = reader.distinct_symbol_names().ok()?;
-            *cache = Some((
+        if cache
+            .as_ref()
+            .is_none_or(|list| list.generation != generation)
+        {
+            *cache = Some(NameList::new(
                 generation,
-                names
-                    .into_iter()
-                    .map(|n| (n.to_ascii_lowercase(), n))
-                    .collect(),
+                reader.distinct_symbol_names().ok()?,
             ));
         }
-        let (_, names) = cache.as_ref()?;
+        let list = cache.as_ref()?;
         let needle = query.to_ascii_lowercase();
-        let mut matched = Vec::new();
-        for (lower, name) in names {
-            let hit = match mode {
-                NameMatch::Prefix => lower.starts_with(&needle),
-                _ => lower.contains(&needle),
-            };
-            if hit {
-                if matched.len() == MAX_NAMES_IN_LOOKUP {
-                    return None;
-                }
-                matched.push(name.clone());
-            }
-        }
-        Some(matched)
+        let indexes = list.matching(
+            needle.as_bytes(),
+            mode == NameMatch::Prefix,
+            MAX_NAMES_IN_LOOKUP,
+        )?;
+        Some(indexes.into_iter().map(|i| list.names[i].clone()).collect())
     }
 
     fn file_outline_now(&self, args: FileOutlineArgs) -> CallToolResult {
@@ -1052,4 +1092,50 @@ pub fn serve(start: &Path) -> anyhow::Result<()> {
         running.waiting().await?;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(names: &[&str]) -> NameList {
+        NameList::new(1, names.iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn names_match_by_substring_and_prefix_ignoring_ascii_case() {
+        let names = list(&["IndexStore", "open", "openStore", "storeStore", "Zebra"]);
+        let found = |needle: &str, prefix| {
+            names
+                .matching(needle.as_bytes(), prefix, 10)
+                .unwrap()
+                .into_iter()
+                .map(|i| names.names[i].as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            found("store", false),
+            vec!["IndexStore", "openStore", "storeStore"]
+        );
+        assert_eq!(found("store", true), vec!["storeStore"]);
+        assert_eq!(found("open", true), vec!["open", "openStore"]);
+        // A match never spans two names.
+        assert!(found("ezebra", false).is_empty());
+        assert!(
+            names.matching(b"o", false, 2).is_none(),
+            "past the cap: let SQLite scan"
+        );
+    }
+
+    #[test]
+    fn paths_are_resolved_inside_the_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        assert!(resolve_inside(&root, "src/a.rs").is_ok());
+        assert!(resolve_inside(&root, "./src/a.rs").is_ok());
+        for bad in ["", "/etc/passwd", "../x", "src/../../x", "a\0b"] {
+            assert!(resolve_inside(&root, bad).is_err(), "{bad:?}");
+        }
+    }
 }
