@@ -90,13 +90,7 @@ impl Project {
     /// running engine holds it for its life, so after a few seconds this gives up with a
     /// clear error rather than wait for the engine to end.
     pub fn lock_for_swap(&self) -> Result<IndexLock> {
-        let path = self.index_dir().join("swap.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let (file, path) = self.lock_file("swap.lock")?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             match file.try_lock() {
@@ -141,30 +135,29 @@ impl Project {
     /// The write lock if it is free right now (`None` while another writer holds it):
     /// the engine retries with backoff instead of blocking its event loop.
     pub fn try_lock_for_writing(&self) -> Result<Option<IndexLock>> {
-        let path = self.index_dir().join("lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(IndexLock(file))),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-        }
+        self.try_lock_exclusive("lock")
     }
 
     /// The engine lock: held by the one writer engine of this index for its lifetime.
     /// `None` when another engine holds it (this one is then a follower).
     pub fn try_lock_engine(&self) -> Result<Option<IndexLock>> {
-        let path = self.index_dir().join("engine.lock");
+        self.try_lock_exclusive("engine.lock")
+    }
+
+    /// `.codelens/NAME`, opened (created if missing) for locking.
+    fn lock_file(&self, name: &str) -> Result<(std::fs::File, PathBuf)> {
+        let path = self.index_dir().join(name);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        Ok((file, path))
+    }
+
+    fn try_lock_exclusive(&self, name: &str) -> Result<Option<IndexLock>> {
+        let (file, path) = self.lock_file(name)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(IndexLock(file))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -185,13 +178,7 @@ impl Project {
     }
 
     fn lock(&self, name: &str, exclusive: bool, other_is: &str) -> Result<IndexLock> {
-        let path = self.index_dir().join(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let (file, path) = self.lock_file(name)?;
         let attempt = if exclusive {
             file.try_lock()
         } else {

@@ -212,6 +212,21 @@ pub struct ReadAnswer<T> {
     pub pending_elsewhere: usize,
 }
 
+impl<T> ReadAnswer<T> {
+    /// The result part; the freshness fields are filled in by [`CodelensServer::answer`].
+    fn new(items: Vec<T>, total: u64, truncated: bool, next_cursor: Option<String>) -> Self {
+        ReadAnswer {
+            items,
+            total,
+            truncated,
+            next_cursor,
+            stale_files: Vec::new(),
+            worktree_mismatch: None,
+            pending_elsewhere: 0,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SymbolItem {
     pub name: String,
@@ -570,15 +585,12 @@ impl CodelensServer {
         let items: Vec<SymbolItem> = hits.into_iter().take(taken).map(SymbolItem::from).collect();
         let mut referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
         referenced.dedup();
-        let body = ReadAnswer {
+        let body = ReadAnswer::new(
             items,
             total,
             truncated,
-            next_cursor: truncated.then(|| shown_until.to_string()),
-            stale_files: Vec::new(),
-            worktree_mismatch: None,
-            pending_elsewhere: 0,
-        };
+            truncated.then(|| shown_until.to_string()),
+        );
         Self::answer(&snapshot, &referenced, text, body)
     }
 
@@ -645,15 +657,7 @@ impl CodelensServer {
         let hits = if pending {
             // Never serve stale line numbers as current: parse the file as it is now.
             let Ok(content) = std::fs::read(&full) else {
-                let body = ReadAnswer::<SymbolItem> {
-                    items: Vec::new(),
-                    total: 0,
-                    truncated: false,
-                    next_cursor: None,
-                    stale_files: Vec::new(),
-                    worktree_mismatch: None,
-                    pending_elsewhere: 0,
-                };
+                let body = ReadAnswer::<SymbolItem>::new(Vec::new(), 0, false, None);
                 return Self::answer(
                     &snapshot,
                     std::slice::from_ref(&path),
@@ -712,15 +716,7 @@ impl CodelensServer {
         let total = hits.len() as u64;
         let items: Vec<SymbolItem> = hits.into_iter().take(taken).map(SymbolItem::from).collect();
         let truncated = (items.len() as u64) < total;
-        let body = ReadAnswer {
-            items,
-            total,
-            truncated,
-            next_cursor: None,
-            stale_files: Vec::new(),
-            worktree_mismatch: None,
-            pending_elsewhere: 0,
-        };
+        let body = ReadAnswer::new(items, total, truncated, None);
         Self::answer(&snapshot, &[path], text, body)
     }
 
@@ -794,15 +790,12 @@ impl CodelensServer {
         }
         let items: Vec<FileItem> = window.into_iter().take(taken).collect();
         let referenced: Vec<String> = items.iter().map(|f| f.path.clone()).collect();
-        let body = ReadAnswer {
+        let body = ReadAnswer::new(
             items,
             total,
             truncated,
-            next_cursor: truncated.then(|| shown_until.to_string()),
-            stale_files: Vec::new(),
-            worktree_mismatch: None,
-            pending_elsewhere: 0,
-        };
+            truncated.then(|| shown_until.to_string()),
+        );
         Self::answer(&snapshot, &referenced, text, body)
     }
 
@@ -912,15 +905,7 @@ impl CodelensServer {
         let total = items.len() as u64;
         items.truncate(taken);
         let referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
-        let body = ReadAnswer {
-            truncated: (taken as u64) < total,
-            items,
-            total,
-            next_cursor: None,
-            stale_files: Vec::new(),
-            worktree_mismatch: None,
-            pending_elsewhere: 0,
-        };
+        let body = ReadAnswer::new(items, total, (taken as u64) < total, None);
         Self::answer(&snapshot, &referenced, text, body)
     }
 
@@ -1011,15 +996,7 @@ impl CodelensServer {
         }
         let mut referenced: Vec<String> = matches.iter().map(|m| m.path.clone()).collect();
         referenced.dedup();
-        let body = ReadAnswer {
-            truncated: truncated || (taken as u64) < total,
-            total,
-            items: matches,
-            next_cursor: None,
-            stale_files: Vec::new(),
-            worktree_mismatch: None,
-            pending_elsewhere: 0,
-        };
+        let body = ReadAnswer::new(matches, total, truncated || (taken as u64) < total, None);
         Self::answer(&snapshot, &referenced, text, body)
     }
 
