@@ -165,7 +165,7 @@ fn tools_are_listed_read_only_with_schemas() {
 #[test]
 fn search_finds_symbols_and_an_edit_brings_the_banner_until_reindexed() {
     let repo = indexed_repo();
-    let mut client = Client::start(&repo.root(), &[("CODELENS_WATCH_DEBOUNCE_MS", "3000")]);
+    let mut client = Client::start(&repo.root(), &[("CODELENS_WATCH_DEBOUNCE_MS", "5000")]);
     let clean = client.call(
         "search_symbols",
         json!({"query": "Indexer", "match": "exact"}),
@@ -442,4 +442,33 @@ fn search_text_finds_lines_by_regex_within_a_glob() {
     );
     let bad = client.call("search_text", json!({"pattern": "(unclosed"}));
     assert_eq!(bad["isError"], true);
+}
+
+#[test]
+fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_is() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[("CODELENS_NO_WATCH", "1")]);
+    // The first query waits for start-up catch-up; the edit comes after it.
+    client.call("search_symbols", json!({"query": "open"}));
+    repo.write("src/store.rs", &format!("// one\n// two\n{RUST_SRC}"));
+    // No watcher reported the edit, so nothing is pending…
+    let definition = client.call("symbol_definition", json!({"name": "open"}));
+    let item = &definition["structuredContent"]["items"][0];
+    // …but the stat no longer matches the index: the file is parsed now.
+    assert_eq!(item["line"], 8, "{definition}");
+    assert_eq!(item["reparsed"], true);
+    assert!(
+        item["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("    pub fn open("),
+        "{definition}"
+    );
+    let text = Client::text(&definition);
+    assert!(text.contains("auto-sync is off"), "{text}");
+    let outline = client.call("file_outline", json!({"path": "src/store.rs"}));
+    assert!(
+        Client::text(&outline).contains("8-10: method open in Store"),
+        "{outline}"
+    );
 }

@@ -423,6 +423,23 @@ impl Store {
             .unwrap_or(0))
     }
 
+    /// The stat key the index recorded for `path`, if it has a row for it.
+    pub fn file_stat(&self, path: &RelPath) -> Result<Option<FileStat>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT size, mtime_ns, ctime_ns, inode FROM files WHERE path = ?1")?;
+        Ok(stmt
+            .query_row([path.as_bytes()], |r| {
+                Ok(FileStat {
+                    size: r.get::<_, i64>(0)? as u64,
+                    mtime_ns: r.get(1)?,
+                    ctime_ns: r.get(2)?,
+                    inode: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .optional()?)
+    }
+
     /// Whether the index has a row for `path`.
     pub fn has_file(&self, path: &RelPath) -> Result<bool> {
         let mut stmt = self
@@ -471,7 +488,7 @@ impl Store {
             .query_row(params![pattern, kind, language], |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SYMBOL_COLUMNS} {filters}
-             ORDER BY s.name <> ?4, length(s.name), f.path, s.line LIMIT ?5 OFFSET ?6"
+             ORDER BY s.name <> ?4, length(s.name), f.path, s.line, s.col, s.rowid LIMIT ?5 OFFSET ?6"
         ))?;
         let hits = stmt
             .query_map(
@@ -513,7 +530,7 @@ impl Store {
             .query_row(params![list, kind, language], |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SYMBOL_COLUMNS} {filters}
-             ORDER BY s.name <> ?4, length(s.name), f.path, s.line LIMIT ?5 OFFSET ?6"
+             ORDER BY s.name <> ?4, length(s.name), f.path, s.line, s.col, s.rowid LIMIT ?5 OFFSET ?6"
         ))?;
         let hits = stmt
             .query_map(

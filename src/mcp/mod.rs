@@ -30,12 +30,16 @@ use crate::engine::{Engine, EngineOptions, RelPath, Snapshot, now_ns};
 pub const ANSWER_BUDGET: usize = 20_000;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
-/// How long a query waits for the watcher to report every edit made before it.
-const SETTLE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a query waits at most for the watcher to report every edit made before it
+/// (the round trip takes well under a millisecond unless the machine is starved).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A definition's source is cut past this many characters (a minified line …).
+const MAX_SOURCE_CHARS: usize = 8_000;
 
 const INSTRUCTIONS: &str = "codelens answers questions about this project's code from an index it keeps in sync with \
-the working tree. Tools: search_symbols (find definitions by name), file_outline (a file's definitions in order), \
-find_files (paths by glob or substring), index_status (how fresh the index is). Every answer that mentions a file \
+the working tree. Tools: search_symbols (find definitions by name), symbol_definition (a definition's source), \
+file_outline (a file's definitions in order), find_files (paths by glob or substring), search_text (regex over the \
+indexed files), index_status (how fresh the index is). Every answer that mentions a file \
 edited since the last index sync starts with a banner beginning '⚠️ Some files referenced below were edited since the \
 last index sync' naming those files with their edit ages: read those files directly for exact content; everything \
 else is fresh. An answer may also start with a worktree warning (this git worktree is reading another checkout's \
@@ -54,6 +58,9 @@ struct Backend {
     names: Mutex<Option<NameList>>,
     /// The indexed files as of an index write counter (find_files, search_text).
     files: Mutex<Option<(u64, Arc<Vec<FileEntry>>)>>,
+    /// Only the first query waits for start-up catch-up; a later re-check (after an
+    /// outside `codelens sync`, an overflow) shows in the banner instead of stalling.
+    waited_for_catchup: std::sync::atomic::AtomicBool,
 }
 
 /// Distinct symbol names as of an index write counter, laid out for a fast substring
@@ -330,6 +337,7 @@ impl CodelensServer {
                     reader: Mutex::new(reader),
                     names: Mutex::new(None),
                     files: Mutex::new(None),
+                    waited_for_catchup: std::sync::atomic::AtomicBool::new(false),
                 })
             });
         CodelensServer {
@@ -434,15 +442,50 @@ impl CodelensServer {
     fn backend(&self) -> Result<&Backend, CallToolResult> {
         self.backend.as_ref().as_ref().map_err(|why| {
             tool_error(format!(
-                "{why} (the MCP server answers once `codelens init` has built the index)"
+                "{why} (run `codelens init`, then restart this MCP server)"
             ))
         })
+    }
+
+    /// Whether `full` is no longer what the index recorded for `rel` (or cannot be
+    /// trusted: not a regular file, no row): then line numbers must come from parsing
+    /// the file now, even when no watcher reported the edit (watcher off, a follower
+    /// between polls, a settle that timed out).
+    fn changed_since_index(backend: &Backend, rel: &RelPath, full: &Path) -> bool {
+        let Ok(meta) = full.symlink_metadata() else {
+            return true;
+        };
+        if !meta.is_file() {
+            return true;
+        }
+        let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+        reader
+            .file_stat(rel)
+            .ok()
+            .flatten()
+            .is_none_or(|indexed| indexed != crate::engine::scan::FileStat::from_metadata(&meta))
+    }
+
+    /// The content of a regular file inside the project, never through a symlink and
+    /// never past the index's size cap.
+    fn read_regular(full: &Path) -> Option<Vec<u8>> {
+        let meta = full.symlink_metadata().ok()?;
+        if !meta.is_file() || meta.len() > crate::engine::scan::MAX_FILE_BYTES {
+            return None;
+        }
+        std::fs::read(full).ok()
     }
 
     /// The snapshot a read answer is composed from: every edit saved before the question
     /// is in it (cookie), and start-up catch-up has finished or timed out.
     fn fresh_snapshot(backend: &Backend) -> Arc<Snapshot> {
         backend.engine.settle(SETTLE_TIMEOUT);
+        if backend
+            .waited_for_catchup
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return backend.engine.snapshot();
+        }
         backend.engine.wait_for_catchup()
     }
 
@@ -653,10 +696,11 @@ impl CodelensServer {
         };
         let snapshot = Self::fresh_snapshot(backend);
         let path = rel.to_string();
-        let pending = snapshot.pending.iter().any(|p| p.path == path);
+        let pending = snapshot.pending.iter().any(|p| p.path == path)
+            || Self::changed_since_index(backend, &rel, &full);
         let hits = if pending {
             // Never serve stale line numbers as current: parse the file as it is now.
-            let Ok(content) = std::fs::read(&full) else {
+            let Some(content) = Self::read_regular(&full) else {
                 let body = ReadAnswer::<SymbolItem>::new(Vec::new(), 0, false, None);
                 return Self::answer(
                     &snapshot,
@@ -829,12 +873,13 @@ impl CodelensServer {
         paths.dedup();
         for path in paths {
             let full = path.to_path(&backend.project.root);
-            let Ok(content) = std::fs::read(&full) else {
+            let Some(content) = Self::read_regular(&full) else {
                 continue;
             };
             let text = String::from_utf8_lossy(&content);
             let lines: Vec<&str> = text.lines().collect();
-            let pending = snapshot.pending.iter().any(|p| p.path == path.to_string());
+            let pending = snapshot.pending.iter().any(|p| p.path == path.to_string())
+                || Self::changed_since_index(backend, &path, &full);
             // A pending file's indexed lines may point at another symbol now: find the
             // definition again in the file as it is.
             let found: Vec<(String, String, u32, u32, Option<String>)> = if pending {
@@ -871,7 +916,18 @@ impl CodelensServer {
                     line,
                     end_line,
                     container,
-                    source: lines[start..end].join("\n"),
+                    source: {
+                        let mut source = lines[start..end].join("\n");
+                        if source.len() > MAX_SOURCE_CHARS {
+                            let cut = (0..=MAX_SOURCE_CHARS)
+                                .rev()
+                                .find(|&i| source.is_char_boundary(i))
+                                .unwrap_or(0);
+                            source.truncate(cut);
+                            source.push_str("\n… (cut: the definition is longer)");
+                        }
+                        source
+                    },
                     reparsed: pending,
                 });
             }
@@ -946,6 +1002,7 @@ impl CodelensServer {
         // Files in parallel, each worker stopping once the limit is reached anywhere.
         let found = std::sync::Mutex::new(Vec::<TextMatch>::new());
         let next = std::sync::atomic::AtomicUsize::new(0);
+        let stopped_early = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
             for _ in 0..crate::engine::scan::worker_count() {
                 scope.spawn(|| {
@@ -953,9 +1010,11 @@ impl CodelensServer {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(path) = files.get(i) else { break };
                         if found.lock().map(|f| f.len() >= limit).unwrap_or(true) {
+                            // Files left unread: whatever was found is not the total.
+                            stopped_early.store(true, std::sync::atomic::Ordering::Relaxed);
                             break;
                         }
-                        let Ok(content) = std::fs::read(path.to_path(root)) else {
+                        let Some(content) = Self::read_regular(&path.to_path(root)) else {
                             continue;
                         };
                         let text = String::from_utf8_lossy(&content);
@@ -982,7 +1041,7 @@ impl CodelensServer {
         let mut matches = found.into_inner().unwrap_or_default();
         matches.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
         let total = matches.len() as u64;
-        let truncated = matches.len() > limit;
+        let truncated = matches.len() > limit || stopped_early.into_inner();
         matches.truncate(limit);
         let (taken, mut text) =
             Self::fit(&matches, |m| format!("{}:{}:{}", m.path, m.line, m.text));
