@@ -472,3 +472,30 @@ fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_i
         "{outline}"
     );
 }
+
+#[test]
+fn sigterm_ends_the_server_cleanly() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[]);
+    client.call("search_symbols", json!({"query": "Store"}));
+    // SAFETY: signals our own child process.
+    unsafe { libc::kill(client.child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = client.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let leftovers: Vec<String> = std::fs::read_dir(repo.path(".codelens"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("cookie-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Its writer lock is free again.
+    let project = codelens::engine::project::Project::at(repo.root());
+    assert!(!project.writer_engine_running());
+}

@@ -1117,17 +1117,50 @@ impl ServerHandler for CodelensServer {
     }
 }
 
-/// Serves MCP on stdin/stdout until the client closes stdin.
+/// Serves MCP on stdin/stdout until the client closes stdin, or SIGTERM/SIGINT: then
+/// the service stops, the engine thread ends (its locks released, its cookie files
+/// removed) and the process exits 0.
 pub fn serve(start: &Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let server = CodelensServer::new(start);
         let running = server.serve(rmcp::transport::stdio()).await?;
+        let stop = running.cancellation_token();
+        tokio::spawn(async move {
+            terminated().await;
+            stop.cancel();
+        });
         running.waiting().await?;
         Ok::<(), anyhow::Error>(())
-    })
+    });
+    // The service (and with it the engine) is gone; a blocking read of stdin may still
+    // be parked on a runtime thread and must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    served
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]
