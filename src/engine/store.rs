@@ -478,25 +478,7 @@ impl Store {
                 format!("%{}%", like_literal(query)),
             ),
         };
-        let filters = format!(
-            "FROM symbols s JOIN files f ON f.id = s.file_id
-             WHERE {condition} AND (?2 IS NULL OR s.kind = ?2) AND (?3 IS NULL OR f.language = ?3)"
-        );
-        let total: i64 = self
-            .conn
-            .prepare_cached(&format!("SELECT COUNT(*) {filters}"))?
-            .query_row(params![pattern, kind, language], |r| r.get(0))?;
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {SYMBOL_COLUMNS} {filters}
-             ORDER BY s.name <> ?4, length(s.name), f.path, s.line, s.col, s.rowid LIMIT ?5 OFFSET ?6"
-        ))?;
-        let hits = stmt
-            .query_map(
-                params![pattern, kind, language, query, limit, offset],
-                symbol_hit,
-            )?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok((hits, total as u64))
+        self.page_symbols(condition, &pattern, query, kind, language, limit, offset)
     }
 
     /// Every distinct symbol name, sorted (a covering scan of the name index).
@@ -521,20 +503,40 @@ impl Store {
         offset: u32,
     ) -> Result<(Vec<SymbolHit>, u64)> {
         let list = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
-        let filters = "FROM symbols s JOIN files f ON f.id = s.file_id
-             WHERE s.name IN (SELECT value FROM json_each(?1))
-               AND (?2 IS NULL OR s.kind = ?2) AND (?3 IS NULL OR f.language = ?3)";
+        let condition = "s.name IN (SELECT value FROM json_each(?1))";
+        self.page_symbols(condition, &list, query, kind, language, limit, offset)
+    }
+
+    /// Symbols whose name satisfies `condition` (on `?1` = `name_param`), of the given
+    /// kind and language: the total, and one page with exact matches of `query` first,
+    /// then shorter names, then by path and position (a total order, so pages never
+    /// overlap).
+    #[allow(clippy::too_many_arguments)]
+    fn page_symbols(
+        &self,
+        condition: &str,
+        name_param: &str,
+        query: &str,
+        kind: Option<&str>,
+        language: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<SymbolHit>, u64)> {
+        let filters = format!(
+            "FROM symbols s JOIN files f ON f.id = s.file_id
+             WHERE {condition} AND (?2 IS NULL OR s.kind = ?2) AND (?3 IS NULL OR f.language = ?3)"
+        );
         let total: i64 = self
             .conn
             .prepare_cached(&format!("SELECT COUNT(*) {filters}"))?
-            .query_row(params![list, kind, language], |r| r.get(0))?;
+            .query_row(params![name_param, kind, language], |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SYMBOL_COLUMNS} {filters}
              ORDER BY s.name <> ?4, length(s.name), f.path, s.line, s.col, s.rowid LIMIT ?5 OFFSET ?6"
         ))?;
         let hits = stmt
             .query_map(
-                params![list, kind, language, query, limit, offset],
+                params![name_param, kind, language, query, limit, offset],
                 symbol_hit,
             )?
             .collect::<rusqlite::Result<_>>()?;

@@ -648,17 +648,7 @@ mod tags_oracle {
             let (Some(def), Some(name)) = (def_node, name_node) else {
                 continue;
             };
-            found.push(Found {
-                name: text(name, source),
-                kind,
-                name_start: name.start_byte(),
-                start: def.start_byte(),
-                end: def.end_byte(),
-                line: name.start_position().row as u32 + 1,
-                column: name.start_position().column as u32 + 1,
-                end_line: def.end_position().row as u32 + 1,
-                container,
-            });
+            push(&mut found, def, name, kind.as_deref(), container, source);
         }
         resolve(found)
     }
