@@ -26,6 +26,122 @@ pub const FORCE_WATCH_VAR: &str = "CODELENS_FORCE_WATCH";
 /// directories are re-checked by periodic reconciliation.
 pub const MAX_DIR_WATCHES_VAR: &str = "CODELENS_MAX_DIR_WATCHES";
 
+/// Where codelens keeps per-user state (telemetry consent, machine id, buffer).
+/// Default: `$HOME/.codelens`. Tests point it at a temp directory.
+pub const HOME_VAR: &str = "CODELENS_HOME";
+/// The de-facto cross-tool opt-out (<https://consoledonottrack.com>): set to anything
+/// but empty or `0`, telemetry is off, whatever else says otherwise.
+pub const DO_NOT_TRACK_VAR: &str = "DO_NOT_TRACK";
+/// `0` forces telemetry off, `1` forces it on (the explicit opt-in that also works in CI).
+pub const TELEMETRY_VAR: &str = "CODELENS_TELEMETRY";
+/// Where payloads are POSTed (default [`TELEMETRY_URL_DEFAULT`]).
+pub const TELEMETRY_URL_VAR: &str = "CODELENS_TELEMETRY_URL";
+pub const TELEMETRY_URL_DEFAULT: &str = "https://telemetry.codelens.dev/v1/events";
+/// `1`: print each payload on stderr instead of sending it.
+pub const TELEMETRY_DEBUG_VAR: &str = "CODELENS_TELEMETRY_DEBUG";
+/// `YYYY-MM-DD`: the UTC day telemetry believes it is. Honoured only by debug builds, so
+/// tests can make "yesterday" complete without waiting for midnight; release builds
+/// ignore it (a user cannot backdate or postdate what is sent).
+pub const TELEMETRY_NOW_VAR: &str = "CODELENS_TELEMETRY_NOW";
+/// Set (non-empty, not `0`/`false`) by CI services; any of them turns telemetry off unless
+/// `CODELENS_TELEMETRY=1` opts in explicitly. Machines of CI are not people.
+pub const CI_VARS: &[&str] = &[
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "BUILDKITE",
+    "CIRCLECI",
+    "TRAVIS",
+    "JENKINS_URL",
+    "TF_BUILD",
+    "TEAMCITY_VERSION",
+    "BITBUCKET_BUILD_NUMBER",
+    "APPVEYOR",
+    "DRONE",
+    "CODEBUILD_BUILD_ID",
+    "BUILD_ID",
+    "CONTINUOUS_INTEGRATION",
+];
+
+/// The telemetry switches, parsed; `crate::telemetry::TelemetryEnv` is built from this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryVars {
+    /// `DO_NOT_TRACK` is set to something other than empty or `0`.
+    pub do_not_track: bool,
+    /// `CODELENS_TELEMETRY`: `Some(false)` for 0, `Some(true)` for 1, `None` unset or bad.
+    pub forced: Option<bool>,
+    /// The first CI variable found set, if any.
+    pub ci: Option<&'static str>,
+    /// `$CODELENS_HOME`, else `$HOME/.codelens`; `None` when neither is known.
+    pub home: Option<std::path::PathBuf>,
+    pub url: String,
+    pub debug: bool,
+    /// [`TELEMETRY_NOW_VAR`], debug builds only.
+    pub today_override: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+impl TelemetryVars {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> TelemetryVars {
+        let mut warnings = Vec::new();
+        let set = |name: &str| {
+            lookup(name).is_some_and(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                !(v.is_empty() || v == "0" || v == "false")
+            })
+        };
+        let do_not_track = lookup(DO_NOT_TRACK_VAR).is_some_and(|v| {
+            let v = v.trim();
+            !(v.is_empty() || v == "0")
+        });
+        let forced =
+            lookup(TELEMETRY_VAR).and_then(|raw| match raw.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Some(true),
+                "0" | "false" | "no" | "off" => Some(false),
+                "" => None,
+                _ => {
+                    warnings.push(format!(
+                        "{TELEMETRY_VAR}={raw:?} is not 1 or 0; ignoring it"
+                    ));
+                    None
+                }
+            });
+        let ci = CI_VARS.iter().copied().find(|name| set(name));
+        let home = match lookup(HOME_VAR).filter(|v| !v.trim().is_empty()) {
+            Some(dir) => Some(std::path::PathBuf::from(dir)),
+            None => lookup("HOME")
+                .filter(|v| !v.trim().is_empty())
+                .map(|home| std::path::Path::new(&home).join(".codelens")),
+        };
+        let url = lookup(TELEMETRY_URL_VAR)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| TELEMETRY_URL_DEFAULT.to_string());
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            warnings.push(format!(
+                "{TELEMETRY_URL_VAR}={url:?} is not an http(s) URL; nothing will be sent"
+            ));
+        }
+        let debug = flag(&lookup, TELEMETRY_DEBUG_VAR, &mut warnings);
+        let today_override = if cfg!(debug_assertions) {
+            lookup(TELEMETRY_NOW_VAR)
+                .filter(|v| chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").is_ok())
+        } else {
+            None
+        };
+        TelemetryVars {
+            do_not_track,
+            forced,
+            ci,
+            home,
+            url,
+            debug,
+            today_override: today_override.map(|v| v.trim().to_string()),
+            warnings,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub catchup_timeout: Duration,
