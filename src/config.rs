@@ -142,6 +142,9 @@ impl TelemetryVars {
     }
 }
 
+/// The informal standard (no-color.org): set and not empty turns colours off.
+pub const NO_COLOR_VAR: &str = "NO_COLOR";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub catchup_timeout: Duration,
@@ -150,6 +153,8 @@ pub struct Config {
     pub force_watch: bool,
     /// `None`: derived from the kernel's limit when the watcher starts.
     pub max_dir_watches: Option<u64>,
+    /// `NO_COLOR` set and not empty (no-color.org): the dashboard draws without colours.
+    pub no_color: bool,
     /// One line per ignored or clamped value, for stderr.
     pub warnings: Vec<String>,
 }
@@ -195,6 +200,7 @@ impl Config {
             no_watch,
             force_watch,
             max_dir_watches,
+            no_color: lookup(NO_COLOR_VAR).is_some_and(|v| !v.is_empty()),
             warnings,
         }
     }

@@ -6,3 +6,4 @@ pub mod config;
 pub mod engine;
 pub mod mcp;
 pub mod telemetry;
+pub mod ui;

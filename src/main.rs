@@ -72,6 +72,13 @@ enum Command {
     },
     /// Serve the Model Context Protocol on stdin/stdout (for AI agents).
     Mcp { path: Option<PathBuf> },
+    /// The index-health dashboard, for a side pane beside the editor.
+    Tui {
+        path: Option<PathBuf>,
+        /// Leave the mouse to the terminal (its own text selection); `m` toggles it too.
+        #[arg(long)]
+        no_mouse: bool,
+    },
     /// Run the engine in the foreground: watch the tree and keep the index in sync
     /// (events on stderr; Ctrl-C stops it).
     Watch { path: Option<PathBuf> },
@@ -158,6 +165,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync { path, quiet, json } => sync(&start_dir(path)?, quiet, json),
         Command::Status { path, json } => status(&start_dir(path)?, json),
         Command::Watch { path } => watch(&start_dir(path)?),
+        Command::Tui { path, no_mouse } => codelens::ui::run(
+            &start_dir(path)?,
+            codelens::ui::TuiOptions {
+                mouse_capture: !no_mouse,
+            },
+        ),
         Command::Mcp { path } => mcp_serve(&start_dir(path)?),
         Command::Hooks {
             action: HooksAction::Install { path },
@@ -193,7 +206,7 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
     project.ensure_no_engine()?;
     let _lock = project.lock_for_writing()?;
     let progress = progress_bar(quiet);
-    if let Some(seed) = main_checkout_index(&project) {
+    if let Some(seed) = project.main_checkout_index() {
         match reconcile::build_seeded(&project, &seed, &progress) {
             Ok(report) => {
                 progress.finish_and_clear();
@@ -255,17 +268,6 @@ fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
         println!("{}", sync_summary(&report));
     }
     Ok(())
-}
-
-/// The index of the main checkout, when `project` is a linked git worktree of it: a
-/// copy of it, reconciled, is a much faster start than parsing everything again.
-fn main_checkout_index(project: &Project) -> Option<Project> {
-    let info = engine::git::discover(&project.root).ok().flatten()?;
-    if info.kind != engine::git::CheckoutKind::LinkedWorktree {
-        return None;
-    }
-    let main = Project::at(info.main_checkout_root?);
-    (main.root != project.root && main.db_path().is_file()).then_some(main)
 }
 
 /// A usage mistake found after parsing (exit code 2).

@@ -39,6 +39,17 @@ impl Project {
 
     /// Where `codelens init` builds: the top of the git worktree containing `start`, or
     /// `start` itself outside git. `own_worktree` (`init -i`) insists on a git worktree.
+    /// The index of the main checkout, when this project is a linked git worktree of
+    /// it: a copy of it, reconciled, is a much faster start than parsing everything.
+    pub fn main_checkout_index(&self) -> Option<Project> {
+        let info = git::discover(&self.root).ok().flatten()?;
+        if info.kind != git::CheckoutKind::LinkedWorktree {
+            return None;
+        }
+        let main = Project::at(info.main_checkout_root?);
+        (main.root != self.root && main.db_path().is_file()).then_some(main)
+    }
+
     pub fn for_init(start: &Path, own_worktree: bool) -> Result<Project> {
         let start = canonical_dir(start)?;
         match git::discover(&start)? {

@@ -27,6 +27,7 @@ use super::store::{IndexStats, PendingRow, Store};
 use super::watcher::{self, DirWatcher, FsChange, WatcherStatus};
 use super::worktree::{self, Mismatch};
 use super::{Error, RelPath, Result, now_ns};
+use crate::telemetry::{self, TelemetryEnv, TelemetryStatus};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -43,6 +44,9 @@ pub struct EngineOptions {
     /// is not the one the index belongs to, every snapshot carries the mismatch.
     pub start_dir: Option<PathBuf>,
     pub watch: WatchOptions,
+    /// Where telemetry consent is kept and which switches the environment sets: the
+    /// snapshot shows the consent, and [`Command::SetTelemetry`] changes it.
+    pub telemetry: TelemetryEnv,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +84,7 @@ impl EngineOptions {
                 debounce: config.watch_debounce,
                 max_dir_watches: config.max_dir_watches.map(|n| n as usize),
             },
+            telemetry: TelemetryEnv::from_env(),
             ..EngineOptions::default()
         }
     }
@@ -93,6 +98,9 @@ impl Default for EngineOptions {
             poll_interval: Duration::from_millis(500),
             start_dir: None,
             watch: WatchOptions::default(),
+            // No home: consent reads as off and cannot be stored (a library user opts
+            // in to the real environment with `from_config`).
+            telemetry: TelemetryEnv::from_lookup(|_| None),
         }
     }
 }
@@ -140,6 +148,8 @@ pub struct Snapshot {
     pub role: Role,
     pub stats: IndexStats,
     pub last_sync: Option<String>,
+    /// The git branch checked out at the index root when it was last synced.
+    pub branch: Option<String>,
     /// Files known to differ from the index, newest edit first.
     pub pending: Vec<PendingEntry>,
     pub catchup: Catchup,
@@ -149,7 +159,8 @@ pub struct Snapshot {
     pub watcher: WatcherStatus,
     /// Directories with changes waiting for their quiet window, oldest first.
     pub directories: Vec<DirectoryState>,
-    pub telemetry_enabled: bool,
+    /// Telemetry consent: on or off, which switch decided, the machine id and buffer.
+    pub telemetry: TelemetryStatus,
     /// The last error the engine met (a failed sync …), if it has not recovered since.
     pub error: Option<String>,
 }
@@ -216,6 +227,9 @@ pub enum Command {
     SyncNow,
     /// Compare the whole tree with the index again (the writer only).
     Rescan,
+    /// Turn telemetry on or off, stored exactly as `codelens telemetry on|off` stores it
+    /// (an environment switch still wins; the snapshot says which decided).
+    SetTelemetry(bool),
     Shutdown,
 }
 
@@ -242,6 +256,14 @@ pub enum Event {
     LockRetry {
         attempt: u32,
         of: u32,
+    },
+    TelemetryChanged {
+        enabled: bool,
+        decided_by: String,
+    },
+    /// The front end's git worktree started or stopped being another checkout's.
+    WorktreeChanged {
+        mismatch: bool,
     },
     Error(String),
 }
@@ -273,6 +295,20 @@ impl std::fmt::Display for Event {
             Event::LockRetry { attempt, of } => {
                 write!(f, "index locked by another process: retry {attempt}/{of}")
             }
+            Event::WorktreeChanged { mismatch: true } => {
+                write!(f, "worktree changed: reading another checkout's index")
+            }
+            Event::WorktreeChanged { mismatch: false } => {
+                write!(f, "worktree changed: the index matches this checkout again")
+            }
+            Event::TelemetryChanged {
+                enabled,
+                decided_by,
+            } => write!(
+                f,
+                "telemetry {} ({decided_by})",
+                if *enabled { "on" } else { "off" }
+            ),
             Event::Error(message) => write!(f, "error: {message}"),
         }
     }
@@ -294,6 +330,8 @@ const UNWATCHED_RECHECK: Duration = Duration::from_secs(30);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 /// How long a heartbeat cookie may take to come back.
 const HEARTBEAT_GRACE: Duration = Duration::from_secs(5);
+/// How often the consent files are read again (two small files).
+const TELEMETRY_RECHECK: Duration = Duration::from_secs(5);
 
 /// What reaches the engine thread.
 enum Input {
@@ -356,14 +394,16 @@ impl Engine {
             },
             stats: store.stats()?,
             last_sync: store.meta("last_sync")?,
+            branch: store.meta("git_branch")?,
             pending: Vec::new(),
             catchup: Catchup::NotStarted,
             worktree_mismatch: mismatch.clone(),
             watcher: WatcherStatus::disabled("starting", debounce_ms),
             directories: Vec::new(),
-            telemetry_enabled: false,
+            telemetry: telemetry::status(&options.telemetry),
             error: None,
         };
+        let snapshot_telemetry = snapshot.telemetry.clone();
         let shared = Arc::new(Shared {
             snapshot: Mutex::new(Arc::new(snapshot)),
             published: Condvar::new(),
@@ -401,6 +441,8 @@ impl Engine {
             git_busy_until: None,
             git_dir: None,
             catchup_reindex_at: None,
+            telemetry: snapshot_telemetry,
+            telemetry_checked: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("codelens-engine".into())
@@ -432,6 +474,12 @@ impl Engine {
             return Arc::new(live);
         }
         snapshot
+    }
+
+    /// False once the engine thread has ended on its own (it panicked): a front end
+    /// must say so instead of showing the last snapshot as live.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Events from now on. The receiver may be dropped at any time.
@@ -585,6 +633,8 @@ struct Worker {
     /// Cookie waiters whose cookie arrived: answered once the snapshot that includes
     /// every event before it is published.
     settled: Vec<Sender<()>>,
+    telemetry: TelemetryStatus,
+    telemetry_checked: Instant,
 }
 
 impl Worker {
@@ -621,6 +671,11 @@ impl Worker {
             if last_poll.elapsed() >= self.options.poll_interval {
                 last_poll = Instant::now();
                 self.check_worktree();
+                // `codelens telemetry on|off` in another process shows here too.
+                if self.telemetry_checked.elapsed() >= TELEMETRY_RECHECK {
+                    self.telemetry = telemetry::status(&self.options.telemetry);
+                    self.telemetry_checked = Instant::now();
+                }
                 match self.role() {
                     Role::Follower => {
                         if self.try_take_over() {
@@ -700,6 +755,21 @@ impl Worker {
             Input::Command(Command::Shutdown) => return false,
             Input::Command(Command::SyncNow) if self.role() == Role::Writer => self.reindex(),
             Input::Command(Command::Rescan) if self.role() == Role::Writer => self.catch_up(),
+            Input::Command(Command::SetTelemetry(on)) => {
+                match telemetry::set_consent(&self.options.telemetry, on) {
+                    Ok(status) => {
+                        self.shared.emit(Event::TelemetryChanged {
+                            enabled: status.enabled,
+                            decided_by: status.decided_by.describe(),
+                        });
+                        self.telemetry = status;
+                    }
+                    Err(error) => self
+                        .shared
+                        .emit(Event::Error(format!("telemetry: {error}"))),
+                }
+                self.telemetry_checked = Instant::now();
+            }
             Input::Command(_) => {}
             Input::Settle(reply) => self.settle(reply),
             Input::Fs(Ok(event)) => {
@@ -1412,19 +1482,27 @@ impl Worker {
                 .unwrap_or_else(|_| previous.stats.clone())
         };
         let last_sync = self.store.meta("last_sync").ok().flatten();
+        let branch = self.store.meta("git_branch").ok().flatten();
         let unchanged = previous.seq > 0
             && previous.role == self.role()
             && previous.pending == pending
             && previous.directories == directories
             && previous.catchup == self.catchup
             && previous.last_sync == last_sync
+            && previous.branch == branch
             && previous.stats.files == stats.files
             && previous.stats.symbols == stats.symbols
             && previous.worktree_mismatch == self.mismatch
             && previous.watcher == self.watcher_status
+            && previous.telemetry == self.telemetry
             && previous.error == self.error;
         if unchanged {
             return;
+        }
+        if previous.seq > 0 && previous.worktree_mismatch != self.mismatch {
+            self.shared.emit(Event::WorktreeChanged {
+                mismatch: self.mismatch.is_some(),
+            });
         }
         if previous.pending.len() != pending.len() {
             self.shared.emit(Event::PendingChanged {
@@ -1437,12 +1515,13 @@ impl Worker {
             role: self.role(),
             stats,
             last_sync,
+            branch,
             pending,
             catchup: self.catchup.clone(),
             worktree_mismatch: self.mismatch.clone(),
             watcher: self.watcher_status.clone(),
             directories,
-            telemetry_enabled: false,
+            telemetry: self.telemetry.clone(),
             error: self.error.clone(),
         };
         *self

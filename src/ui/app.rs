@@ -1,0 +1,639 @@
+//! The dashboard's state and how it reacts to input, engine snapshots and time. No
+//! terminal, no threads and no clock of its own (time comes in with each call), so
+//! every behaviour here — including when it asks to be redrawn — is tested directly.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{KeyEvent, KeyEventKind, MouseEvent, MouseEventKind};
+
+use super::keymap::{self, Action};
+use crate::engine::banner::PendingState;
+use crate::engine::{Catchup, Command, Event, Snapshot};
+use crate::telemetry::TelemetryStatus;
+
+/// How many engine events the log keeps.
+const EVENT_LOG_LEN: usize = 200;
+/// Rows moved by PageUp/PageDown and by one mouse-wheel notch.
+const PAGE_ROWS: usize = 10;
+const WHEEL_ROWS: usize = 3;
+
+/// What fills the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// The engine is being started.
+    Starting,
+    /// No index covers the project: offer to build one.
+    NoIndex {
+        root: PathBuf,
+    },
+    /// An index is being built (`what` names it), with progress.
+    Building {
+        what: String,
+        checked: u64,
+        total: u64,
+    },
+    Dashboard,
+    /// The engine could not start (a corrupt index …): the reason and the fix.
+    Failed(String),
+}
+
+/// A box drawn over the dashboard; it takes the keys while open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    /// Turn telemetry on or off? `y` confirms, anything else cancels.
+    ConfirmTelemetry {
+        turn_on: bool,
+    },
+    /// Build this worktree its own index? `y` confirms.
+    ConfirmWorktreeIndex,
+    /// A message that any key dismisses.
+    Notice(String),
+}
+
+/// The panels Tab moves between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Pending,
+    Debounce,
+    Telemetry,
+    Events,
+}
+
+impl Panel {
+    pub const ALL: [Panel; 4] = [
+        Panel::Pending,
+        Panel::Debounce,
+        Panel::Telemetry,
+        Panel::Events,
+    ];
+
+    fn index(self) -> usize {
+        Panel::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// What the consent panel shows: the telemetry switch's state and who decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TelemetryView {
+    pub enabled: bool,
+    /// Which switch decided, e.g. `DO_NOT_TRACK=1`, `default (off)`.
+    pub decided_by: String,
+    /// An environment variable decided: the dashboard cannot override it.
+    pub env_locked: bool,
+    pub machine_id: Option<String>,
+    pub buffer_bytes: u64,
+    pub pending_days: usize,
+}
+
+impl TelemetryView {
+    pub fn from_status(status: &TelemetryStatus) -> TelemetryView {
+        TelemetryView {
+            enabled: status.enabled,
+            decided_by: status.decided_by.describe(),
+            env_locked: status.decided_by.is_env(),
+            machine_id: status.machine_id.clone(),
+            buffer_bytes: status.buffer_bytes,
+            pending_days: status.pending_days.len(),
+        }
+    }
+}
+
+/// Whether `new` differs from `old` in more than the debounce countdowns the engine
+/// refreshes several times a second: those alone wait for the once-a-second tick, so
+/// a dashboard with files waiting still draws at most once a second.
+fn visibly_changed(old: &Snapshot, new: &Snapshot) -> bool {
+    if old.seq == new.seq && old.catchup == new.catchup {
+        return false;
+    }
+    let same_pending = old.pending.len() == new.pending.len()
+        && old.pending.iter().zip(&new.pending).all(|(a, b)| {
+            a.path == b.path
+                && a.last_edit_ns == b.last_edit_ns
+                && match (a.state, b.state) {
+                    (PendingState::Waiting { .. }, PendingState::Waiting { .. }) => true,
+                    (x, y) => x == y,
+                }
+        });
+    let same_dirs = old.directories.len() == new.directories.len()
+        && old
+            .directories
+            .iter()
+            .zip(&new.directories)
+            .all(|(a, b)| a.dir == b.dir && a.files == b.files && a.window_ms == b.window_ms);
+    !(same_pending
+        && same_dirs
+        && old.role == new.role
+        && old.catchup == new.catchup
+        && old.stats.files == new.stats.files
+        && old.stats.symbols == new.stats.symbols
+        && old.last_sync == new.last_sync
+        && old.branch == new.branch
+        && old.worktree_mismatch == new.worktree_mismatch
+        && old.watcher == new.watcher
+        && old.telemetry == new.telemetry
+        && old.error == new.error)
+}
+
+/// A side effect the event loop carries out for the app (which never does I/O).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Quit,
+    Engine(Command),
+    SetTelemetry(bool),
+    BuildIndex,
+    BuildWorktreeIndex,
+    SetMouseCapture(bool),
+}
+
+pub struct App {
+    pub screen: Screen,
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Set when the engine thread ended by itself: the dashboard must not look live.
+    pub engine_stopped: Option<String>,
+    pub telemetry: TelemetryView,
+    /// `(HH:MM:SS, text)`, newest first.
+    pub events: VecDeque<(String, String)>,
+    pub focus: Panel,
+    /// First visible row of each panel, indexed like [`Panel::ALL`].
+    pub scroll: [usize; 4],
+    pub overlay: Option<Overlay>,
+    pub color: bool,
+    pub mouse_capture: bool,
+    /// A background job (an index build) is running: keys that would start another wait.
+    pub busy: bool,
+    /// `$HOME`, to show paths under it as `~/…`.
+    pub home: Option<PathBuf>,
+    /// Wall clock, Unix ns, as of the last event; ages are measured from it.
+    pub now_ns: i64,
+    /// Frames drawn (the event loop counts; tests and the benchmark read it).
+    pub draws: u64,
+    dirty: bool,
+    /// The whole second ages were last drawn at.
+    drawn_second: i64,
+}
+
+impl App {
+    pub fn new(color: bool, mouse_capture: bool, now_ns: i64) -> App {
+        App {
+            screen: Screen::Starting,
+            snapshot: None,
+            engine_stopped: None,
+            telemetry: TelemetryView::default(),
+            events: VecDeque::new(),
+            focus: Panel::Pending,
+            scroll: [0; 4],
+            overlay: None,
+            color,
+            mouse_capture,
+            busy: false,
+            home: None,
+            now_ns,
+            draws: 0,
+            dirty: true,
+            drawn_second: now_ns / 1_000_000_000,
+        }
+    }
+
+    /// Whether a frame is due, and resets the flag: the loop draws only then.
+    pub fn take_redraw(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Something on screen changes with time alone: edit ages, debounce countdowns,
+    /// build or catch-up progress.
+    fn animated(&self) -> bool {
+        if matches!(self.screen, Screen::Building { .. }) {
+            return true;
+        }
+        if self.screen != Screen::Dashboard {
+            return false;
+        }
+        self.snapshot.as_ref().is_some_and(|s| {
+            !s.pending.is_empty()
+                || !s.directories.is_empty()
+                || matches!(s.catchup, Catchup::Running { .. } | Catchup::NotStarted)
+        }) && self.engine_stopped.is_none()
+    }
+
+    /// How long the loop may sleep before the next tick matters; `None`: until input
+    /// or the engine says something (an idle dashboard never wakes up).
+    pub fn next_tick(&self) -> Option<Duration> {
+        if !self.animated() {
+            return None;
+        }
+        let into_second = self.now_ns.rem_euclid(1_000_000_000) as u64;
+        // Just past the next whole second, so the ages shown have moved on.
+        Some(Duration::from_nanos(
+            1_000_000_000 - into_second + 1_000_000,
+        ))
+    }
+
+    /// Time passed: redraw when something shown with a one-second resolution moved.
+    pub fn on_tick(&mut self, now_ns: i64) {
+        self.now_ns = now_ns;
+        let second = now_ns / 1_000_000_000;
+        if self.animated() && second != self.drawn_second {
+            self.drawn_second = second;
+            self.dirty = true;
+        }
+    }
+
+    /// A snapshot from the engine: redraw only when it differs from the one shown.
+    pub fn on_snapshot(&mut self, snapshot: Arc<Snapshot>, now_ns: i64) {
+        self.now_ns = now_ns;
+        let changed = match &self.snapshot {
+            Some(old) => visibly_changed(old, &snapshot),
+            None => true,
+        };
+        self.telemetry = TelemetryView::from_status(&snapshot.telemetry);
+        if self.screen == Screen::Starting {
+            self.screen = Screen::Dashboard;
+            self.dirty = true;
+        }
+        // Countdown-only changes are kept and shown by the next once-a-second tick.
+        self.snapshot = Some(snapshot);
+        if changed {
+            self.drawn_second = now_ns / 1_000_000_000;
+            self.dirty = true;
+        }
+    }
+
+    pub fn on_engine_event(&mut self, at: String, event: &Event) {
+        // The pending list itself shows how many files wait; the log keeps what happened.
+        if matches!(event, Event::PendingChanged { .. }) {
+            return;
+        }
+        self.log(at, event.to_string());
+    }
+
+    pub fn log(&mut self, at: String, text: String) {
+        self.events.push_front((at, text));
+        self.events.truncate(EVENT_LOG_LEN);
+        self.dirty = true;
+    }
+
+    pub fn on_telemetry(&mut self, view: TelemetryView) {
+        if self.telemetry != view {
+            self.telemetry = view;
+            self.dirty = true;
+        }
+    }
+
+    pub fn on_engine_stopped(&mut self, reason: String) {
+        if self.engine_stopped.is_none() {
+            self.engine_stopped = Some(reason);
+            self.dirty = true;
+        }
+    }
+
+    pub fn on_resize(&mut self) {
+        self.dirty = true;
+    }
+
+    pub fn set_screen(&mut self, screen: Screen) {
+        if self.screen != screen {
+            self.screen = screen;
+            self.dirty = true;
+        }
+    }
+
+    pub fn on_mouse(&mut self, mouse: MouseEvent) {
+        match mouse.kind {
+            MouseEventKind::ScrollUp => self.scroll_by(-(WHEEL_ROWS as isize)),
+            MouseEventKind::ScrollDown => self.scroll_by(WHEEL_ROWS as isize),
+            _ => {}
+        }
+    }
+
+    /// A key press: what it changes here, and what the loop must do about it.
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let action = keymap::action_for(&key);
+        if let Some(overlay) = self.overlay.take() {
+            self.dirty = true;
+            let confirmed = matches!(
+                key.code,
+                ratatui::crossterm::event::KeyCode::Char('y' | 'Y')
+            );
+            // Ctrl-C quits from anywhere; every other key answers the overlay.
+            if action == Some(Action::Quit)
+                && key.code != ratatui::crossterm::event::KeyCode::Char('q')
+            {
+                return Some(Effect::Quit);
+            }
+            return match overlay {
+                Overlay::ConfirmTelemetry { turn_on } if confirmed => {
+                    Some(Effect::SetTelemetry(turn_on))
+                }
+                Overlay::ConfirmWorktreeIndex if confirmed => Some(Effect::BuildWorktreeIndex),
+                _ => None,
+            };
+        }
+        if let Screen::NoIndex { .. } = self.screen
+            && matches!(
+                key.code,
+                ratatui::crossterm::event::KeyCode::Char('y' | 'Y')
+            )
+        {
+            self.dirty = true;
+            return Some(Effect::BuildIndex);
+        }
+        let action = action?;
+        self.dirty = true;
+        match action {
+            Action::Quit => return Some(Effect::Quit),
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::FocusNext => self.move_focus(1),
+            Action::FocusPrev => self.move_focus(Panel::ALL.len() - 1),
+            Action::ScrollUp => self.scroll_by(-1),
+            Action::ScrollDown => self.scroll_by(1),
+            Action::PageUp => self.scroll_by(-(PAGE_ROWS as isize)),
+            Action::PageDown => self.scroll_by(PAGE_ROWS as isize),
+            Action::Top => self.scroll[self.focus.index()] = 0,
+            Action::Bottom => self.scroll[self.focus.index()] = usize::MAX / 2,
+            Action::ToggleMouse => {
+                self.mouse_capture = !self.mouse_capture;
+                return Some(Effect::SetMouseCapture(self.mouse_capture));
+            }
+            Action::SyncNow | Action::Rescan if self.screen != Screen::Dashboard => {}
+            Action::SyncNow => return Some(Effect::Engine(Command::SyncNow)),
+            Action::Rescan => return Some(Effect::Engine(Command::Rescan)),
+            Action::Telemetry => {
+                self.overlay = Some(if self.telemetry.env_locked {
+                    Overlay::Notice(format!(
+                        "Telemetry is {} by {}: an environment variable decides, and the dashboard cannot override it.",
+                        if self.telemetry.enabled { "on" } else { "off" },
+                        self.telemetry.decided_by
+                    ))
+                } else {
+                    Overlay::ConfirmTelemetry {
+                        turn_on: !self.telemetry.enabled,
+                    }
+                });
+            }
+            Action::InitWorktree => {
+                let mismatch = self
+                    .snapshot
+                    .as_ref()
+                    .is_some_and(|s| s.worktree_mismatch.is_some());
+                self.overlay = Some(if self.busy {
+                    Overlay::Notice("An index build is already running.".into())
+                } else if mismatch {
+                    Overlay::ConfirmWorktreeIndex
+                } else {
+                    Overlay::Notice(
+                        "This checkout already reads its own index: nothing to build.".into(),
+                    )
+                });
+            }
+        }
+        None
+    }
+
+    fn move_focus(&mut self, step: usize) {
+        let next = (self.focus.index() + step) % Panel::ALL.len();
+        self.focus = Panel::ALL[next];
+    }
+
+    /// Scrolls the focused panel; the view clamps the offset to what there is to show.
+    fn scroll_by(&mut self, rows: isize) {
+        let offset = &mut self.scroll[self.focus.index()];
+        *offset = offset.saturating_add_signed(rows).min(usize::MAX / 2);
+        self.dirty = true;
+    }
+
+    /// The first row the panel shows, clamped so the last page stays full (and stored
+    /// back, so scrolling up from past the end responds at once).
+    pub fn clamp_scroll(&self, panel: Panel, rows: usize, visible: usize) -> usize {
+        self.scroll[panel.index()].min(rows.saturating_sub(visible))
+    }
+
+    pub fn store_clamped_scroll(&mut self, panel: Panel, rows: usize, visible: usize) {
+        let clamped = self.clamp_scroll(panel, rows, visible);
+        self.scroll[panel.index()] = clamped;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::fixtures as testdata;
+    use ratatui::crossterm::event::{KeyCode, KeyEventState, KeyModifiers};
+
+    fn press(code: KeyCode) -> KeyEvent {
+        KeyEvent {
+            code,
+            modifiers: KeyModifiers::NONE,
+            kind: KeyEventKind::Press,
+            state: KeyEventState::NONE,
+        }
+    }
+
+    const SECOND: i64 = 1_000_000_000;
+
+    /// Drives the app through `seconds` of ticks at the loop's own pace and counts
+    /// the frames it asks for.
+    fn draws_over(app: &mut App, start: i64, seconds: i64) -> u64 {
+        let mut now = start;
+        let mut draws = 0;
+        let end = start + seconds * SECOND;
+        while now < end {
+            // An idle app never asks for a tick; the loop then only wakes on input.
+            let step = app
+                .next_tick()
+                .map_or(SECOND / 4, |d| d.as_nanos() as i64)
+                .min(SECOND / 4);
+            now += step;
+            app.on_tick(now);
+            if app.take_redraw() {
+                draws += 1;
+            }
+        }
+        draws
+    }
+
+    #[test]
+    fn idle_dashboard_never_draws_or_wakes() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        app.on_snapshot(Arc::new(testdata::snapshot_in_sync()), start);
+        assert!(app.take_redraw(), "the first snapshot is drawn");
+        assert_eq!(app.next_tick(), None, "nothing to animate: no wake-ups");
+        assert_eq!(draws_over(&mut app, start, 60), 0);
+    }
+
+    #[test]
+    fn pending_files_redraw_at_most_once_a_second() {
+        let start = 1_700_000_000 * SECOND + 300_000_000;
+        let mut app = App::new(true, true, start);
+        app.on_snapshot(Arc::new(testdata::snapshot_pending(start)), start);
+        assert!(app.take_redraw());
+        assert!(app.next_tick().is_some());
+        let draws = draws_over(&mut app, start, 10);
+        assert!((9..=10).contains(&draws), "{draws} draws in 10 s");
+    }
+
+    #[test]
+    fn an_unchanged_snapshot_is_not_drawn_again() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        let snapshot = Arc::new(testdata::snapshot_in_sync());
+        app.on_snapshot(Arc::clone(&snapshot), start);
+        assert!(app.take_redraw());
+        for i in 0..5 {
+            app.on_snapshot(Arc::new((*snapshot).clone()), start + i * SECOND);
+            assert!(!app.take_redraw());
+        }
+        let mut next = (*snapshot).clone();
+        next.seq += 1;
+        next.stats.files += 1;
+        app.on_snapshot(Arc::new(next), start + 6 * SECOND);
+        assert!(app.take_redraw());
+    }
+
+    #[test]
+    fn countdown_only_changes_wait_for_the_tick() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        let snapshot = testdata::snapshot_pending(start);
+        app.on_snapshot(Arc::new(snapshot.clone()), start);
+        assert!(app.take_redraw());
+        let mut countdown = snapshot.clone();
+        countdown.seq += 1;
+        countdown.directories[0].reindex_in_ms -= 250;
+        countdown.pending[0].state = PendingState::Waiting {
+            reindex_in_ms: Some(1350),
+        };
+        app.on_snapshot(Arc::new(countdown.clone()), start + SECOND / 4);
+        assert!(!app.take_redraw(), "a countdown alone is not worth a frame");
+        let mut edited = countdown;
+        edited.seq += 1;
+        edited.pending[0].last_edit_ns += SECOND / 4;
+        app.on_snapshot(Arc::new(edited), start + SECOND / 2);
+        assert!(app.take_redraw(), "a new edit is drawn at once");
+    }
+
+    #[test]
+    fn telemetry_needs_confirmation_and_any_other_key_cancels() {
+        let mut app = App::new(true, true, 0);
+        app.on_snapshot(Arc::new(testdata::snapshot_in_sync()), 0);
+        assert_eq!(app.on_key(press(KeyCode::Char('t'))), None);
+        assert_eq!(
+            app.overlay,
+            Some(Overlay::ConfirmTelemetry { turn_on: true })
+        );
+        assert_eq!(app.on_key(press(KeyCode::Char('n'))), None);
+        assert_eq!(app.overlay, None);
+        app.on_key(press(KeyCode::Char('t')));
+        assert_eq!(
+            app.on_key(press(KeyCode::Char('y'))),
+            Some(Effect::SetTelemetry(true))
+        );
+        // Once on, `t` offers to turn it off.
+        app.on_telemetry(TelemetryView {
+            enabled: true,
+            decided_by: "codelens telemetry on".into(),
+            ..TelemetryView::default()
+        });
+        app.on_key(press(KeyCode::Char('t')));
+        assert_eq!(
+            app.overlay,
+            Some(Overlay::ConfirmTelemetry { turn_on: false })
+        );
+        // q answers the overlay (cancel), it does not quit.
+        assert_eq!(app.on_key(press(KeyCode::Char('q'))), None);
+        assert_eq!(app.overlay, None);
+    }
+
+    #[test]
+    fn an_environment_switch_cannot_be_overridden() {
+        let mut app = App::new(true, true, 0);
+        app.on_telemetry(TelemetryView {
+            enabled: false,
+            decided_by: "DO_NOT_TRACK=1".into(),
+            env_locked: true,
+            ..TelemetryView::default()
+        });
+        app.on_key(press(KeyCode::Char('t')));
+        assert!(
+            matches!(app.overlay, Some(Overlay::Notice(ref text)) if text.contains("DO_NOT_TRACK=1"))
+        );
+        assert_eq!(app.on_key(press(KeyCode::Char('y'))), None);
+    }
+
+    #[test]
+    fn worktree_fix_is_offered_only_on_a_mismatch() {
+        let mut app = App::new(true, true, 0);
+        app.on_snapshot(Arc::new(testdata::snapshot_in_sync()), 0);
+        app.on_key(press(KeyCode::Char('w')));
+        assert!(matches!(app.overlay, Some(Overlay::Notice(_))));
+        app.on_key(press(KeyCode::Esc));
+        let mut snapshot = testdata::snapshot_in_sync();
+        snapshot.seq += 1;
+        snapshot.worktree_mismatch = Some(testdata::mismatch());
+        app.on_snapshot(Arc::new(snapshot), 0);
+        app.on_key(press(KeyCode::Char('w')));
+        assert_eq!(app.overlay, Some(Overlay::ConfirmWorktreeIndex));
+        assert_eq!(
+            app.on_key(press(KeyCode::Char('y'))),
+            Some(Effect::BuildWorktreeIndex)
+        );
+    }
+
+    #[test]
+    fn keys_drive_focus_scroll_and_engine_commands() {
+        let mut app = App::new(true, true, 0);
+        app.on_snapshot(Arc::new(testdata::snapshot_in_sync()), 0);
+        assert_eq!(
+            app.on_key(press(KeyCode::Char('s'))),
+            Some(Effect::Engine(Command::SyncNow))
+        );
+        assert_eq!(
+            app.on_key(press(KeyCode::Char('r'))),
+            Some(Effect::Engine(Command::Rescan))
+        );
+        app.on_key(press(KeyCode::Tab));
+        assert_eq!(app.focus, Panel::Debounce);
+        app.on_key(press(KeyCode::BackTab));
+        app.on_key(press(KeyCode::BackTab));
+        assert_eq!(app.focus, Panel::Events);
+        app.on_key(press(KeyCode::Up));
+        assert_eq!(app.scroll[Panel::Events.index()], 0, "saturates at the top");
+        app.on_key(press(KeyCode::Char('j')));
+        app.on_key(press(KeyCode::PageDown));
+        assert_eq!(app.scroll[Panel::Events.index()], 11);
+        assert_eq!(app.clamp_scroll(Panel::Events, 5, 3), 2);
+        assert_eq!(
+            app.on_key(press(KeyCode::Char('m'))),
+            Some(Effect::SetMouseCapture(false))
+        );
+        app.on_key(press(KeyCode::Char('?')));
+        assert_eq!(app.overlay, Some(Overlay::Help));
+        assert_eq!(app.on_key(press(KeyCode::Esc)), None);
+        assert_eq!(app.overlay, None);
+        assert_eq!(app.on_key(press(KeyCode::Char('q'))), Some(Effect::Quit));
+    }
+
+    #[test]
+    fn missing_index_is_built_only_when_asked() {
+        let mut app = App::new(true, true, 0);
+        app.set_screen(Screen::NoIndex {
+            root: PathBuf::from("/src/app"),
+        });
+        assert_eq!(app.on_key(press(KeyCode::Char('s'))), None);
+        assert_eq!(
+            app.on_key(press(KeyCode::Char('y'))),
+            Some(Effect::BuildIndex)
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Hand-built engine snapshots for the dashboard's rendering tests and its benchmark:
+//! every state the dashboard must show, without a file system or an engine.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::engine::banner::{PendingEntry, PendingState};
+use crate::engine::runner::DirectoryState;
+use crate::engine::store::IndexStats;
+use crate::engine::watcher::{WatchMode, WatcherStatus};
+use crate::engine::worktree::Mismatch;
+use crate::engine::{Catchup, Role, Snapshot};
+
+/// The wall clock the fixtures are built around (2026-11-25T10:42:00Z).
+pub const NOW_NS: i64 = 1_795_430_520_000_000_000;
+const SECOND: i64 = 1_000_000_000;
+
+pub fn snapshot_in_sync() -> Snapshot {
+    Snapshot {
+        seq: 7,
+        root: PathBuf::from("/home/dev/src/app"),
+        role: Role::Writer,
+        stats: IndexStats {
+            files: 12_408,
+            skipped: BTreeMap::new(),
+            symbols: 98_211,
+            languages: BTreeMap::from([("rust".into(), 1204), ("python".into(), 800)]),
+            db_bytes: 12_400_000,
+        },
+        last_sync: Some("2026-11-25T10:41:57Z".into()),
+        branch: Some("main".into()),
+        pending: Vec::new(),
+        catchup: Catchup::Done {
+            found: 0,
+            duration_ms: 41,
+        },
+        worktree_mismatch: None,
+        watcher: WatcherStatus {
+            mode: WatchMode::Native,
+            reason: "inotify".into(),
+            watched_dirs: 310,
+            unwatched_dirs: 0,
+            rescans: 0,
+            debounce_ms: 2000,
+        },
+        directories: Vec::new(),
+        telemetry: crate::telemetry::status(&crate::telemetry::TelemetryEnv::from_lookup(|_| None)),
+        error: None,
+    }
+}
+
+/// Three pending files in two directories, in each state the engine reports, edited
+/// 3 s, 72 s and 2 h before `now_ns`.
+pub fn snapshot_pending(now_ns: i64) -> Snapshot {
+    let entry = |path: &str, ago: i64, state| PendingEntry {
+        path: path.into(),
+        first_edit_ns: now_ns - ago * SECOND,
+        last_edit_ns: now_ns - ago * SECOND,
+        state,
+    };
+    Snapshot {
+        seq: 8,
+        pending: vec![
+            entry(
+                "src/engine/runner.rs",
+                3,
+                PendingState::Waiting {
+                    reindex_in_ms: Some(1600),
+                },
+            ),
+            entry(
+                "web/app.ts",
+                72,
+                PendingState::Retrying { attempt: 2, of: 5 },
+            ),
+            entry("go/main.go", 7200, PendingState::Failed),
+        ],
+        directories: vec![
+            DirectoryState {
+                dir: "src/engine".into(),
+                files: 1,
+                waited_ms: 400,
+                reindex_in_ms: 1600,
+                window_ms: 2000,
+            },
+            DirectoryState {
+                dir: "web".into(),
+                files: 1,
+                waited_ms: 1500,
+                reindex_in_ms: 500,
+                window_ms: 2000,
+            },
+        ],
+        ..snapshot_in_sync()
+    }
+}
+
+/// `count` pending files, for the render benchmark.
+pub fn snapshot_many_pending(now_ns: i64, count: usize) -> Snapshot {
+    let pending = (0..count)
+        .map(|i| PendingEntry {
+            path: format!("src/module_{:03}/file_{i:05}.rs", i % 400),
+            first_edit_ns: now_ns - i as i64 * SECOND,
+            last_edit_ns: now_ns - i as i64 * SECOND,
+            state: PendingState::Waiting {
+                reindex_in_ms: Some(900),
+            },
+        })
+        .collect();
+    let directories = (0..400)
+        .map(|i| DirectoryState {
+            dir: format!("src/module_{i:03}"),
+            files: count / 400,
+            waited_ms: 1100,
+            reindex_in_ms: 900,
+            window_ms: 2000,
+        })
+        .collect();
+    Snapshot {
+        pending,
+        directories,
+        ..snapshot_pending(now_ns)
+    }
+}
+
+pub fn mismatch() -> Mismatch {
+    Mismatch {
+        worktree_root: PathBuf::from("/home/dev/src/app/wt/feature"),
+        main_checkout_root: PathBuf::from("/home/dev/src/app"),
+        index_root: PathBuf::from("/home/dev/src/app"),
+        worktree_branch: Some("feature".into()),
+        index_branch: Some("main".into()),
+        worktree_kind: "linked worktree",
+    }
+}
+
+pub fn snapshot_mismatch(now_ns: i64) -> Snapshot {
+    Snapshot {
+        worktree_mismatch: Some(mismatch()),
+        ..snapshot_pending(now_ns)
+    }
+}

@@ -1,0 +1,501 @@
+//! `codelens tui`: the index-health dashboard for a side pane.
+//!
+//! One event loop over one typed event enum ([`UiEvent`]): key and mouse input, engine
+//! snapshots and events, background jobs, signals, and ticks — which come only while
+//! something on screen changes with time, so an idle dashboard sleeps. The engine runs
+//! on its own thread; the loop never touches disk, SQLite or the network (index builds
+//! and engine start-up run on threads of their own and report back here).
+
+pub mod app;
+#[doc(hidden)]
+pub mod fixtures;
+pub mod keymap;
+pub mod view;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::ProgressBar;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    self as term_event, DisableMouseCapture, EnableMouseCapture, Event as TermEvent,
+};
+use ratatui::crossterm::terminal::{
+    self, BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen,
+    LeaveAlternateScreen,
+};
+use ratatui::crossterm::{cursor, execute};
+
+use crate::config::Config;
+use crate::engine::project::Project;
+use crate::engine::{self, Engine, EngineOptions, Role, Snapshot, now_ns, reconcile};
+use crate::telemetry;
+use app::{App, Effect, Screen, TelemetryView};
+
+pub struct TuiOptions {
+    pub mouse_capture: bool,
+}
+
+/// Everything the loop reacts to.
+enum UiEvent {
+    Key(term_event::KeyEvent),
+    Mouse(term_event::MouseEvent),
+    Resize,
+    Snapshot(Arc<Snapshot>),
+    Engine(engine::Event),
+    EngineStopped(String),
+    /// An engine started (or could not) for the project the dashboard shows.
+    Attached(Result<Box<Engine>, AttachError>),
+    /// An index build finished: the project to attach to, or why not.
+    Built(Result<(Project, PathBuf), String>),
+    Telemetry(TelemetryView),
+    /// SIGTERM, SIGHUP or SIGINT.
+    Signal,
+}
+
+enum AttachError {
+    NoIndex(PathBuf),
+    Other(String),
+}
+
+/// Panics on other threads while the dashboard owns the terminal: printed after it is
+/// restored (printing them at once would scribble over the screen).
+static DEFERRED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!("codelens tui needs a terminal (use `codelens status` in scripts)");
+    }
+    let start = start
+        .canonicalize()
+        .with_context(|| format!("{}", start.display()))?;
+    let config = Config::from_env();
+    let mut engine_options = EngineOptions::from_config(&config);
+    engine_options.start_dir = Some(start.clone());
+    let mut app = App::new(!config.no_color, options.mouse_capture, now_ns());
+    app.home = std::env::var_os("HOME").map(PathBuf::from);
+    let time = || chrono::Local::now().format("%H:%M:%S").to_string();
+    for warning in config
+        .warnings
+        .iter()
+        .chain(&engine_options.telemetry.warnings)
+    {
+        app.log(time(), format!("warning: {warning}"));
+    }
+
+    install_panic_hook();
+    let guard = TerminalGuard::enter(options.mouse_capture)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+
+    let (tx, rx) = mpsc::channel::<UiEvent>();
+    spawn_input_reader(tx.clone());
+    let signals = spawn_signal_listener(tx.clone())?;
+    attach(&tx, Project::find(&start), engine_options.clone());
+
+    let mut engine: Option<Arc<Engine>> = None;
+    let mut watching: Option<Arc<AtomicBool>> = None;
+    let mut build_progress: Option<ProgressBar> = None;
+    let result = loop {
+        if app.take_redraw() {
+            draw(&mut terminal, &mut app)?;
+        }
+        let event = match app.next_tick() {
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(event) => Some(event),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break Ok(()),
+            },
+            None => match rx.recv() {
+                Ok(event) => Some(event),
+                Err(_) => break Ok(()),
+            },
+        };
+        let now = now_ns();
+        let Some(event) = event else {
+            // A tick: live catch-up progress and build progress are read, not pushed.
+            if let Some(engine) = &engine {
+                app.on_snapshot(engine.snapshot(), now);
+            }
+            if let (Some(progress), Screen::Building { what, .. }) =
+                (&build_progress, app.screen.clone())
+            {
+                app.set_screen(Screen::Building {
+                    what,
+                    checked: progress.position(),
+                    total: progress.length().unwrap_or(0),
+                });
+            }
+            app.on_tick(now);
+            continue;
+        };
+        let effect = match event {
+            UiEvent::Key(key) => app.on_key(key),
+            UiEvent::Mouse(mouse) => {
+                app.on_mouse(mouse);
+                None
+            }
+            UiEvent::Resize => {
+                app.on_resize();
+                None
+            }
+            UiEvent::Snapshot(snapshot) => {
+                app.on_snapshot(snapshot, now);
+                None
+            }
+            UiEvent::Engine(event) => {
+                app.on_engine_event(time(), &event);
+                None
+            }
+            UiEvent::EngineStopped(reason) => {
+                app.on_engine_stopped(reason);
+                None
+            }
+            UiEvent::Attached(Ok(started)) => {
+                let started = Arc::new(*started);
+                if let Some(stop) = watching.replace(follow_engine(&started, &tx)) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if let Some(old) = engine.replace(Arc::clone(&started)) {
+                    // Stopping an engine joins its thread: not on the loop's time.
+                    std::thread::spawn(move || drop(old));
+                }
+                let snapshot = started.snapshot();
+                app.log(
+                    time(),
+                    format!("engine started: {}", role_text(snapshot.role)),
+                );
+                app.set_screen(Screen::Dashboard);
+                app.on_snapshot(snapshot, now);
+                None
+            }
+            UiEvent::Attached(Err(AttachError::NoIndex(root))) => {
+                app.set_screen(Screen::NoIndex { root });
+                None
+            }
+            UiEvent::Attached(Err(AttachError::Other(reason))) => {
+                app.set_screen(Screen::Failed(reason));
+                None
+            }
+            UiEvent::Built(result) => {
+                app.busy = false;
+                build_progress = None;
+                match result {
+                    Ok((project, start_dir)) => {
+                        app.log(time(), format!("index built at {}", project.root.display()));
+                        let mut options = engine_options.clone();
+                        options.start_dir = Some(start_dir);
+                        attach(&tx, Ok(project), options);
+                        app.set_screen(Screen::Starting);
+                    }
+                    Err(reason) => {
+                        app.log(time(), format!("error: index build failed: {reason}"));
+                        app.set_screen(match &engine {
+                            Some(_) => Screen::Dashboard,
+                            None => Screen::Failed(format!("index build failed: {reason}")),
+                        });
+                    }
+                }
+                None
+            }
+            UiEvent::Telemetry(view) => {
+                app.on_telemetry(view);
+                None
+            }
+            UiEvent::Signal => break Ok(()),
+        };
+        match effect {
+            None => {}
+            Some(Effect::Quit) => break Ok(()),
+            Some(Effect::Engine(command)) => match &engine {
+                Some(engine) if engine.snapshot().role == Role::Writer => engine.send(command),
+                Some(_) => app.log(
+                    time(),
+                    "another process's engine keeps this index: it syncs and rescans".into(),
+                ),
+                None => {}
+            },
+            Some(Effect::SetTelemetry(on)) => match &engine {
+                Some(engine) => engine.send(engine::Command::SetTelemetry(on)),
+                // No engine (no index yet): the same API, on a thread of its own.
+                None => {
+                    let tx = tx.clone();
+                    let env = engine_options.telemetry.clone();
+                    std::thread::spawn(move || {
+                        if let Ok(status) = telemetry::set_consent(&env, on) {
+                            let _ =
+                                tx.send(UiEvent::Telemetry(TelemetryView::from_status(&status)));
+                        }
+                    });
+                }
+            },
+            Some(Effect::SetMouseCapture(on)) => {
+                let mut out = std::io::stdout();
+                let _ = if on {
+                    execute!(out, EnableMouseCapture)
+                } else {
+                    execute!(out, DisableMouseCapture)
+                };
+                guard.mouse.store(on, Ordering::Relaxed);
+            }
+            Some(Effect::BuildIndex) => {
+                let progress = ProgressBar::hidden();
+                build_progress = Some(progress.clone());
+                app.busy = true;
+                let what = match &app.screen {
+                    Screen::NoIndex { root } => format!("Indexing {}", root.display()),
+                    _ => "Indexing".into(),
+                };
+                app.set_screen(Screen::Building {
+                    what,
+                    checked: 0,
+                    total: 0,
+                });
+                spawn_build(&tx, start.clone(), false, progress);
+            }
+            Some(Effect::BuildWorktreeIndex) => {
+                let worktree = engine
+                    .as_ref()
+                    .and_then(|e| e.snapshot().worktree_mismatch.clone())
+                    .map(|m| m.worktree_root);
+                if let Some(worktree) = worktree {
+                    let progress = ProgressBar::hidden();
+                    build_progress = Some(progress.clone());
+                    app.busy = true;
+                    app.log(time(), format!("codelens init -i {}", worktree.display()));
+                    app.set_screen(Screen::Building {
+                        what: format!(
+                            "Building this worktree its own index: {}",
+                            worktree.display()
+                        ),
+                        checked: 0,
+                        total: 0,
+                    });
+                    spawn_build(&tx, worktree, true, progress);
+                }
+            }
+        }
+    };
+    if let Some(stop) = watching {
+        stop.store(true, Ordering::Relaxed);
+    }
+    signals.close();
+    drop(terminal);
+    drop(guard);
+    for message in DEFERRED_PANICS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        eprintln!("codelens: {message}");
+    }
+    result
+}
+
+fn role_text(role: Role) -> &'static str {
+    match role {
+        Role::Writer => "writer (this dashboard keeps the index)",
+        Role::Follower => "follower (another process keeps the index)",
+    }
+}
+
+/// One frame, wrapped in synchronized output so a pane never shows half of it.
+fn draw(
+    terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    app: &mut App,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    // Terminals without synchronized output ignore the sequence.
+    let _ = execute!(out, BeginSynchronizedUpdate);
+    let drawn = terminal.draw(|frame| view::render(frame, app));
+    let _ = execute!(out, EndSynchronizedUpdate);
+    let _ = out.flush();
+    drawn.context("cannot draw the dashboard")?;
+    app.draws += 1;
+    Ok(())
+}
+
+/// Starts an engine for `project` on a thread and reports it as [`UiEvent::Attached`].
+fn attach(tx: &Sender<UiEvent>, project: engine::Result<Project>, options: EngineOptions) {
+    let tx = tx.clone();
+    let start_dir = options.start_dir.clone();
+    std::thread::spawn(move || {
+        let started = project.and_then(|project| Engine::start(project, options));
+        let result = match started {
+            Ok(engine) => Ok(Box::new(engine)),
+            Err(engine::Error::NoIndex { start }) => {
+                let root = start_dir
+                    .as_deref()
+                    .and_then(|dir| Project::for_init(dir, false).ok())
+                    .map_or(start, |p| p.root);
+                Err(AttachError::NoIndex(root))
+            }
+            Err(error) => Err(AttachError::Other(error.to_string())),
+        };
+        let _ = tx.send(UiEvent::Attached(result));
+    });
+}
+
+/// Forwards the engine's snapshots and events to the loop until `stop` is set; says so
+/// when the engine thread ends by itself.
+fn follow_engine(engine: &Arc<Engine>, tx: &Sender<UiEvent>) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let events = engine.subscribe();
+    let forward = tx.clone();
+    let stopped = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        for event in events.iter() {
+            if stopped.load(Ordering::Relaxed) || forward.send(UiEvent::Engine(event)).is_err() {
+                break;
+            }
+        }
+    });
+    let engine = Arc::downgrade(engine);
+    let stopped = Arc::clone(&stop);
+    let tx = tx.clone();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        while !stopped.load(Ordering::Relaxed) {
+            // Weak: this thread must not keep a replaced engine alive.
+            let Some(engine) = engine.upgrade() else {
+                break;
+            };
+            if !engine.is_running() {
+                let reason = DEFERRED_PANICS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| "the engine thread ended".into());
+                let _ = tx.send(UiEvent::EngineStopped(reason));
+                break;
+            }
+            if let Some(snapshot) = engine.wait_until(Duration::from_millis(500), |s| s.seq != seen)
+            {
+                seen = snapshot.seq;
+                if tx.send(UiEvent::Snapshot(snapshot)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    stop
+}
+
+/// Builds an index on a thread, as `codelens init [-i]` does, with live progress.
+fn spawn_build(tx: &Sender<UiEvent>, dir: PathBuf, own_worktree: bool, progress: ProgressBar) {
+    let tx = tx.clone();
+    std::thread::spawn(move || {
+        let built = (|| -> engine::Result<Project> {
+            let project = Project::for_init(&dir, own_worktree)?;
+            project.ensure_no_engine()?;
+            let _lock = project.lock_for_writing()?;
+            let seeded = project
+                .main_checkout_index()
+                .and_then(|seed| reconcile::build_seeded(&project, &seed, &progress).ok());
+            if seeded.is_none() {
+                reconcile::build(&project, &progress)?;
+            }
+            Ok(project)
+        })();
+        let _ = tx.send(UiEvent::Built(
+            built
+                .map(|project| (project, dir))
+                .map_err(|e| e.to_string()),
+        ));
+    });
+}
+
+fn spawn_input_reader(tx: Sender<UiEvent>) {
+    std::thread::spawn(move || {
+        loop {
+            let event = match term_event::read() {
+                Ok(TermEvent::Key(key)) => UiEvent::Key(key),
+                Ok(TermEvent::Mouse(mouse)) => UiEvent::Mouse(mouse),
+                Ok(TermEvent::Resize(..)) => UiEvent::Resize,
+                Ok(_) => continue,
+                // The terminal went away (the pane closed): quit like SIGHUP.
+                Err(_) => UiEvent::Signal,
+            };
+            let quit = matches!(event, UiEvent::Signal);
+            if tx.send(event).is_err() || quit {
+                break;
+            }
+        }
+    });
+}
+
+fn spawn_signal_listener(tx: Sender<UiEvent>) -> anyhow::Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT])
+        .context("cannot listen for signals")?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let _ = tx.send(UiEvent::Signal);
+        }
+    });
+    Ok(handle)
+}
+
+/// Owns the terminal's modes: entering sets them, dropping (on quit, on error, or
+/// while unwinding) restores them.
+struct TerminalGuard {
+    mouse: Arc<AtomicBool>,
+}
+
+impl TerminalGuard {
+    fn enter(mouse_capture: bool) -> anyhow::Result<TerminalGuard> {
+        terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        let guard = TerminalGuard {
+            mouse: Arc::new(AtomicBool::new(mouse_capture)),
+        };
+        let mut out = std::io::stdout();
+        execute!(out, EnterAlternateScreen, cursor::Hide)?;
+        if mouse_capture {
+            execute!(out, EnableMouseCapture)?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Leaves every mode the dashboard set; harmless when called twice.
+fn restore_terminal() {
+    let mut out = std::io::stdout();
+    let _ = execute!(out, DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
+    let _ = terminal::disable_raw_mode();
+}
+
+/// A panic on the dashboard's thread restores the terminal before the message is
+/// printed; a panic on another thread (the engine) is kept for after the dashboard
+/// ends, and the dashboard says the engine stopped.
+fn install_panic_hook() {
+    let ui_thread = std::thread::current().id();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui_thread {
+            restore_terminal();
+            previous(info);
+        } else {
+            let thread = std::thread::current()
+                .name()
+                .unwrap_or("a background thread")
+                .to_string();
+            DEFERRED_PANICS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{thread} panicked: {info}"));
+        }
+    }));
+}

@@ -1,0 +1,1245 @@
+//! Drawing the dashboard: a pure function of the [`App`] and the frame's size. Every
+//! size from 1×1 up renders (saturating arithmetic throughout, and layouts that give up
+//! panels before they would overflow); with `NO_COLOR` no cell carries a colour, and
+//! emphasis falls back to bold and reverse video.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+use unicode_width::UnicodeWidthStr;
+
+use super::app::{App, Overlay, Panel, Screen};
+use super::keymap;
+use crate::engine::banner::{PendingState, human_age};
+use crate::engine::watcher::WatchMode;
+use crate::engine::{Catchup, Role, Snapshot};
+use crate::telemetry;
+
+/// Below this, not even the one-line summary fits.
+const MIN_SUMMARY: (u16, u16) = (20, 3);
+/// Below this, the panels give way to a short summary.
+const MIN_PANELS: (u16, u16) = (40, 12);
+/// From this width on, the panels sit in two columns.
+const TWO_COLUMNS_FROM: u16 = 100;
+
+/// Colours from the terminal's own palette (named ANSI colours, never RGB), so they
+/// follow light and dark themes; with `NO_COLOR`, plain text with modifiers only.
+#[derive(Clone, Copy)]
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(self, color: Color) -> Style {
+        if self.color {
+            Style::new().fg(color)
+        } else {
+            Style::new()
+        }
+    }
+    fn warning(self) -> Style {
+        self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+    fn error(self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    fn ok(self) -> Style {
+        self.fg(Color::Green)
+    }
+    fn dim(self) -> Style {
+        if self.color {
+            Style::new().add_modifier(Modifier::DIM)
+        } else {
+            Style::new()
+        }
+    }
+    fn title(self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+    fn focused_border(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::Cyan)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD)
+        }
+    }
+    fn focused_title(self) -> Style {
+        // Reverse video marks focus even without colours.
+        Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+    }
+}
+
+/// Draws the whole dashboard (or what fits) for the current state.
+pub fn render(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    let theme = Theme { color: app.color };
+    if area.width < MIN_SUMMARY.0 || area.height < MIN_SUMMARY.1 {
+        let text = if area.width >= 9 { "too small" } else { "…" };
+        frame.render_widget(Paragraph::new(fit_right(text, area.width as usize)), area);
+        return;
+    }
+    if area.width < MIN_PANELS.0 || area.height < MIN_PANELS.1 {
+        render_summary(frame, app, area, theme);
+    } else {
+        match app.screen.clone() {
+            Screen::Dashboard => render_dashboard(frame, app, area, theme),
+            screen => render_message_screen(frame, app, &screen, area, theme),
+        }
+    }
+    if let Some(overlay) = app.overlay.clone() {
+        render_overlay(frame, app, &overlay, area, theme);
+    }
+}
+
+/// A few lines for a pane too small for panels: what matters most, in order.
+fn render_summary(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    let width = area.width as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    let Some(snapshot) = app
+        .snapshot
+        .as_deref()
+        .filter(|_| app.screen == Screen::Dashboard)
+    else {
+        lines.push(Line::from(fit_right(&screen_summary(&app.screen), width)));
+        frame.render_widget(Paragraph::new(lines), area);
+        return;
+    };
+    if let Some(reason) = &app.engine_stopped {
+        lines.push(Line::styled(
+            fit_right(&format!("engine stopped: {reason}"), width),
+            theme.error(),
+        ));
+    }
+    if let Some(mismatch) = &snapshot.worktree_mismatch {
+        lines.push(Line::styled(
+            fit_right(
+                &format!(
+                    "⚠ wrong index ({}) · w: codelens init -i",
+                    mismatch.index_branch.as_deref().unwrap_or("detached")
+                ),
+                width,
+            ),
+            theme.warning(),
+        ));
+    }
+    let pending = match snapshot.pending.len() {
+        0 => Span::styled("✓ index in sync", theme.ok()),
+        n => Span::styled(format!("{n} pending"), theme.warning()),
+    };
+    lines.push(Line::from(vec![
+        Span::raw(fit_right("codelens · ", width)),
+        pending,
+    ]));
+    for entry in snapshot
+        .pending
+        .iter()
+        .take((area.height as usize).saturating_sub(lines.len() + 1))
+    {
+        let age = age_label(app.now_ns, entry.last_edit_ns);
+        let path_width = width.saturating_sub(age.len() + 1);
+        lines.push(Line::from(format!(
+            "{age} {}",
+            fit_left(&entry.path, path_width)
+        )));
+    }
+    lines.truncate((area.height as usize).saturating_sub(1));
+    lines.push(Line::styled(
+        fit_right(&telemetry_short(app), width),
+        theme.dim(),
+    ));
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn screen_summary(screen: &Screen) -> String {
+    match screen {
+        Screen::Starting => "codelens · starting…".into(),
+        Screen::NoIndex { .. } => "no index · y: build · q: quit".into(),
+        Screen::Building { checked, total, .. } => format!("indexing {checked}/{total}"),
+        Screen::Failed(reason) => format!("error: {reason}"),
+        Screen::Dashboard => "codelens".into(),
+    }
+}
+
+/// Starting, no index, building, failed: one message box and the key hints.
+fn render_message_screen(frame: &mut Frame, app: &App, screen: &Screen, area: Rect, theme: Theme) {
+    let [body, hints] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    let (title, lines): (&str, Vec<Line>) = match screen {
+        Screen::Starting => (" codelens ", vec![Line::from("Starting the engine…")]),
+        Screen::NoIndex { root } => (
+            " codelens · no index ",
+            vec![
+                Line::from(format!(
+                    "No codelens index covers {}.",
+                    show_path(app, root)
+                )),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("y", theme.title()),
+                    Span::raw(": build one now (.codelens/ at that root) · "),
+                    Span::styled("q", theme.title()),
+                    Span::raw(": quit"),
+                ]),
+            ],
+        ),
+        Screen::Building {
+            what,
+            checked,
+            total,
+        } => {
+            let inner = body.width.saturating_sub(4) as usize;
+            (
+                " codelens · indexing ",
+                vec![
+                    Line::from(what.clone()),
+                    Line::from(""),
+                    Line::from(
+                        gauge_text(*checked, *total, inner.saturating_sub(22))
+                            + &format!(" {checked}/{total} files"),
+                    ),
+                ],
+            )
+        }
+        Screen::Failed(reason) => (
+            " codelens · cannot start ",
+            vec![
+                Line::styled(reason.clone(), theme.error()),
+                Line::from(""),
+                Line::from("q: quit"),
+            ],
+        ),
+        Screen::Dashboard => (" codelens ", Vec::new()),
+    };
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Span::styled(title, theme.title()));
+    frame.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
+        body,
+    );
+    render_hints(frame, hints, theme);
+}
+
+fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) {
+    let Some(snapshot) = app.snapshot.clone() else {
+        return;
+    };
+    let wide = area.width >= TWO_COLUMNS_FROM && area.height >= 20;
+    let mismatch_rows: u16 = match (&snapshot.worktree_mismatch, wide) {
+        (None, _) => 0,
+        (Some(_), true) => 5,
+        (Some(_), false) => 6,
+    };
+    let [header, warning, body, hints] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(mismatch_rows),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_header(frame, app, &snapshot, header, theme);
+    if mismatch_rows > 0 {
+        render_mismatch(frame, app, &snapshot, warning, theme);
+    }
+    let debounce_rows = match snapshot.directories.len() {
+        0 => 0,
+        n => (n as u16).saturating_add(2).min(if wide { 8 } else { 5 }),
+    };
+    if wide {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(body);
+        let [pending, debounce] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(debounce_rows)]).areas(left);
+        let telemetry_rows = (telemetry::COLLECTED.len() as u16 + 7).min(right.height / 2);
+        let [consent, events] =
+            Layout::vertical([Constraint::Length(telemetry_rows), Constraint::Min(3)]).areas(right);
+        render_pending(frame, app, &snapshot, pending, theme);
+        render_debounce(frame, app, &snapshot, debounce, theme);
+        render_telemetry(frame, app, consent, theme, true);
+        render_events(frame, app, events, theme);
+    } else {
+        // The consent line stays however short the pane: it is part of the promise.
+        let consent_rows = if app.telemetry.enabled { 4 } else { 3 };
+        // In a short pane the countdowns give way: each pending row shows its own.
+        let debounce_rows = if body.height < 16 { 0 } else { debounce_rows };
+        let [pending, debounce, consent, events] = Layout::vertical([
+            Constraint::Fill(3),
+            Constraint::Length(debounce_rows),
+            Constraint::Length(consent_rows),
+            Constraint::Fill(2),
+        ])
+        .areas(body);
+        render_pending(frame, app, &snapshot, pending, theme);
+        render_debounce(frame, app, &snapshot, debounce, theme);
+        render_telemetry(frame, app, consent, theme, false);
+        render_events(frame, app, events, theme);
+    }
+    render_hints(frame, hints, theme);
+}
+
+fn panel<'a>(app: &App, panel: Panel, title: String, theme: Theme) -> Block<'a> {
+    let focused = app.focus == panel && app.overlay.is_none();
+    let block = Block::bordered().border_type(BorderType::Rounded);
+    if focused {
+        block
+            .border_style(theme.focused_border())
+            .title(Span::styled(title, theme.focused_title()))
+    } else {
+        block.title(Span::styled(title, theme.title()))
+    }
+}
+
+fn render_header(frame: &mut Frame, app: &App, snapshot: &Snapshot, area: Rect, theme: Theme) {
+    let role = match snapshot.role {
+        Role::Writer => " writer ",
+        Role::Follower => " follower ",
+    };
+    let branch = snapshot
+        .branch
+        .as_deref()
+        .map(|b| format!(" · {b}"))
+        .unwrap_or_default();
+    // The name stays; the path gives way from its start.
+    let title_room = (area.width as usize).saturating_sub(role.len() + 6 + 12);
+    let title = format!(
+        " codelens · {} ",
+        fit_left(
+            &format!("{}{branch}", show_path(app, &snapshot.root)),
+            title_room
+        )
+    );
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Span::styled(title, theme.title()))
+        .title_top(Line::from(role).right_aligned());
+    let width = area.width.saturating_sub(2) as usize;
+    let line = if let Some(reason) = &app.engine_stopped {
+        Line::styled(
+            fit_right(
+                &format!("engine stopped: {reason} — restart codelens tui"),
+                width,
+            ),
+            theme.error(),
+        )
+    } else {
+        health_line(app, snapshot, width, theme)
+    };
+    frame.render_widget(Paragraph::new(line).block(block), area);
+}
+
+/// Files, symbols, last sync, watcher and catch-up in one line, shortest form that fits.
+fn health_line<'a>(app: &App, snapshot: &Snapshot, width: usize, theme: Theme) -> Line<'a> {
+    let synced = snapshot
+        .last_sync
+        .as_deref()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| {
+            let secs = (app.now_ns / 1_000_000_000 - at.timestamp()).max(0) as u64;
+            format!("synced {} ago", human_age(secs))
+        })
+        .unwrap_or_else(|| "never synced".into());
+    let watcher = match snapshot.watcher.mode {
+        WatchMode::Native => ("watching".to_string(), theme.ok()),
+        WatchMode::Degraded => (
+            format!("watcher degraded ({})", snapshot.watcher.reason),
+            theme.warning(),
+        ),
+        WatchMode::Disabled => (
+            format!("watcher off ({})", snapshot.watcher.reason),
+            theme.warning(),
+        ),
+    };
+    let catchup = match &snapshot.catchup {
+        Catchup::Running { checked, total } => Some(format!("catch-up {checked}/{total}")),
+        Catchup::NotStarted if snapshot.role == Role::Writer => Some("catch-up…".into()),
+        Catchup::Failed(why) => Some(format!("catch-up failed: {why}")),
+        _ => None,
+    };
+    let counts = format!(
+        "{} · {}",
+        counted(snapshot.stats.files, "file"),
+        counted(snapshot.stats.symbols, "symbol")
+    );
+    let mut spans = vec![Span::raw(counts), Span::raw(format!(" · {synced} · "))];
+    spans.push(Span::styled(watcher.0, watcher.1));
+    if let Some(catchup) = catchup {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(catchup, theme.warning()));
+    }
+    if let Some(error) = &snapshot.error {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(format!("error: {error}"), theme.error()));
+    }
+    truncate_spans(spans, width)
+}
+
+/// The warning block that cannot be missed: three roots, both branches, the fix.
+fn render_mismatch(frame: &mut Frame, app: &App, snapshot: &Snapshot, area: Rect, theme: Theme) {
+    let Some(m) = &snapshot.worktree_mismatch else {
+        return;
+    };
+    let width = area.width.saturating_sub(2) as usize;
+    let branch = |b: &Option<String>| b.clone().unwrap_or_else(|| "detached HEAD".into());
+    let main_checkout = if m.main_checkout_root == m.index_root {
+        String::new()
+    } else {
+        format!(" · main checkout {}", show_path(app, &m.main_checkout_root))
+    };
+    let mut lines = vec![
+        Line::styled(
+            fit_right(
+                &if width >= 60 {
+                    format!(
+                        "This {} reads another checkout's index: it describes {}.",
+                        m.worktree_kind,
+                        branch(&m.index_branch)
+                    )
+                } else {
+                    "Reading another checkout's index!".to_string()
+                },
+                width,
+            ),
+            theme.warning(),
+        ),
+        Line::from(fit_right(
+            &format!(
+                "worktree {} · {}",
+                branch(&m.worktree_branch),
+                show_path(app, &m.worktree_root)
+            ),
+            width,
+        )),
+        Line::from(fit_right(
+            &format!(
+                "index    {} · {}{main_checkout}",
+                branch(&m.index_branch),
+                show_path(app, &m.index_root),
+            ),
+            width,
+        )),
+    ];
+    let fix = Line::from(vec![
+        Span::styled("fix: ", theme.title()),
+        Span::raw(fit_right(
+            "w runs `codelens init -i` here",
+            width.saturating_sub(5),
+        )),
+    ]);
+    if area.height >= 6 {
+        lines.push(fix);
+    } else {
+        // Two columns: the roots share a line's worth of room; the fix stays.
+        lines.truncate(2);
+        lines.push(fix);
+    }
+    let block = Block::bordered()
+        .border_type(BorderType::Thick)
+        .border_style(theme.warning())
+        .title(Span::styled(" ⚠ wrong index ", theme.warning()));
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn state_label(state: PendingState) -> String {
+    match state {
+        PendingState::Waiting {
+            reindex_in_ms: Some(ms),
+        } => format!("waiting {:.1}s", ms as f64 / 1000.0),
+        PendingState::Waiting {
+            reindex_in_ms: None,
+        } => "waiting".into(),
+        PendingState::Indexing => "indexing".into(),
+        PendingState::Retrying { attempt, of } => format!("locked, retry {attempt}/{of}"),
+        PendingState::Failed => "failed".into(),
+        PendingState::Unsynced => "unsynced".into(),
+    }
+}
+
+fn age_label(now_ns: i64, at_ns: i64) -> String {
+    human_age((now_ns.saturating_sub(at_ns) / 1_000_000_000).max(0) as u64)
+}
+
+fn render_pending(frame: &mut Frame, app: &mut App, snapshot: &Snapshot, area: Rect, theme: Theme) {
+    let count = snapshot.pending.len();
+    let title = match count {
+        0 => " Pending ".to_string(),
+        n => format!(" Pending · {} ", thousands(n as u64)),
+    };
+    let block = panel(app, Panel::Pending, title, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    if count == 0 {
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                fit_right("✓ index in sync", inner.width as usize),
+                theme.ok(),
+            )),
+            inner,
+        );
+        return;
+    }
+    let visible = inner.height as usize;
+    app.store_clamped_scroll(Panel::Pending, count, visible);
+    let first = app.clamp_scroll(Panel::Pending, count, visible);
+    let width = inner.width as usize;
+    // Only the visible rows are formatted: 10,000 pending files cost one screenful.
+    let lines: Vec<Line> = snapshot.pending[first..(first + visible).min(count)]
+        .iter()
+        .map(|entry| {
+            let age = format!("{:>6}", age_label(app.now_ns, entry.last_edit_ns));
+            let state = state_label(entry.state);
+            let state_style = match entry.state {
+                PendingState::Failed => theme.error(),
+                PendingState::Retrying { .. } => theme.warning(),
+                _ => theme.dim(),
+            };
+            let state_width = state.width().min(18);
+            let path_width = width.saturating_sub(6 + 2 + 2 + state_width);
+            let line = Line::from(vec![
+                Span::raw(age),
+                Span::raw("  "),
+                Span::raw(format!("{:path_width$}", fit_left(&entry.path, path_width))),
+                Span::raw("  "),
+                Span::styled(state, state_style),
+            ]);
+            truncate_line(line, width)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn render_debounce(
+    frame: &mut Frame,
+    app: &mut App,
+    snapshot: &Snapshot,
+    area: Rect,
+    theme: Theme,
+) {
+    if area.height == 0 {
+        return;
+    }
+    let window = snapshot.watcher.debounce_ms;
+    let title = format!(" Debounce · {:.1}s window ", window as f64 / 1000.0);
+    let block = panel(app, Panel::Debounce, title, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let rows = snapshot.directories.len();
+    let visible = inner.height as usize;
+    app.store_clamped_scroll(Panel::Debounce, rows, visible);
+    let first = app.clamp_scroll(Panel::Debounce, rows, visible);
+    let width = inner.width as usize;
+    let lines: Vec<Line> = snapshot.directories[first..(first + visible).min(rows)]
+        .iter()
+        .map(|dir| {
+            let name = if dir.dir.is_empty() { "./" } else { &dir.dir };
+            let files = match dir.files {
+                1 => "1 file".to_string(),
+                n => format!("{n} files"),
+            };
+            let left = format!("{:.1}s", dir.reindex_in_ms as f64 / 1000.0);
+            let done = dir.window_ms.saturating_sub(dir.reindex_in_ms);
+            let fixed = files.len() + left.len() + 6;
+            let gauge_width = (width / 4).clamp(0, 12);
+            let name_width = width.saturating_sub(fixed + gauge_width);
+            truncate_line(
+                Line::from(vec![
+                    Span::raw(format!("{:name_width$}", fit_left(name, name_width))),
+                    Span::raw(format!(" {files} ")),
+                    Span::styled(
+                        gauge_text(done, dir.window_ms.max(1), gauge_width),
+                        theme.fg(Color::Cyan),
+                    ),
+                    Span::raw(format!(" {left}")),
+                ]),
+                width,
+            )
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// `on · codelens telemetry on · id 1a2b3c4d` or `off (default) · nothing recorded`.
+fn telemetry_short(app: &App) -> String {
+    let t = &app.telemetry;
+    let decided = if t.decided_by.is_empty() || t.decided_by.starts_with("default") {
+        "default"
+    } else {
+        &t.decided_by
+    };
+    if t.enabled {
+        let id = t
+            .machine_id
+            .as_deref()
+            .map(|id| format!(" · id {}", &id[..id.len().min(8)]))
+            .unwrap_or_default();
+        format!(
+            "telemetry on ({decided}){id} · buffer {}",
+            human_bytes(t.buffer_bytes)
+        )
+    } else {
+        format!("telemetry off ({decided}) · nothing recorded")
+    }
+}
+
+fn render_telemetry(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme, full: bool) {
+    if area.height == 0 {
+        return;
+    }
+    let block = panel(app, Panel::Telemetry, " Telemetry ".into(), theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    let t = &app.telemetry;
+    let action = match (t.env_locked, t.enabled) {
+        (true, _) => "set by the environment; not changeable here",
+        (false, true) => "t: turn off",
+        (false, false) => "t: turn on",
+    };
+    let state = if t.enabled {
+        Span::styled("on", theme.warning())
+    } else {
+        Span::styled("off", theme.ok())
+    };
+    let decided = if t.decided_by.is_empty() || t.decided_by.starts_with("default") {
+        "default".to_string()
+    } else {
+        t.decided_by.clone()
+    };
+    let mut lines = vec![truncate_line(
+        Line::from(vec![
+            state,
+            Span::raw(format!(" ({decided}) · ")),
+            Span::styled(action, theme.dim()),
+        ]),
+        width,
+    )];
+    if t.enabled {
+        let id = t.machine_id.as_deref().unwrap_or("none yet");
+        lines.push(Line::from(fit_right(
+            &format!(
+                "id {id} · buffer {} · {} unsent",
+                human_bytes(t.buffer_bytes),
+                match t.pending_days {
+                    1 => "1 day".to_string(),
+                    n => format!("{n} days"),
+                }
+            ),
+            width,
+        )));
+    } else if full {
+        lines.push(Line::from(fit_right(
+            "nothing is recorded, written or sent",
+            width,
+        )));
+    }
+    if full {
+        lines.push(Line::styled(
+            fit_right("collected (per day, counts only):", width),
+            theme.dim(),
+        ));
+        for item in telemetry::COLLECTED {
+            lines.push(Line::from(fit_right(&format!(" + {item}"), width)));
+        }
+        let never = format!("never: {}", telemetry::NEVER_COLLECTED.join(", "));
+        for line in wrap_words(&never, width) {
+            lines.push(Line::styled(line, theme.dim()));
+        }
+    }
+    let visible = inner.height as usize;
+    app.store_clamped_scroll(Panel::Telemetry, lines.len(), visible);
+    let first = app.clamp_scroll(Panel::Telemetry, lines.len(), visible);
+    let lines: Vec<Line> = lines.into_iter().skip(first).collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn render_events(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) {
+    if area.height == 0 {
+        return;
+    }
+    let block = panel(app, Panel::Events, " Events ".into(), theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    if app.events.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled(fit_right("nothing yet", width), theme.dim())),
+            inner,
+        );
+        return;
+    }
+    let visible = inner.height as usize;
+    let rows = app.events.len();
+    app.store_clamped_scroll(Panel::Events, rows, visible);
+    let first = app.clamp_scroll(Panel::Events, rows, visible);
+    let lines: Vec<Line> = app
+        .events
+        .iter()
+        .skip(first)
+        .take(visible)
+        .map(|(at, text)| {
+            let style = if text.starts_with("error") || text.contains("lost") {
+                theme.warning()
+            } else {
+                Style::new()
+            };
+            truncate_line(
+                Line::from(vec![
+                    Span::styled(format!("{at} "), theme.dim()),
+                    Span::styled(text.clone(), style),
+                ]),
+                width,
+            )
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn render_hints(frame: &mut Frame, area: Rect, theme: Theme) {
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            keymap::hint_line(area.width as usize),
+            theme.dim(),
+        )),
+        area,
+    );
+}
+
+fn render_overlay(frame: &mut Frame, app: &App, overlay: &Overlay, area: Rect, theme: Theme) {
+    let (title, lines): (&str, Vec<Line>) = match overlay {
+        Overlay::Help => {
+            let mut lines: Vec<Line> = keymap::help_lines()
+                .map(|(keys, help)| {
+                    Line::from(vec![
+                        Span::styled(format!("{keys:<15}"), theme.title()),
+                        Span::raw(help),
+                    ])
+                })
+                .collect();
+            lines.push(Line::from(""));
+            lines.push(Line::styled(
+                format!(
+                    "mouse capture is {} · Esc closes",
+                    if app.mouse_capture { "on" } else { "off" }
+                ),
+                theme.dim(),
+            ));
+            (" Keys ", lines)
+        }
+        Overlay::ConfirmTelemetry { turn_on: true } => {
+            let mut lines = vec![Line::styled("Turn on anonymous telemetry?", theme.title())];
+            lines.push(Line::from("Sent once a day, counts per day only:"));
+            for item in telemetry::COLLECTED {
+                lines.push(Line::from(format!(" + {item}")));
+            }
+            lines.push(Line::from(format!(
+                "Never: {}.",
+                telemetry::NEVER_COLLECTED.join(", ")
+            )));
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled("y", theme.title()),
+                Span::raw(": turn on · any other key: cancel"),
+            ]));
+            (" Telemetry ", lines)
+        }
+        Overlay::ConfirmTelemetry { turn_on: false } => (
+            " Telemetry ",
+            vec![
+                Line::styled("Turn telemetry off?", theme.title()),
+                Line::from("Nothing more is recorded; the unsent buffer is deleted."),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("y", theme.title()),
+                    Span::raw(": turn off · any other key: cancel"),
+                ]),
+            ],
+        ),
+        Overlay::ConfirmWorktreeIndex => {
+            let root = app
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.worktree_mismatch.as_ref())
+                .map(|m| show_path(app, &m.worktree_root))
+                .unwrap_or_default();
+            (
+                " Worktree index ",
+                vec![
+                    Line::styled("Build this worktree its own index?", theme.title()),
+                    Line::from(format!("`codelens init -i` in {root}")),
+                    Line::from("The dashboard then follows the new index."),
+                    Line::from(""),
+                    Line::from(vec![
+                        Span::styled("y", theme.title()),
+                        Span::raw(": build · any other key: cancel"),
+                    ]),
+                ],
+            )
+        }
+        Overlay::Notice(text) => (
+            " codelens ",
+            vec![
+                Line::from(text.clone()),
+                Line::from(""),
+                Line::styled("any key closes", theme.dim()),
+            ],
+        ),
+    };
+    let width = (lines.iter().map(Line::width).max().unwrap_or(0) as u16)
+        .saturating_add(4)
+        .clamp(20, 72)
+        .min(area.width);
+    // Wrapped lines need more rows than there are lines; a rough allowance suffices.
+    let inner_width = width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner_width))
+        .sum();
+    let height = (rows as u16).saturating_add(2).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .title(Span::styled(title, theme.title())),
+        ),
+        popup,
+    );
+}
+
+/// `▕█████░░░░▏`-style progress in `width` cells (plain characters: no colour needed).
+fn gauge_text(done: u64, total: u64, width: usize) -> String {
+    if width < 3 {
+        return String::new();
+    }
+    let inner = width - 2;
+    let filled = if total == 0 {
+        0
+    } else {
+        ((done.min(total) as u128 * inner as u128) / total as u128) as usize
+    };
+    format!(
+        "▕{}{}▏",
+        "█".repeat(filled),
+        "░".repeat(inner.saturating_sub(filled))
+    )
+}
+
+/// Paths under `$HOME` as `~/…`.
+fn show_path(app: &App, path: &std::path::Path) -> String {
+    if let Some(home) = &app.home
+        && let Ok(rest) = path.strip_prefix(home)
+    {
+        return if rest.as_os_str().is_empty() {
+            "~".into()
+        } else {
+            format!("~/{}", rest.display())
+        };
+    }
+    path.display().to_string()
+}
+
+/// `text` cut to `width` columns, ending in `…` when cut.
+pub fn fit_right(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// `text` cut to `width` columns from the left, starting with `…` when cut: for paths,
+/// whose end (the file name) matters most.
+pub fn fit_left(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut tail: Vec<char> = Vec::new();
+    let mut used = 0;
+    for c in text.chars().rev() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    let mut out = String::from('…');
+    out.extend(tail.into_iter().rev());
+    out
+}
+
+/// `text` broken at spaces into lines of at most `width` columns (a word longer than
+/// that is cut).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = if line.is_empty() { 0 } else { 1 } + word.width();
+        if !line.is_empty() && line.width() + needed > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines.into_iter().map(|l| fit_right(&l, width)).collect()
+}
+
+/// A line cut to `width` columns, its last visible span ending in `…`.
+fn truncate_line(line: Line<'_>, width: usize) -> Line<'_> {
+    truncate_spans(line.spans, width)
+}
+
+fn truncate_spans(spans: Vec<Span<'_>>, width: usize) -> Line<'_> {
+    let total: usize = spans.iter().map(Span::width).sum();
+    if total <= width {
+        return Line::from(spans);
+    }
+    let mut out = Vec::new();
+    let mut used = 0;
+    for span in spans {
+        let w = span.width();
+        if used + w < width {
+            used += w;
+            out.push(span);
+            continue;
+        }
+        let room = width - used;
+        out.push(Span::styled(fit_right(&span.content, room), span.style));
+        break;
+    }
+    Line::from(out)
+}
+
+/// `1 file`, `12,408 files`.
+fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{} {noun}s", thousands(n)),
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+
+    use super::*;
+    use crate::engine::Event;
+    use crate::telemetry::{Decider, TelemetryStatus};
+    use crate::ui::app::TelemetryView;
+    use crate::ui::fixtures::{self, NOW_NS};
+
+    fn app_with(snapshot: Snapshot) -> App {
+        let mut app = App::new(true, true, NOW_NS);
+        app.home = Some(PathBuf::from("/home/dev"));
+        app.on_snapshot(Arc::new(snapshot), NOW_NS);
+        app.on_engine_event(
+            "10:41:20".into(),
+            &Event::CatchupFinished {
+                found: 3,
+                duration_ms: 41,
+            },
+        );
+        app.on_engine_event(
+            "10:41:57".into(),
+            &Event::Synced {
+                added: 0,
+                modified: 3,
+                removed: 0,
+                duration_ms: 18,
+            },
+        );
+        app
+    }
+
+    fn draw(app: &mut App, width: u16, height: u16) -> Buffer {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("backend");
+        terminal.draw(|frame| render(frame, app)).expect("render");
+        terminal.backend().buffer().clone()
+    }
+
+    fn text(buffer: &Buffer) -> String {
+        let area = buffer.area;
+        let mut out = String::new();
+        for y in 0..area.height {
+            let mut line = String::new();
+            for x in 0..area.width {
+                line.push_str(buffer[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    fn telemetry_on() -> TelemetryStatus {
+        TelemetryStatus {
+            enabled: true,
+            decided_by: Decider::UserOn,
+            machine_id: Some("1a2b3c4d-0000-4000-8000-000000000000".into()),
+            buffer_path: PathBuf::from("/home/dev/.codelens/telemetry-buffer.json"),
+            buffer_bytes: 2_100,
+            pending_days: vec!["2026-11-24".into()],
+        }
+    }
+
+    #[test]
+    fn in_sync_side_pane() {
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        insta::assert_snapshot!(text(&draw(&mut app, 60, 24)));
+    }
+
+    #[test]
+    fn pending_files_with_ages_and_states() {
+        for (width, height) in [(40, 20), (80, 24), (160, 48)] {
+            let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            insta::assert_snapshot!(format!("pending_{width}x{height}"), screen);
+        }
+    }
+
+    #[test]
+    fn worktree_mismatch_stays_visible_at_every_layout() {
+        for (width, height) in [(40, 20), (80, 24), (160, 48), (20, 6)] {
+            let mut app = app_with(fixtures::snapshot_mismatch(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            assert!(
+                screen.contains("wrong index"),
+                "{width}x{height}:\n{screen}"
+            );
+            insta::assert_snapshot!(format!("mismatch_{width}x{height}"), screen);
+        }
+    }
+
+    #[test]
+    fn consent_on_and_off() {
+        let mut off = app_with(fixtures::snapshot_in_sync());
+        let screen = text(&draw(&mut off, 80, 24));
+        assert!(screen.contains("off (default)"), "{screen}");
+        let mut snapshot = fixtures::snapshot_in_sync();
+        snapshot.telemetry = telemetry_on();
+        let mut on = app_with(snapshot);
+        let screen = text(&draw(&mut on, 80, 24));
+        assert!(screen.contains("on (codelens telemetry on)"), "{screen}");
+        assert!(screen.contains("1a2b3c4d"), "{screen}");
+        insta::assert_snapshot!("consent_on_80x24", screen);
+        let wide = text(&draw(&mut on, 160, 48));
+        for item in telemetry::NEVER_COLLECTED {
+            assert!(wide.contains(item), "{item} missing:\n{wide}");
+        }
+        insta::assert_snapshot!("consent_on_160x48", wide);
+    }
+
+    #[test]
+    fn env_switch_is_shown_as_not_changeable() {
+        let mut snapshot = fixtures::snapshot_in_sync();
+        snapshot.telemetry.decided_by = Decider::DoNotTrack;
+        let mut app = app_with(snapshot);
+        assert!(app.telemetry.env_locked);
+        let screen = text(&draw(&mut app, 80, 24));
+        assert!(screen.contains("DO_NOT_TRACK=1"), "{screen}");
+        assert!(screen.contains("not changeable here"), "{screen}");
+    }
+
+    #[test]
+    fn overflow_event_in_the_log() {
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        app.on_engine_event("10:42:00".into(), &Event::Rescan { count: 1 });
+        app.on_engine_event("10:42:00".into(), &Event::LockRetry { attempt: 2, of: 5 });
+        let screen = text(&draw(&mut app, 80, 24));
+        assert!(screen.contains("events lost: full rescan #1"), "{screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn tiny_pane_keeps_the_essentials() {
+        let mut app = app_with(fixtures::snapshot_mismatch(NOW_NS));
+        insta::assert_snapshot!(text(&draw(&mut app, 20, 6)));
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        let screen = text(&draw(&mut app, 30, 4));
+        assert!(screen.contains("index in sync"), "{screen}");
+        assert!(screen.contains("telemetry off"), "{screen}");
+        assert_eq!(text(&draw(&mut app, 12, 2)), "too small\n\n");
+    }
+
+    #[test]
+    fn help_overlay_lists_the_keymap() {
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        app.overlay = Some(Overlay::Help);
+        let screen = text(&draw(&mut app, 80, 24));
+        for (keys, _) in keymap::help_lines() {
+            assert!(screen.contains(keys), "{keys} missing:\n{screen}");
+        }
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn missing_index_and_build_progress() {
+        let mut app = App::new(true, true, NOW_NS);
+        app.set_screen(Screen::NoIndex {
+            root: PathBuf::from("/src/app"),
+        });
+        let screen = text(&draw(&mut app, 60, 12));
+        assert!(
+            screen.contains("No codelens index covers /src/app."),
+            "{screen}"
+        );
+        app.set_screen(Screen::Building {
+            what: "Indexing /src/app".into(),
+            checked: 250,
+            total: 1000,
+        });
+        insta::assert_snapshot!(text(&draw(&mut app, 60, 12)));
+    }
+
+    #[test]
+    fn engine_stopped_is_said_plainly() {
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        app.on_engine_stopped("codelens-engine panicked: boom".into());
+        let screen = text(&draw(&mut app, 80, 24));
+        assert!(
+            screen.contains("engine stopped: codelens-engine panicked"),
+            "{screen}"
+        );
+        assert_eq!(app.next_tick(), None, "a stopped engine's ages do not tick");
+    }
+
+    #[test]
+    fn every_size_renders_without_panic() {
+        // Between them, every panel, the overlay and the message screen.
+        let mut states = Vec::new();
+        let mut many = fixtures::snapshot_many_pending(NOW_NS, 500);
+        many.worktree_mismatch = Some(fixtures::mismatch());
+        many.telemetry = telemetry_on();
+        let mut with_overlay = app_with(many);
+        with_overlay.overlay = Some(Overlay::ConfirmTelemetry { turn_on: true });
+        with_overlay.scroll = [usize::MAX / 2; 4];
+        states.push(with_overlay);
+        let mut building = App::new(true, true, NOW_NS);
+        building.set_screen(Screen::Building {
+            what: "Indexing /a/very/long/path/that/goes/on".into(),
+            checked: 3,
+            total: 0,
+        });
+        states.push(building);
+        let mut terminal = Terminal::new(TestBackend::new(1, 1)).expect("backend");
+        for app in &mut states {
+            for width in 1..=200u16 {
+                for height in 1..=60u16 {
+                    terminal.backend_mut().resize(width, height);
+                    terminal
+                        .draw(|frame| render(frame, app))
+                        .unwrap_or_else(|e| panic!("{width}x{height}: {e}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_color_buffers_carry_no_colours() {
+        let mut snapshot = fixtures::snapshot_mismatch(NOW_NS);
+        snapshot.telemetry = telemetry_on();
+        let mut app = app_with(snapshot);
+        app.color = false;
+        app.on_engine_event("10:42:00".into(), &Event::Rescan { count: 1 });
+        for (width, height) in [(40, 20), (80, 24), (160, 48), (20, 6)] {
+            let buffer = draw(&mut app, width, height);
+            for cell in buffer.content() {
+                assert_eq!(cell.fg, Color::Reset, "{width}x{height}: {cell:?}");
+                assert_eq!(cell.bg, Color::Reset, "{width}x{height}: {cell:?}");
+            }
+            // Focus is still visible: reverse video on the focused panel's title.
+            assert!(
+                buffer
+                    .content()
+                    .iter()
+                    .any(|c| c.modifier.contains(Modifier::REVERSED))
+                    || height < MIN_PANELS.1,
+                "{width}x{height}"
+            );
+        }
+        // And with colours, some cell is coloured (the test above can fail).
+        app.color = true;
+        let buffer = draw(&mut app, 80, 24);
+        assert!(buffer.content().iter().any(|c| c.fg != Color::Reset));
+    }
+
+    #[test]
+    fn ten_thousand_pending_files_format_only_what_is_visible() {
+        let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 10_000));
+        let screen = text(&draw(&mut app, 160, 48));
+        assert!(screen.contains("Pending · 10,000"), "{screen}");
+        app.scroll[0] = usize::MAX / 2;
+        let screen = text(&draw(&mut app, 160, 48));
+        assert!(screen.contains("file_09999.rs"), "{screen}");
+    }
+
+    #[test]
+    fn paths_are_cut_from_the_left() {
+        assert_eq!(fit_left("src/engine/runner.rs", 12), "…e/runner.rs");
+        assert_eq!(fit_right("catch-up running", 9), "catch-up…");
+        assert_eq!(fit_left("abc", 0), "");
+        assert_eq!(fit_right("abc", 3), "abc");
+        assert_eq!(
+            wrap_words("never: code, paths", 12),
+            ["never: code,", "paths"]
+        );
+        assert_eq!(wrap_words("abcdefgh", 4), ["abc…"]);
+        let _ = TelemetryView::default();
+    }
+}

@@ -1,0 +1,261 @@
+//! `codelens tui` end to end, in a real terminal: tmux runs the real binary in a real
+//! temp git repository at 60×30, and the tests read the pane as a user would see it.
+//! Polls have generous deadlines; nothing here asserts how fast anything is.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{BIN, TestRepo, git_in};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A tmux server of its own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+    home: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// A 60×30 pane running a plain shell in `dir`, with a temp `CODELENS_HOME` and
+    /// no CI variables (telemetry would be forced off).
+    fn start(dir: &Path) -> Tmux {
+        let available = Command::new("tmux").arg("-V").output();
+        assert!(
+            available.is_ok_and(|o| o.status.success()),
+            "tmux is required for the dashboard's end-to-end tests: run ./scripts/test, which installs it"
+        );
+        let socket = format!("codelens-test-{}-{}", std::process::id(), unique());
+        let tmux = Tmux {
+            socket,
+            home: tempfile::tempdir().expect("temp home"),
+        };
+        let shell = format!(
+            "env -u CI -u GITHUB_ACTIONS -u GITLAB_CI -u BUILDKITE -u CIRCLECI -u TRAVIS -u JENKINS_URL -u TF_BUILD -u TEAMCITY_VERSION -u DO_NOT_TRACK -u CODELENS_TELEMETRY \
+             CODELENS_HOME={} CODELENS_WATCH_DEBOUNCE_MS=300 PS1='ready$ ' TERM=xterm-256color bash --norc --noprofile",
+            tmux.home.path().display()
+        );
+        let out = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "60",
+            "-y",
+            "30",
+            "-c",
+            &dir.to_string_lossy(),
+            &shell,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux.wait_for("shell prompt", |pane| pane.contains("ready$"));
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success());
+    }
+
+    fn type_line(&self, line: &str) {
+        self.keys(&["-l", line]);
+        self.keys(&["Enter"]);
+    }
+
+    fn pane(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Polls the pane until `ready` holds; fails with the pane's content otherwise.
+    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let pane = self.pane();
+            if ready(&pane) {
+                return pane;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {DEADLINE:?} for {what}; the pane shows:\n{pane}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn codelens_home(&self) -> &Path {
+        self.home.path()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn small_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("src/lib.rs", common::RUST_SRC);
+    repo.write("app.py", "def main():\n    pass\n");
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    repo
+}
+
+/// Quits with `q` and checks the shell got a sane terminal back: the prompt, not the
+/// dashboard (the alternate screen was left), and cooked mode with echo.
+fn quit_and_check_terminal(tmux: &Tmux) {
+    tmux.keys(&["q"]);
+    tmux.wait_for("the dashboard to exit", |pane| {
+        !pane.contains("q quit") && pane.contains("ready$")
+    });
+    let stty = tmux.codelens_home().join("stty.txt");
+    tmux.type_line(&format!("stty -a > {}", stty.display()));
+    let deadline = Instant::now() + DEADLINE;
+    while !stty.is_file()
+        || std::fs::read_to_string(&stty)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "stty never ran:\n{}",
+            tmux.pane()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let modes = std::fs::read_to_string(&stty).expect("stty output");
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    assert!(words.contains(&"icanon"), "raw mode left on:\n{modes}");
+    assert!(words.contains(&"echo"), "echo left off:\n{modes}");
+}
+
+#[test]
+fn edits_appear_in_pending_and_leave_after_the_debounce() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync") && pane.contains("q quit") && pane.contains("writer")
+    });
+    repo.write("app.py", "def main():\n    return 42\n");
+    let pane = tmux.wait_for("the edit in Pending", |pane| pane.contains("app.py"));
+    assert!(pane.contains("Pending · 1"), "{pane}");
+    tmux.wait_for("the edit re-indexed", |pane| {
+        pane.contains("index in sync") && pane.contains("synced +0 ~1 -0")
+    });
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn telemetry_consent_from_the_dashboard_is_what_the_cli_reports() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("telemetry off by default", |pane| {
+        pane.contains("off (default)")
+    });
+    // Any key but `y` cancels.
+    tmux.keys(&["t"]);
+    tmux.wait_for("the consent question", |pane| {
+        pane.contains("Turn on anonymous telemetry?")
+    });
+    tmux.keys(&["n"]);
+    tmux.wait_for("the question gone", |pane| {
+        !pane.contains("Turn on anonymous telemetry?")
+    });
+    assert!(!tmux.codelens_home().join("machine_id").exists());
+    tmux.keys(&["t"]);
+    tmux.wait_for("the consent question", |pane| {
+        pane.contains("Turn on anonymous telemetry?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("telemetry on", |pane| {
+        pane.contains("on (codelens telemetry on)")
+    });
+    let status = Command::new(BIN)
+        .args(["telemetry", "status"])
+        .current_dir(repo.root())
+        .env("CODELENS_HOME", tmux.codelens_home())
+        .env_remove("CI")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("DO_NOT_TRACK")
+        .env_remove("CODELENS_TELEMETRY")
+        .output()
+        .expect("codelens telemetry status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("on") && l.contains("codelens telemetry on")),
+        "the CLI disagrees with the dashboard:\n{text}"
+    );
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn a_nested_worktree_shows_the_warning() {
+    let repo = small_repo();
+    git_in(
+        &repo.root(),
+        &["worktree", "add", "-q", "wt", "-b", "feature"],
+    );
+    let tmux = Tmux::start(&repo.path("wt"));
+    tmux.type_line(&format!("{BIN} tui"));
+    let pane = tmux.wait_for("the worktree warning", |pane| pane.contains("wrong index"));
+    assert!(pane.contains("codelens init -i"), "{pane}");
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn a_project_without_an_index_is_offered_one() {
+    let repo = TestRepo::new();
+    repo.write("main.go", "package main\n\nfunc main() {}\n");
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("the offer to build an index", |pane| {
+        pane.contains("No codelens index covers")
+    });
+    assert!(
+        !repo.db_path().exists(),
+        "nothing is built before the user says so"
+    );
+    tmux.keys(&["y"]);
+    tmux.wait_for("the dashboard on the new index", |pane| {
+        pane.contains("1 file ·") && pane.contains("index in sync")
+    });
+    assert!(repo.db_path().is_file());
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn without_a_terminal_it_says_so() {
+    let repo = small_repo();
+    let out = common::codelens_in(&repo.root(), &["tui"]);
+    let message = common::assert_one_line_error(&out, 1);
+    assert!(message.contains("needs a terminal"), "{message}");
+}
