@@ -157,7 +157,12 @@ pub(super) fn get(text: &str, container: &str, name: &str) -> Result<Option<Valu
 }
 
 fn object(entry: &super::Entry) -> CstInputValue {
-    CstInputValue::Object(entry.iter().map(|(k, v)| (k.to_string(), input(v))).collect())
+    CstInputValue::Object(
+        entry
+            .iter()
+            .map(|(k, v)| (k.to_string(), input(v)))
+            .collect(),
+    )
 }
 
 fn input(value: &Value) -> CstInputValue {
@@ -227,7 +232,8 @@ mod tests {
 
     #[test]
     fn an_existing_entry_is_updated_keeping_its_other_members() {
-        let original = r#"{"mcpServers": {"codelens": {"command": "/old/codelens", "env": {"A": "1"}}}}"#;
+        let original =
+            r#"{"mcpServers": {"codelens": {"command": "/old/codelens", "env": {"A": "1"}}}}"#;
         let updated = upsert(original, "mcpServers", "codelens", &entry()).unwrap();
         let value = get(&updated, "mcpServers", "codelens").unwrap().unwrap();
         assert_eq!(value["command"], "codelens");

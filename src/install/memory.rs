@@ -1,7 +1,8 @@
 //! The optional note for an agent's memory file (`CLAUDE.md`, `AGENTS.md` …): what the
 //! staleness banner means, appended once between markers and removed by `uninstall`.
 
-pub(super) const BEGIN: &str = "<!-- codelens:begin (written by `codelens install`; `codelens uninstall` removes it) -->";
+pub(super) const BEGIN: &str =
+    "<!-- codelens:begin (written by `codelens install`; `codelens uninstall` removes it) -->";
 pub(super) const END: &str = "<!-- codelens:end -->";
 
 const BODY: &str = "\

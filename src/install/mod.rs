@@ -105,12 +105,18 @@ impl Context {
     /// `HOME` is unset for the user scope).
     pub fn config_path(&self, agent: &Agent, scope: Scope) -> Option<PathBuf> {
         match scope {
-            Scope::User => {
-                agents::pick(agent.user_config.iter().filter_map(|u| u.resolve(&self.env)))
-            }
-            Scope::Project => {
-                agents::pick(agent.project_config.iter().map(|p| self.project_root.join(p)))
-            }
+            Scope::User => agents::pick(
+                agent
+                    .user_config
+                    .iter()
+                    .filter_map(|u| u.resolve(&self.env)),
+            ),
+            Scope::Project => agents::pick(
+                agent
+                    .project_config
+                    .iter()
+                    .map(|p| self.project_root.join(p)),
+            ),
         }
     }
 

@@ -39,11 +39,7 @@ pub(super) fn validate(text: &str) -> Result<(), String> {
 
 /// `text` with `[mcp_servers.<name>]` holding `entry`'s keys (other keys of an existing
 /// table are kept).
-pub(super) fn upsert(
-    text: &str,
-    name: &str,
-    entry: &super::Entry,
-) -> Result<String, String> {
+pub(super) fn upsert(text: &str, name: &str, entry: &super::Entry) -> Result<String, String> {
     let mut doc = parse(text)?;
     container(&doc)?;
     if doc.get(CONTAINER).is_none() {
