@@ -142,6 +142,40 @@ impl TelemetryVars {
     }
 }
 
+/// Where `codelens install` looks for agents' configuration: the standard variables an
+/// agent itself reads (`HOME`, `XDG_CONFIG_HOME`, `PATH`), read here like every other one
+/// so tests can point them at temporary directories.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentEnv {
+    /// `HOME`; `None` when unset or empty (user-scope files are then unavailable).
+    pub home: Option<std::path::PathBuf>,
+    /// `XDG_CONFIG_HOME`; VS Code and opencode default to `$HOME/.config` without it.
+    pub xdg_config_home: Option<std::path::PathBuf>,
+    /// The directories of `PATH`, in order (empty entries dropped).
+    pub path: Vec<std::path::PathBuf>,
+}
+
+impl AgentEnv {
+    pub fn from_env() -> AgentEnv {
+        AgentEnv::from_lookup(|name| std::env::var_os(name))
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> AgentEnv {
+        let dir = |name| lookup(name).filter(|v| !v.is_empty()).map(Into::into);
+        AgentEnv {
+            home: dir("HOME"),
+            xdg_config_home: dir("XDG_CONFIG_HOME"),
+            path: lookup("PATH")
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// The informal standard (no-color.org): set and not empty turns colours off.
 pub const NO_COLOR_VAR: &str = "NO_COLOR";
 

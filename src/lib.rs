@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod install;
 pub mod mcp;
 pub mod telemetry;
 pub mod ui;

@@ -9,7 +9,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use codelens::config::Config;
+use codelens::config::{AgentEnv, Config};
 use codelens::engine::banner::human_age;
 use codelens::engine::project::Project;
 use codelens::engine::reconcile::{self, Change, PendingFile, SyncReport};
@@ -17,6 +17,7 @@ use codelens::engine::store::{IndexStats, Store};
 use codelens::engine::worktree;
 use codelens::engine::{self, now_ns};
 use codelens::engine::{Engine, EngineOptions, Role};
+use codelens::install;
 
 /// tree-sitter and the walker allocate many small, short-lived objects on several
 /// threads; mimalloc handles that pattern markedly faster than glibc's malloc.
@@ -82,11 +83,78 @@ enum Command {
     /// Run the engine in the foreground: watch the tree and keep the index in sync
     /// (events on stderr; Ctrl-C stops it).
     Watch { path: Option<PathBuf> },
+    /// Register `codelens --mcp` with your coding agents (Claude Code, Cursor, VS Code,
+    /// Codex CLI, Gemini CLI, opencode, Windsurf): each detected one, or those named.
+    Install {
+        /// Any directory inside the project, for project-scoped files (default: the
+        /// current directory).
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        which: AgentArgs,
+        /// Print the exact diff of every file that would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also append a short note about the staleness banner to each agent's memory
+        /// file (CLAUDE.md, AGENTS.md …) without asking. Default: asked on a terminal,
+        /// not added otherwise.
+        #[arg(long, conflicts_with = "no_instructions")]
+        with_instructions: bool,
+        /// Never add the memory-file note (and do not ask).
+        #[arg(long)]
+        no_instructions: bool,
+    },
+    /// Remove codelens's entry (and note) from the agents' configs, and nothing else.
+    Uninstall {
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        which: AgentArgs,
+        /// Print the exact diff of every file that would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// The git-hooks fallback where the file watcher is off (WSL2 /mnt, network drives).
     Hooks {
         #[command(subcommand)]
         action: HooksAction,
     },
+}
+
+/// Which agents `install` / `uninstall` act on, and in which scope.
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// Only this agent (repeat the flag, or separate names with commas): claude, cursor,
+    /// vscode, codex, gemini, opencode, windsurf. Default: every agent found.
+    #[arg(long = "agent", value_name = "NAME", value_delimiter = ',')]
+    agents: Vec<String>,
+    /// The project's own config files (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json` …).
+    #[arg(long, conflicts_with = "user")]
+    project: bool,
+    /// The per-user config files (`~/.claude.json`, `~/.codex/config.toml` …).
+    #[arg(long)]
+    user: bool,
+}
+
+impl AgentArgs {
+    fn selection(&self) -> anyhow::Result<install::Selection> {
+        let mut agents: Vec<&'static install::Agent> = Vec::new();
+        for name in &self.agents {
+            let Some(agent) = install::agents::by_name(name) else {
+                anyhow::bail!(UsageError(format!(
+                    "unknown agent `{name}` (known: {})",
+                    install::agents::names()
+                )));
+            };
+            if !agents.iter().any(|a| a.name == agent.name) {
+                agents.push(agent);
+            }
+        }
+        let scope = match (self.project, self.user) {
+            (true, _) => Some(install::Scope::Project),
+            (_, true) => Some(install::Scope::User),
+            _ => None,
+        };
+        Ok(install::Selection { agents, scope })
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -154,7 +222,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return mcp_serve(&path);
     }
     let Some(command) = cli.command else {
-        anyhow::bail!(UsageError("no command given (see `codelens --help`)"));
+        anyhow::bail!(UsageError(
+            "no command given (see `codelens --help`)".into()
+        ));
     };
     match command {
         Command::Init {
@@ -172,6 +242,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
         ),
         Command::Mcp { path } => mcp_serve(&start_dir(path)?),
+        Command::Install {
+            path,
+            which,
+            dry_run,
+            with_instructions,
+            no_instructions,
+        } => {
+            let notes = match (with_instructions, no_instructions) {
+                (true, _) => Notes::Yes,
+                (_, true) => Notes::No,
+                _ => Notes::Ask,
+            };
+            install_agents(&start_dir(path)?, &which, dry_run, notes)
+        }
+        Command::Uninstall {
+            path,
+            which,
+            dry_run,
+        } => uninstall_agents(&start_dir(path)?, &which, dry_run),
         Command::Hooks {
             action: HooksAction::Install { path },
         } => hooks(&start_dir(path)?, true),
@@ -272,11 +361,11 @@ fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
 
 /// A usage mistake found after parsing (exit code 2).
 #[derive(Debug)]
-struct UsageError(&'static str);
+struct UsageError(String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -334,6 +423,122 @@ fn hooks(start: &Path, install: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `install` adds the memory-file note.
+#[derive(Debug, Clone, Copy)]
+enum Notes {
+    Yes,
+    No,
+    /// Ask on a terminal; without one, no.
+    Ask,
+}
+
+fn install_context(start: &Path) -> anyhow::Result<install::Context> {
+    Ok(install::Context {
+        env: AgentEnv::from_env(),
+        project_root: Project::for_init(start, false)?.root,
+    })
+}
+
+/// install's errors, with a command-line mistake kept apart for exit code 2.
+fn install_error(error: install::Error) -> anyhow::Error {
+    match error {
+        install::Error::Usage(message) => anyhow::Error::new(UsageError(message)),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn install_agents(
+    start: &Path,
+    which: &AgentArgs,
+    dry_run: bool,
+    notes: Notes,
+) -> anyhow::Result<()> {
+    let selection = which.selection()?;
+    let ctx = install_context(start)?;
+    let launch = install::Launch::detect(&ctx.env).map_err(install_error)?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let plan = install::plan_install(
+        &ctx,
+        &selection,
+        &launch,
+        |agent, _scope, path| match notes {
+            Notes::Yes => true,
+            Notes::No => false,
+            Notes::Ask if interactive => ask(&format!(
+                "codelens: add a short note on the staleness banner to {} (read by {})?",
+                path.display(),
+                agent.title
+            )),
+            Notes::Ask => false,
+        },
+    )
+    .map_err(install_error)?;
+    finish(&plan, dry_run)?;
+    if !dry_run && !plan.changed_files().is_empty() {
+        eprintln!(
+            "codelens: restart the agents (or reload their MCP servers) to start using codelens"
+        );
+    }
+    Ok(())
+}
+
+fn uninstall_agents(start: &Path, which: &AgentArgs, dry_run: bool) -> anyhow::Result<()> {
+    let selection = which.selection()?;
+    let ctx = install_context(start)?;
+    let plan = install::plan_uninstall(&ctx, &selection).map_err(install_error)?;
+    if plan.steps.is_empty() {
+        eprintln!("codelens: not registered with any of the selected agents; nothing to remove");
+        return Ok(());
+    }
+    finish(&plan, dry_run)
+}
+
+/// `--dry-run`: the diff on stdout, the steps on stderr. Otherwise: write, then one
+/// line per step (and per backup) on stdout.
+fn finish(plan: &install::Plan, dry_run: bool) -> anyhow::Result<()> {
+    let lines: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|step| {
+            format!(
+                "{:<9} {:<8} {}  {}",
+                step.agent.name,
+                step.scope.to_string(),
+                step.path.display(),
+                step.action
+            )
+        })
+        .collect();
+    if dry_run {
+        print!("{}", plan.diff());
+        for line in &lines {
+            eprintln!("codelens: would do: {line}");
+        }
+        if plan.changed_files().is_empty() {
+            eprintln!("codelens: nothing would change");
+        }
+        return Ok(());
+    }
+    let backups = plan.apply()?;
+    for line in &lines {
+        println!("{line}");
+    }
+    for backup in backups {
+        println!("backup    {}", backup.display());
+    }
+    Ok(())
+}
+
+/// A yes/no question on stderr (stdout is data); anything but y/yes is no.
+fn ask(question: &str) -> bool {
+    use std::io::Write;
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
 fn sync_changes(report: &SyncReport) -> String {
     format!("+{} ~{} -{}", report.added, report.modified, report.removed)
 }
@@ -384,6 +589,13 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
     let (pending, from_engine) = pending_files(&project, &store)?;
     let now = now_ns();
     let age_secs = |at: i64| (now.saturating_sub(at) / 1_000_000_000).max(0) as u64;
+    let agents = install::registrations(&install::Context {
+        env: AgentEnv::from_env(),
+        project_root: mismatch
+            .as_ref()
+            .map_or(&project.root, |m| &m.worktree_root)
+            .clone(),
+    });
 
     if as_json {
         let pending_json: Vec<_> = pending
@@ -424,6 +636,11 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
                 "fix": format!("codelens init -i {}", m.worktree_root.display()),
             })),
             "telemetry": { "enabled": false, "reason": "this build has no telemetry" },
+            "agents": agents.iter().map(|r| json!({
+                "agent": r.agent.name,
+                "scope": r.scope.to_string(),
+                "path": r.path.to_string_lossy(),
+            })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -452,6 +669,17 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
         watcher["reason"].as_str().unwrap_or("")
     );
     println!("  telemetry  off · this build has no telemetry");
+    if agents.is_empty() {
+        println!(
+            "  agents     none · `codelens install` registers the MCP server with your agents"
+        );
+    } else {
+        let shown: Vec<String> = agents
+            .iter()
+            .map(|r| format!("{} ({})", r.agent.name, r.scope))
+            .collect();
+        println!("  agents     {}", shown.join(" · "));
+    }
     Ok(())
 }
 
