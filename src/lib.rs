@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod engine;
+pub mod ingest;
 pub mod mcp;
 pub mod telemetry;
