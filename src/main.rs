@@ -133,13 +133,16 @@ fn main() -> ExitCode {
     }
     // The session flushes this process's counts when dropped, at the end of `main`,
     // after the command's own output is complete (see TELEMETRY.md for the 2 s bound).
-    let mut session = telemetry::start(telemetry_env.clone());
+    // `codelens telemetry …` manages telemetry: it neither counts itself nor sends, so
+    // `show` prints what the next command will send rather than racing it.
+    let mut session = (!matches!(cli.command, Some(Command::Telemetry { .. })))
+        .then(|| telemetry::start(telemetry_env.clone()));
     let long_running = cli.mcp.is_some()
         || matches!(
             cli.command,
             Some(Command::Mcp { .. } | Command::Watch { .. })
         );
-    if long_running {
+    if long_running && let Some(session) = &mut session {
         session.flush_periodically();
     }
     let result = run(cli, &telemetry_env);
