@@ -3,6 +3,8 @@
 //! - `codelens status` wall time with telemetry on vs off on the same tree (target: no
 //!   measurable difference).
 //!
+//! Run it:
+//!
 //!     cargo bench --bench telemetry                   # 2,000-file tree, 40 runs each
 //!     cargo bench --bench telemetry -- --files 10000 --runs 60
 //!

@@ -851,3 +851,47 @@ fn a_bad_switch_value_is_one_warning_line_and_nothing_else() {
     assert!(stderr.starts_with("codelens: warning: CODELENS_TELEMETRY"));
     assert!(home.files().is_empty());
 }
+
+#[test]
+fn a_long_running_watch_flushes_in_the_background() {
+    let repo = indexed_repo();
+    let home = Home::new();
+    home.opt_in(&repo.root(), &day(0));
+    let mut child = home
+        .command(&repo.root(), &["watch"], &[("CODELENS_NO_WATCH", "1")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Ctrl-C skips the exit flush, so the counts must reach the disk while it runs.
+    while !home.buffer().exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no background flush"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let _ = child.wait();
+    assert!(
+        stdout.is_empty(),
+        "watch and telemetry print nothing on stdout"
+    );
+    let names: Vec<String> = home.buffer_json()["days"][day(0)]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["event_name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"watch".to_string()), "{names:?}");
+    assert!(names.contains(&"engine_start".to_string()), "{names:?}");
+}

@@ -17,6 +17,7 @@ use super::{TelemetryEnv, recorder};
 pub const EXIT_BOUND: Duration = Duration::from_secs(2);
 /// How often a long-running process (MCP server, `watch`, TUI) flushes its counts.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+const FIRST_FLUSH: Duration = Duration::from_secs(5);
 
 /// The environment of the running session, for `set_consent` to switch the recorder.
 static ACTIVE: OnceLock<TelemetryEnv> = OnceLock::new();
@@ -80,15 +81,23 @@ impl Session {
             .name("codelens-telemetry".into())
             .spawn(move || {
                 let (lock, wake) = &*stop;
-                let Ok(mut stopped) = lock.lock() else { return };
+                // The first flush comes early: `watch` is usually ended by Ctrl-C,
+                // which skips the exit flush, and its start is then already counted.
+                let mut wait = interval.min(FIRST_FLUSH);
                 loop {
-                    let Ok((guard, _)) = wake.wait_timeout(stopped, interval) else {
-                        return;
-                    };
-                    stopped = guard;
+                    let Ok(stopped) = lock.lock() else { return };
                     if *stopped {
                         return;
                     }
+                    let Ok((stopped, _)) = wake.wait_timeout(stopped, wait) else {
+                        return;
+                    };
+                    if *stopped {
+                        return;
+                    }
+                    // Never hold the lock while working: the exit path must not wait.
+                    drop(stopped);
+                    wait = interval;
                     if recorder::is_enabled() {
                         flush(&env);
                         if let Some(send) = prepare_send(&env) {
@@ -107,9 +116,10 @@ impl Drop for Session {
             *stopped = true;
             self.stop.1.notify_all();
         }
-        if let Some(ticker) = self.ticker.take() {
-            let _ = ticker.join();
-        }
+        // Not joined: a send in flight on the ticker has its own 2 s timeout, and the
+        // exit below must not add to it. Flushes and sends are safe side by side (the
+        // counters hand each increment out once; a send is claimed under the file lock).
+        drop(self.ticker.take());
         if !recorder::is_enabled() {
             return;
         }
