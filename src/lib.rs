@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod ingest;
 pub mod install;
 pub mod mcp;
 pub mod telemetry;

@@ -18,6 +18,7 @@ use codelens::engine::worktree;
 use codelens::engine::{self, now_ns};
 use codelens::engine::{Engine, EngineOptions, Role};
 use codelens::install;
+use codelens::telemetry::{self, EventName, TelemetryEnv};
 
 /// tree-sitter and the walker allocate many small, short-lived objects on several
 /// threads; mimalloc handles that pattern markedly faster than glibc's malloc.
@@ -117,6 +118,29 @@ enum Command {
         #[command(subcommand)]
         action: HooksAction,
     },
+    /// Anonymous, opt-in usage telemetry (off by default; see TELEMETRY.md).
+    Telemetry {
+        #[command(subcommand)]
+        action: TelemetryAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TelemetryAction {
+    /// Opt in: counts of commands and MCP tools used, per day, sent once a day.
+    On,
+    /// Opt out, and delete what was recorded but not sent yet.
+    Off,
+    /// Whether telemetry is on and which switch decided, the machine id, the buffer.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print exactly the JSON that would be sent next (nothing when nothing is due).
+    Show,
+    /// Turn off, delete the buffer and the machine id, and ask the server to delete
+    /// the data sent under that id.
+    Forget,
 }
 
 /// Which agents `install` / `uninstall` act on, and in which scope.
@@ -178,7 +202,27 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
-    match run(cli) {
+    let telemetry_env = TelemetryEnv::from_env();
+    for warning in &telemetry_env.warnings {
+        eprintln!("codelens: warning: {warning}");
+    }
+    // The session flushes this process's counts when dropped, at the end of `main`,
+    // after the command's own output is complete (see TELEMETRY.md for the 2 s bound).
+    // `codelens telemetry …` manages telemetry: it neither counts itself nor sends, so
+    // `show` prints what the next command will send rather than racing it.
+    let mut session = (!matches!(cli.command, Some(Command::Telemetry { .. })))
+        .then(|| telemetry::start(telemetry_env.clone()));
+    let long_running = cli.mcp.is_some()
+        || matches!(
+            cli.command,
+            Some(Command::Mcp { .. } | Command::Watch { .. } | Command::Tui { .. })
+        );
+    if long_running && let Some(session) = &mut session {
+        session.flush_periodically();
+    }
+    let result = run(cli, &telemetry_env);
+    drop(session);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("codelens: {error:#}");
@@ -217,8 +261,9 @@ fn usage_error(error: clap::Error) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, telemetry_env: &TelemetryEnv) -> anyhow::Result<()> {
     if let Some(path) = cli.mcp {
+        telemetry::record_event(EventName::Mcp);
         return mcp_serve(&path);
     }
     let Some(command) = cli.command else {
@@ -226,6 +271,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "no command given (see `codelens --help`)".into()
         ));
     };
+    // Counted once the command has told the recorder about its project (language,
+    // size), so the count carries them; the `telemetry` command itself is not counted.
+    let counted = match &command {
+        Command::Init { .. } => Some(EventName::Init),
+        Command::Sync { .. } => Some(EventName::Sync),
+        Command::Status { .. } => Some(EventName::Status),
+        Command::Watch { .. } => Some(EventName::Watch),
+        Command::Mcp { .. } => Some(EventName::Mcp),
+        Command::Hooks {
+            action: HooksAction::Install { .. },
+        } => Some(EventName::HooksInstall),
+        Command::Hooks {
+            action: HooksAction::Uninstall { .. },
+        } => Some(EventName::HooksUninstall),
+        Command::Tui { .. } => Some(EventName::Tui),
+        Command::Install { .. } => Some(EventName::Install),
+        Command::Uninstall { .. } => Some(EventName::Uninstall),
+        Command::Telemetry { .. } => None,
+    };
+    if let Some(name @ (EventName::Mcp | EventName::Watch | EventName::Tui)) = counted {
+        // Long-running: counted at start, not when Ctrl-C ends them.
+        telemetry::record_event(name);
+    }
+    let result = run_command(command, telemetry_env);
+    if let Some(name) =
+        counted.filter(|n| !matches!(n, EventName::Mcp | EventName::Watch | EventName::Tui))
+    {
+        telemetry::record_event(name);
+    }
+    result
+}
+
+fn run_command(command: Command, telemetry_env: &TelemetryEnv) -> anyhow::Result<()> {
     match command {
         Command::Init {
             path,
@@ -233,7 +311,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
         } => init(&start_dir(path)?, own_worktree, quiet),
         Command::Sync { path, quiet, json } => sync(&start_dir(path)?, quiet, json),
-        Command::Status { path, json } => status(&start_dir(path)?, json),
+        Command::Status { path, json } => status(&start_dir(path)?, json, telemetry_env),
         Command::Watch { path } => watch(&start_dir(path)?),
         Command::Tui { path, no_mouse } => codelens::ui::run(
             &start_dir(path)?,
@@ -267,6 +345,108 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hooks {
             action: HooksAction::Uninstall { path },
         } => hooks(&start_dir(path)?, false),
+        Command::Telemetry { action } => telemetry_command(action, telemetry_env),
+    }
+}
+
+/// Tells the recorder the project's dominant language and size bucket (only when
+/// telemetry is on: otherwise not even the index's stats are read for it).
+fn note_project(project: &Project) {
+    if !telemetry::is_enabled() {
+        return;
+    }
+    if let Ok(stats) = Store::open_read_only(&project.db_path()).and_then(|s| s.stats()) {
+        telemetry::set_project(&stats.languages, stats.files);
+    }
+}
+
+fn telemetry_command(action: TelemetryAction, env: &TelemetryEnv) -> anyhow::Result<()> {
+    match action {
+        TelemetryAction::On | TelemetryAction::Off => {
+            let on = matches!(action, TelemetryAction::On);
+            let status = telemetry::set_consent(env, on)?;
+            println!("telemetry {}", status.summary());
+            if status.enabled != on {
+                eprintln!(
+                    "codelens: note: your choice is stored, but {} decides while it is set",
+                    status.decided_by.describe()
+                );
+            } else if on {
+                println!("what is sent: see `codelens telemetry status` and TELEMETRY.md");
+            } else {
+                println!("nothing is recorded or sent; the unsent buffer was deleted");
+            }
+            Ok(())
+        }
+        TelemetryAction::Status { json } => {
+            let status = telemetry::status(env);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status.to_json())?);
+                return Ok(());
+            }
+            println!("telemetry   {}", if status.enabled { "on" } else { "off" });
+            println!("decided by  {}", status.decided_by.describe());
+            println!(
+                "machine id  {}",
+                status.machine_id.as_deref().unwrap_or("none")
+            );
+            println!(
+                "buffer      {} ({} bytes)",
+                status.buffer_path.display(),
+                status.buffer_bytes
+            );
+            println!(
+                "pending     {}",
+                if status.pending_days.is_empty() {
+                    "no days".to_string()
+                } else {
+                    status.pending_days.join(", ")
+                }
+            );
+            println!("endpoint    {}", env.url);
+            println!("collected:");
+            for line in telemetry::COLLECTED {
+                println!("  - {line}");
+            }
+            println!("never collected: {}", telemetry::NEVER_COLLECTED.join(", "));
+            Ok(())
+        }
+        TelemetryAction::Show => {
+            let buffer = telemetry::buffer::read(env);
+            match telemetry::session::next_payload(env, &buffer) {
+                Some(payload) => println!("{}", serde_json::to_string_pretty(&payload)?),
+                None => eprintln!(
+                    "codelens: nothing would be sent: {} (only completed UTC days are sent)",
+                    match buffer.days.len() {
+                        0 => "the buffer is empty".to_string(),
+                        n => format!("{n} day(s) buffered, none completed"),
+                    }
+                ),
+            }
+            Ok(())
+        }
+        TelemetryAction::Forget => {
+            let id = telemetry::forget_local(env)?;
+            let Some(id) = id else {
+                println!("no machine id: nothing was sent under one; telemetry is off");
+                return Ok(());
+            };
+            println!("deleted machine id {id} and the local buffer; telemetry is off");
+            let url = telemetry::session::deletion_url(&env.url, &id);
+            if env.debug {
+                eprintln!("codelens: telemetry (debug, not sent): DELETE {url}");
+                return Ok(());
+            }
+            match telemetry::session::request_deletion(env, &id) {
+                Ok(()) => {
+                    println!("the server deleted the data sent under that id");
+                    Ok(())
+                }
+                Err(error) => anyhow::bail!(
+                    "could not ask the server to delete the data of {id} ({error}); retry with: curl -X DELETE {url}"
+                ),
+            }
+        }
     }
 }
 
@@ -295,6 +475,7 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
     project.ensure_no_engine()?;
     let _lock = project.lock_for_writing()?;
     let progress = progress_bar(quiet);
+    let _counted = NoteOnExit(&project);
     if let Some(seed) = project.main_checkout_index() {
         match reconcile::build_seeded(&project, &seed, &progress) {
             Ok(report) => {
@@ -350,6 +531,7 @@ fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
     let progress = progress_bar(quiet || as_json);
     let report = reconcile::sync(&project, &mut store, &progress)?;
     progress.finish_and_clear();
+    note_project(&project);
     warn_walk_errors(&report.walk_errors);
     if as_json {
         println!("{}", serde_json::to_string(&report)?);
@@ -387,6 +569,8 @@ fn watch(start: &Path) -> anyhow::Result<()> {
     let mut options = EngineOptions::from_config(&config);
     options.start_dir = Some(start.to_path_buf());
     let engine = Engine::start(project.clone(), options)?;
+    note_project(&project);
+    telemetry::record_event(EventName::EngineStart);
     let events = engine.subscribe();
     let snapshot = engine.wait_for_catchup();
     if let Some(mismatch) = &snapshot.worktree_mismatch {
@@ -539,6 +723,15 @@ fn ask(question: &str) -> bool {
         && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// Notes the project for telemetry when `init` ends, whichever way it built the index.
+struct NoteOnExit<'a>(&'a Project);
+
+impl Drop for NoteOnExit<'_> {
+    fn drop(&mut self) {
+        note_project(self.0);
+    }
+}
+
 fn sync_changes(report: &SyncReport) -> String {
     format!("+{} ~{} -{}", report.added, report.modified, report.removed)
 }
@@ -568,7 +761,7 @@ fn warn_walk_errors(errors: &[String]) {
     }
 }
 
-fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
+fn status(start: &Path, as_json: bool, telemetry_env: &TelemetryEnv) -> anyhow::Result<()> {
     let project = Project::find(start)?;
     let mismatch = match worktree::detect_worktree_index_mismatch(start, &project.root) {
         Ok(mismatch) => mismatch,
@@ -580,6 +773,8 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
     let _reading = project.lock_for_reading()?;
     let store = Store::open_read_only(&project.db_path())?;
     let stats = store.stats()?;
+    telemetry::set_project(&stats.languages, stats.files);
+    let telemetry_status = telemetry::status(telemetry_env);
     let last_sync = store.meta("last_sync")?;
     let last_sync_ns = store
         .meta("last_sync_ns")?
@@ -635,7 +830,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
                 "worktree_kind": m.worktree_kind,
                 "fix": format!("codelens init -i {}", m.worktree_root.display()),
             })),
-            "telemetry": { "enabled": false, "reason": "this build has no telemetry" },
+            "telemetry": telemetry_status.to_json(),
             "agents": agents.iter().map(|r| json!({
                 "agent": r.agent.name,
                 "scope": r.scope.to_string(),
@@ -668,7 +863,7 @@ fn status(start: &Path, as_json: bool) -> anyhow::Result<()> {
         watcher["mode"].as_str().unwrap_or("none"),
         watcher["reason"].as_str().unwrap_or("")
     );
-    println!("  telemetry  off · this build has no telemetry");
+    println!("  telemetry  {}", telemetry_status.summary());
     if agents.is_empty() {
         println!(
             "  agents     none · `codelens install` registers the MCP server with your agents"

@@ -12,7 +12,11 @@ use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, InitializeRequestParams, InitializeResult,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,6 +28,7 @@ use crate::engine::project::Project;
 use crate::engine::store::{FileEntry, NameMatch, Store, SymbolHit};
 use crate::engine::symbols::SymbolExtractor;
 use crate::engine::{Engine, EngineOptions, RelPath, Snapshot, now_ns};
+use crate::telemetry::{self, EventName, EventType};
 
 /// Past this many characters of text an answer is cut and continued with `cursor`:
 /// agents' clients truncate or reject larger tool results.
@@ -331,6 +336,12 @@ impl CodelensServer {
                 let engine = Engine::start(project.clone(), options).map_err(|e| e.to_string())?;
                 let reader =
                     Store::open_read_only(&project.db_path()).map_err(|e| e.to_string())?;
+                if telemetry::is_enabled()
+                    && let Ok(stats) = reader.stats()
+                {
+                    telemetry::set_project(&stats.languages, stats.files);
+                }
+                telemetry::record(EventType::Lifecycle, EventName::EngineStart);
                 Ok(Backend {
                     project,
                     engine,
@@ -357,6 +368,7 @@ impl CodelensServer {
         &self,
         Parameters(args): Parameters<SearchSymbolsArgs>,
     ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, EventName::SearchSymbols);
         let server = self.clone();
         Ok(blocking(move || server.search_symbols_now(args)).await)
     }
@@ -371,6 +383,7 @@ impl CodelensServer {
         &self,
         Parameters(args): Parameters<FileOutlineArgs>,
     ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, EventName::FileOutline);
         let server = self.clone();
         Ok(blocking(move || server.file_outline_now(args)).await)
     }
@@ -385,6 +398,7 @@ impl CodelensServer {
         &self,
         Parameters(args): Parameters<FindFilesArgs>,
     ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, EventName::FindFiles);
         let server = self.clone();
         Ok(blocking(move || server.find_files_now(args)).await)
     }
@@ -400,6 +414,7 @@ impl CodelensServer {
         &self,
         Parameters(args): Parameters<SymbolDefinitionArgs>,
     ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, EventName::SymbolDefinition);
         let server = self.clone();
         Ok(blocking(move || server.symbol_definition_now(args)).await)
     }
@@ -414,6 +429,7 @@ impl CodelensServer {
         &self,
         Parameters(args): Parameters<SearchTextArgs>,
     ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, EventName::SearchText);
         let server = self.clone();
         Ok(blocking(move || server.search_text_now(args)).await)
     }
@@ -427,6 +443,7 @@ impl CodelensServer {
         &self,
         Parameters(_args): Parameters<NoArgs>,
     ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, EventName::IndexStatus);
         let server = self.clone();
         Ok(blocking(move || server.index_status_now()).await)
     }
@@ -1114,6 +1131,19 @@ impl ServerHandler for CodelensServer {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("codelens", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    /// The default `initialize`, plus telemetry: the client's name mapped onto a fixed
+    /// list of agents (the raw name is never kept), and one session start.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        telemetry::set_agent(&request.client_info.name);
+        telemetry::record(EventType::Lifecycle, EventName::McpSessionStart);
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 }
 

@@ -335,7 +335,9 @@ pub fn set_consent(env: &TelemetryEnv, on: bool) -> Result<TelemetryStatus, Tele
     } else {
         buffer::delete(env)?;
     }
-    Ok(status(env))
+    let status = status(env);
+    session::consent_changed(status.enabled);
+    Ok(status)
 }
 
 /// `codelens telemetry forget`: turns telemetry off and deletes the buffer and the
@@ -391,7 +393,18 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<(), TelemetryError> {
 }
 
 pub mod buffer;
+pub mod recorder;
 pub mod schema;
+pub mod session;
+
+pub use recorder::{is_enabled, record, record_event, set_agent, set_project};
+pub use schema::{Agent, EventName, EventType, FileCountBucket, Language};
+pub use session::{Session, start};
+
+/// The decision alone (reads only the consent file): what the recorder and flushes use.
+pub(crate) fn status_decision(env: &TelemetryEnv) -> Decider {
+    decide(env, read_consent(env).as_ref())
+}
 
 #[cfg(test)]
 mod tests {

@@ -54,6 +54,8 @@ fixed_list!(
         Mcp => "mcp",
         HooksInstall => "hooks_install",
         HooksUninstall => "hooks_uninstall",
+        Install => "install",
+        Uninstall => "uninstall",
         // MCP tools.
         SearchSymbols => "search_symbols",
         SymbolDefinition => "symbol_definition",
@@ -73,9 +75,8 @@ impl EventName {
     pub fn event_type(self) -> EventType {
         use EventName::*;
         match self {
-            Init | Sync | Status | Watch | Tui | Mcp | HooksInstall | HooksUninstall => {
-                EventType::CliCommand
-            }
+            Init | Sync | Status | Watch | Tui | Mcp | HooksInstall | HooksUninstall | Install
+            | Uninstall => EventType::CliCommand,
             SearchSymbols | SymbolDefinition | FileOutline | FindFiles | SearchText
             | IndexStatus => EventType::McpTool,
             McpSessionStart | TuiStart | EngineStart => EventType::Lifecycle,

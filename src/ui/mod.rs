@@ -101,6 +101,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
     let mut engine: Option<Arc<Engine>> = None;
     let mut watching: Option<Arc<AtomicBool>> = None;
     let mut build_progress: Option<ProgressBar> = None;
+    let mut counted_start = false;
     let result = loop {
         if app.take_redraw() {
             draw(&mut terminal, &mut app)?;
@@ -170,6 +171,13 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                     time(),
                     format!("engine started: {}", role_text(snapshot.role)),
                 );
+                // The counts this dashboard records carry the project's language and
+                // size bucket (from the snapshot in memory: no disk).
+                telemetry::set_project(&snapshot.stats.languages, snapshot.stats.files);
+                if !counted_start {
+                    counted_start = true;
+                    telemetry::record_event(telemetry::EventName::TuiStart);
+                }
                 app.set_screen(Screen::Dashboard);
                 app.on_snapshot(snapshot, now);
                 None

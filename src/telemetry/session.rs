@@ -1,0 +1,309 @@
+//! A process's telemetry session: flushes the recorder into the buffer (at exit, and
+//! every [`FLUSH_INTERVAL`] on a background thread for long-running processes) and
+//! sends completed days, at most once a day, never waiting more than [`EXIT_BOUND`] at
+//! exit. Every failure here is silent: it never changes what a command does.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::buffer::{self, Row};
+use super::schema::SCHEMA_VERSION;
+use super::{TelemetryEnv, recorder};
+
+/// The longest an exiting command waits for a send (documented in TELEMETRY.md).
+pub const EXIT_BOUND: Duration = Duration::from_secs(2);
+/// How often a long-running process (MCP server, `watch`, TUI) flushes its counts.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+const FIRST_FLUSH: Duration = Duration::from_secs(5);
+
+/// The environment of the running session, for `set_consent` to switch the recorder.
+static ACTIVE: OnceLock<TelemetryEnv> = OnceLock::new();
+
+/// The payload POSTed to the ingest server (`assets/telemetry-schema.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payload {
+    pub schema_version: u32,
+    pub machine_id: String,
+    pub days: Vec<PayloadDay>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PayloadDay {
+    /// The UTC day the counts belong to, `YYYY-MM-DD`.
+    pub timestamp: String,
+    pub events: Vec<Row>,
+}
+
+/// Flushes and sends for as long as it lives; dropping it is the exit path.
+pub struct Session {
+    env: TelemetryEnv,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts this process's session. Cheap and silent when telemetry is off: nothing is
+/// read but the consent file, nothing written, no thread started.
+pub fn start(env: TelemetryEnv) -> Session {
+    let on = super::status_decision(&env).enabled();
+    let _ = ACTIVE.set(env.clone());
+    recorder::set_enabled(on);
+    Session {
+        env,
+        stop: Arc::new((Mutex::new(false), Condvar::new())),
+        ticker: None,
+    }
+}
+
+/// Called by `set_consent` so a running process (the TUI) follows the new choice.
+pub(crate) fn consent_changed(enabled: bool) {
+    if ACTIVE.get().is_some() {
+        recorder::set_enabled(enabled);
+    }
+}
+
+impl Session {
+    /// For long-running processes: flush (and send, when a day completes) every
+    /// [`FLUSH_INTERVAL`] on a background thread, off every request's path.
+    pub fn flush_periodically(&mut self) {
+        self.flush_every(FLUSH_INTERVAL);
+    }
+
+    pub fn flush_every(&mut self, interval: Duration) {
+        if self.ticker.is_some() {
+            return;
+        }
+        let env = self.env.clone();
+        let stop = Arc::clone(&self.stop);
+        let spawned = std::thread::Builder::new()
+            .name("codelens-telemetry".into())
+            .spawn(move || {
+                let (lock, wake) = &*stop;
+                // The first flush comes early: `watch` is usually ended by Ctrl-C,
+                // which skips the exit flush, and its start is then already counted.
+                let mut wait = interval.min(FIRST_FLUSH);
+                loop {
+                    let Ok(stopped) = lock.lock() else { return };
+                    if *stopped {
+                        return;
+                    }
+                    let Ok((stopped, _)) = wake.wait_timeout(stopped, wait) else {
+                        return;
+                    };
+                    if *stopped {
+                        return;
+                    }
+                    // Never hold the lock while working: the exit path must not wait.
+                    drop(stopped);
+                    wait = interval;
+                    if recorder::is_enabled() {
+                        flush(&env);
+                        if let Some(send) = prepare_send(&env) {
+                            send.run();
+                        }
+                    }
+                }
+            });
+        self.ticker = spawned.ok();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(mut stopped) = self.stop.0.lock() {
+            *stopped = true;
+            self.stop.1.notify_all();
+        }
+        // Not joined: a send in flight on the ticker has its own 2 s timeout, and the
+        // exit below must not add to it. Flushes and sends are safe side by side (the
+        // counters hand each increment out once; a send is claimed under the file lock).
+        drop(self.ticker.take());
+        if !recorder::is_enabled() {
+            return;
+        }
+        flush(&self.env);
+        if let Some(send) = prepare_send(&self.env) {
+            // The send runs on its own thread; the exit waits for it at most EXIT_BOUND,
+            // then the process ends (and the thread with it) whatever the network does.
+            let (done, finished) = mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("codelens-telemetry-send".into())
+                .spawn(move || {
+                    send.run();
+                    let _ = done.send(());
+                });
+            if spawned.is_ok() {
+                let _ = finished.recv_timeout(EXIT_BOUND);
+            }
+        }
+    }
+}
+
+/// Adds the recorder's counts to today's entry of the buffer. Re-checks the stored
+/// consent first: `codelens telemetry off` in another terminal stops this process too.
+pub fn flush(env: &TelemetryEnv) {
+    if !super::status_decision(env).enabled() {
+        recorder::set_enabled(false);
+        return;
+    }
+    let rows = recorder::take();
+    if rows.is_empty() {
+        return;
+    }
+    let today = env.today();
+    let _ = super::ensure_machine_id(env);
+    let _ = buffer::update(env, |buffer| {
+        buffer.add(&today, rows);
+        (true, ())
+    });
+}
+
+/// The payload that would be sent next: every completed UTC day (before today) on or
+/// after the opt-in day. `None` when there is nothing to send or no machine id.
+pub fn next_payload(env: &TelemetryEnv, buffer: &buffer::Buffer) -> Option<Payload> {
+    let machine_id = super::read_machine_id(env)?;
+    let today = env.today();
+    let opt_in = super::read_consent(env).and_then(|c| c.opt_in_date);
+    let days: Vec<PayloadDay> = buffer
+        .days
+        .iter()
+        .filter(|(day, _)| day.as_str() < today.as_str())
+        .filter(|(day, _)| opt_in.as_deref().is_none_or(|from| day.as_str() >= from))
+        .map(|(day, rows)| PayloadDay {
+            timestamp: day.clone(),
+            events: rows.clone(),
+        })
+        .collect();
+    (!days.is_empty()).then_some(Payload {
+        schema_version: SCHEMA_VERSION,
+        machine_id,
+        days,
+    })
+}
+
+/// A send that is due, claimed for today (so no other process sends today too).
+struct Send {
+    env: TelemetryEnv,
+    payload: Payload,
+}
+
+fn prepare_send(env: &TelemetryEnv) -> Option<Send> {
+    let today = env.today();
+    let payload = buffer::update(env, |buffer| {
+        if buffer.last_send_day.as_deref() == Some(today.as_str()) {
+            return (false, None);
+        }
+        match next_payload(env, buffer) {
+            Some(payload) => {
+                buffer.last_send_day = Some(today.clone());
+                (true, Some(payload))
+            }
+            None => (false, None),
+        }
+    })
+    .ok()
+    .flatten()?;
+    Some(Send {
+        env: env.clone(),
+        payload,
+    })
+}
+
+impl Send {
+    fn run(self) {
+        let Ok(body) = serde_json::to_string(&self.payload) else {
+            return;
+        };
+        if self.env.debug {
+            // Instead of sending, never on stdout. The days stay buffered: nothing left.
+            eprintln!("codelens: telemetry payload (debug, not sent): {body}");
+            return;
+        }
+        if post(&self.env.url, &body).is_ok() {
+            let sent: Vec<String> = self.payload.days.into_iter().map(|d| d.timestamp).collect();
+            let _ = buffer::update(&self.env, |buffer| {
+                for day in &sent {
+                    buffer.days.remove(day);
+                }
+                (true, ())
+            });
+        }
+    }
+}
+
+/// Why a request did not succeed (never shown during ordinary commands).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("{0} is not an http(s) URL")]
+    BadUrl(String),
+    #[error("{0}")]
+    Http(#[from] ureq::Error),
+    #[error("the server answered {0}")]
+    Status(u16),
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(EXIT_BOUND))
+        .timeout_connect(Some(Duration::from_millis(1500)))
+        // Status codes are ours to judge; redirects could lead the payload elsewhere.
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("codelens/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent()
+}
+
+/// One POST of `body`; `Ok` only for a 2xx answer.
+pub fn post(url: &str, body: &str) -> Result<(), SendError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(SendError::BadUrl(url.into()));
+    }
+    let response = agent()
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body)?;
+    match response.status().as_u16() {
+        200..=299 => Ok(()),
+        code => Err(SendError::Status(code)),
+    }
+}
+
+/// Asks the server to delete everything stored for `machine_id` (`telemetry forget`):
+/// `DELETE <url>/machines/<id>`, where `<url>` is the events URL without `/events`.
+pub fn request_deletion(env: &TelemetryEnv, machine_id: &str) -> Result<(), SendError> {
+    let url = deletion_url(&env.url, machine_id);
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(SendError::BadUrl(url));
+    }
+    let response = agent().delete(&url).call()?;
+    match response.status().as_u16() {
+        200..=299 | 404 => Ok(()),
+        code => Err(SendError::Status(code)),
+    }
+}
+
+pub fn deletion_url(events_url: &str, machine_id: &str) -> String {
+    let base = events_url.trim_end_matches('/');
+    let base = base.strip_suffix("/events").unwrap_or(base);
+    format!("{base}/machines/{machine_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletion_url_sits_beside_events() {
+        assert_eq!(
+            deletion_url("http://127.0.0.1:9/v1/events", "abc"),
+            "http://127.0.0.1:9/v1/machines/abc"
+        );
+        assert_eq!(
+            deletion_url("https://x.dev/v1/events/", "abc"),
+            "https://x.dev/v1/machines/abc"
+        );
+    }
+}
