@@ -11,7 +11,7 @@ use ratatui::crossterm::event::{KeyEvent, KeyEventKind, MouseEvent, MouseEventKi
 
 use super::keymap::{self, Action};
 use crate::engine::banner::PendingState;
-use crate::engine::{Catchup, Command, Event, Snapshot};
+use crate::engine::{Catchup, Command, Event, Role, Snapshot};
 use crate::telemetry::TelemetryStatus;
 
 /// How many engine events the log keeps.
@@ -174,6 +174,8 @@ pub struct App {
     dirty: bool,
     /// The whole second ages were last drawn at.
     drawn_second: i64,
+    /// The role the engine was attached with, until its first role event.
+    started_as: Option<Role>,
 }
 
 impl App {
@@ -195,6 +197,7 @@ impl App {
             draws: 0,
             dirty: true,
             drawn_second: now_ns / 1_000_000_000,
+            started_as: None,
         }
     }
 
@@ -266,9 +269,25 @@ impl App {
         }
     }
 
+    /// An engine was attached: logged once with its role.
+    pub fn on_engine_started(&mut self, at: String, role: Role) {
+        self.started_as = Some(role);
+        let text = match role {
+            Role::Writer => "engine started: writer",
+            Role::Follower => "engine started: follower (another process writes)",
+        };
+        self.log(at, text.into());
+    }
+
     pub fn on_engine_event(&mut self, at: String, event: &Event) {
         // The pending list itself shows how many files wait; the log keeps what happened.
         if matches!(event, Event::PendingChanged { .. }) {
+            return;
+        }
+        // The engine announces its first role too; `engine started` already said it.
+        if let Event::RoleChanged(role) = event
+            && self.started_as.take() == Some(*role)
+        {
             return;
         }
         self.log(at, event.to_string());
@@ -622,6 +641,26 @@ mod tests {
         assert_eq!(app.on_key(press(KeyCode::Esc)), None);
         assert_eq!(app.overlay, None);
         assert_eq!(app.on_key(press(KeyCode::Char('q'))), Some(Effect::Quit));
+    }
+
+    #[test]
+    fn the_first_role_is_logged_once_and_later_changes_always() {
+        let mut app = App::new(true, true, 0);
+        app.on_engine_started("10:00:00".into(), Role::Writer);
+        app.on_engine_event("10:00:00".into(), &Event::RoleChanged(Role::Writer));
+        app.on_engine_event("10:00:01".into(), &Event::PendingChanged { count: 2 });
+        assert_eq!(app.events.len(), 1, "{:?}", app.events);
+        app.on_engine_event("10:05:00".into(), &Event::RoleChanged(Role::Follower));
+        app.on_engine_event("10:06:00".into(), &Event::RoleChanged(Role::Writer));
+        let texts: Vec<&str> = app.events.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "writer: this engine keeps the index",
+                "follower: another engine keeps the index",
+                "engine started: writer"
+            ]
+        );
     }
 
     #[test]

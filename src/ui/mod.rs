@@ -167,10 +167,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                     std::thread::spawn(move || drop(old));
                 }
                 let snapshot = started.snapshot();
-                app.log(
-                    time(),
-                    format!("engine started: {}", role_text(snapshot.role)),
-                );
+                app.on_engine_started(time(), snapshot.role);
                 // The counts this dashboard records carry the project's language and
                 // size bucket (from the snapshot in memory: no disk).
                 telemetry::set_project(&snapshot.stats.languages, snapshot.stats.files);
@@ -303,13 +300,6 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
         eprintln!("codelens: {message}");
     }
     result
-}
-
-fn role_text(role: Role) -> &'static str {
-    match role {
-        Role::Writer => "writer (this dashboard keeps the index)",
-        Role::Follower => "follower (another process keeps the index)",
-    }
 }
 
 /// One frame, wrapped in synchronized output so a pane never shows half of it.
