@@ -176,6 +176,10 @@ impl AgentEnv {
     }
 }
 
+/// What to log on stderr, as a `tracing` filter: `info`, `debug`, `trace`, or per
+/// module (`codelens=debug,rmcp=info`). Unset: nothing is logged.
+pub const LOG_VAR: &str = "CODELENS_LOG";
+
 /// The informal standard (no-color.org): set and not empty turns colours off.
 pub const NO_COLOR_VAR: &str = "NO_COLOR";
 
@@ -189,6 +193,8 @@ pub struct Config {
     pub max_dir_watches: Option<u64>,
     /// `NO_COLOR` set and not empty (no-color.org): the dashboard draws without colours.
     pub no_color: bool,
+    /// `CODELENS_LOG`: the log filter, when logging is asked for.
+    pub log: Option<String>,
     /// One line per ignored or clamped value, for stderr.
     pub warnings: Vec<String>,
 }
@@ -235,6 +241,7 @@ impl Config {
             force_watch,
             max_dir_watches,
             no_color: lookup(NO_COLOR_VAR).is_some_and(|v| !v.is_empty()),
+            log: lookup(LOG_VAR).filter(|v| !v.trim().is_empty()),
             warnings,
         }
     }

@@ -202,6 +202,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
+    // The dashboard owns the terminal: log lines on stderr would scribble over it.
+    if !matches!(cli.command, Some(Command::Tui { .. })) {
+        init_logging();
+    }
     let telemetry_env = TelemetryEnv::from_env();
     for warning in &telemetry_env.warnings {
         eprintln!("codelens: warning: {warning}");
@@ -447,6 +451,25 @@ fn telemetry_command(action: TelemetryAction, env: &TelemetryEnv) -> anyhow::Res
                 ),
             }
         }
+    }
+}
+
+/// `CODELENS_LOG=debug` (any `tracing` filter): log lines on stderr — never stdout,
+/// which carries data (and, for `--mcp`, only protocol messages).
+fn init_logging() {
+    let Some(filter) = Config::from_env().log else {
+        return;
+    };
+    match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(filter) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+        Err(error) => eprintln!(
+            "codelens: warning: {}={filter:?} is not a log filter ({error}); logging stays off",
+            codelens::config::LOG_VAR
+        ),
     }
 }
 
@@ -821,15 +844,7 @@ fn status(start: &Path, as_json: bool, telemetry_env: &TelemetryEnv) -> anyhow::
             "pending": pending_json,
             "pending_source": if from_engine { "engine" } else { "scan" },
             "watcher": watcher_json(&store, project.writer_engine_running()),
-            "worktree_mismatch": mismatch.as_ref().map(|m| json!({
-                "worktree_root": m.worktree_root.to_string_lossy(),
-                "main_checkout_root": m.main_checkout_root.to_string_lossy(),
-                "index_root": m.index_root.to_string_lossy(),
-                "worktree_branch": m.worktree_branch,
-                "index_branch": m.index_branch,
-                "worktree_kind": m.worktree_kind,
-                "fix": format!("codelens init -i {}", m.worktree_root.display()),
-            })),
+            "worktree_mismatch": mismatch.as_ref().map(worktree::Mismatch::to_json),
             "telemetry": telemetry_status.to_json(),
             "agents": agents.iter().map(|r| json!({
                 "agent": r.agent.name,

@@ -152,7 +152,12 @@ fn tools_are_listed_read_only_with_schemas() {
     for tool in tools {
         assert_eq!(tool["annotations"]["readOnlyHint"], true, "{tool}");
         assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
-        if tool["name"] != "index_status" {
+        if tool["name"] == "index_status" {
+            assert!(
+                tool["outputSchema"]["properties"]["pending"].is_object(),
+                "{tool}"
+            );
+        } else {
             assert!(
                 tool["outputSchema"]["properties"]["stale_files"].is_object(),
                 "{tool}"
@@ -281,6 +286,123 @@ fn find_files_and_paging() {
     );
     let bad = client.call("find_files", json!({"pattern": "src/[", "limit": 5}));
     assert_eq!(bad["isError"], true, "{bad}");
+}
+
+/// Follows `next_cursor` from the first page to the last, collecting every item.
+fn all_pages(client: &mut Client, tool: &str, mut args: Value) -> Vec<Value> {
+    let mut items = Vec::new();
+    for _ in 0..100 {
+        let answer = client.call(tool, args.clone());
+        assert_ne!(answer["isError"], true, "{answer}");
+        let content = &answer["structuredContent"];
+        items.extend(content["items"].as_array().expect("items").iter().cloned());
+        match content["next_cursor"].as_str() {
+            Some(cursor) => {
+                assert_eq!(content["truncated"], true, "{content}");
+                args["cursor"] = json!(cursor);
+            }
+            None => return items,
+        }
+    }
+    panic!("{tool} never stopped paging");
+}
+
+#[test]
+fn outline_definitions_and_text_search_page_with_a_cursor() {
+    let repo = indexed_repo();
+    let mut many = String::from("package pkg\n\n");
+    for i in 0..45 {
+        many.push_str(&format!("func Handle{i:02}() int {{ return {i} }}\n\n"));
+    }
+    repo.write("pkg/many.go", &many);
+    for i in 0..7 {
+        repo.write(
+            &format!("pkg/dup{i}.go"),
+            "package pkg\n\nfunc Shared() int { return 1 }\n",
+        );
+    }
+    repo.ok(&["sync", "-q"]);
+    let mut client = Client::start(&repo.root(), &[]);
+
+    let outline = all_pages(
+        &mut client,
+        "file_outline",
+        json!({"path": "pkg/many.go", "limit": 10}),
+    );
+    let names: Vec<&str> = outline
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..45).map(|i| format!("Handle{i:02}")).collect();
+    assert_eq!(names, expected, "every symbol once, in source order");
+
+    let definitions = all_pages(
+        &mut client,
+        "symbol_definition",
+        json!({"name": "Shared", "limit": 3}),
+    );
+    let mut paths: Vec<&str> = definitions
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 7, "{paths:?}");
+    paths.dedup();
+    assert_eq!(paths.len(), 7, "no definition twice: {paths:?}");
+
+    let lines = all_pages(
+        &mut client,
+        "search_text",
+        json!({"pattern": "return \\d+ \\}", "path_glob": "pkg/*.go", "limit": 4}),
+    );
+    let found: Vec<(String, u64)> = lines
+        .iter()
+        .map(|m| {
+            (
+                m["path"].as_str().unwrap().to_string(),
+                m["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 45 + 7, "{found:?}");
+    let mut sorted = found.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(found, sorted, "pages are in path order, without repeats");
+
+    let bad = client.call(
+        "file_outline",
+        json!({"path": "pkg/many.go", "cursor": "x"}),
+    );
+    assert_eq!(bad["isError"], true, "{bad}");
+    client.assert_stdout_is_protocol_only();
+}
+
+#[test]
+fn index_status_has_the_keys_of_status_json() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[]);
+    client.call("search_symbols", json!({"query": "Store"}));
+    repo.write(
+        "src/store.rs",
+        &format!("{RUST_SRC}\npub fn added() {{}}\n"),
+    );
+    let status = client.call("index_status", json!({}));
+    let mcp = status["structuredContent"]
+        .as_object()
+        .expect("structured")
+        .clone();
+    let cli = repo.status_json();
+    for key in cli.as_object().unwrap().keys() {
+        if key == "agents" {
+            continue; // agent registrations are the CLI's concern, not the engine's
+        }
+        assert!(mcp.contains_key(key), "index_status lacks {key}: {mcp:?}");
+    }
+    assert_eq!(mcp["files"], cli["files"]);
+    assert_eq!(mcp["root"], cli["root"]);
+    assert_eq!(mcp["pending_source"], "engine");
+    assert_eq!(mcp["watcher"]["engine"], "running");
+    assert!(mcp["catchup"]["state"].is_string());
 }
 
 #[test]

@@ -351,6 +351,7 @@ struct Shared {
 
 impl Shared {
     fn emit(&self, event: Event) {
+        tracing::debug!(target: "codelens::engine", "{event}");
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subscribers.retain(|tx| tx.send(event.clone()).is_ok());
     }

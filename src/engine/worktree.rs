@@ -35,6 +35,20 @@ pub struct Mismatch {
 }
 
 impl Mismatch {
+    /// The `worktree_mismatch` object of `status --json`, MCP answers and
+    /// `index_status`: the three roots, both branches, and the fix.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "worktree_root": self.worktree_root.to_string_lossy(),
+            "main_checkout_root": self.main_checkout_root.to_string_lossy(),
+            "index_root": self.index_root.to_string_lossy(),
+            "worktree_branch": self.worktree_branch,
+            "index_branch": self.index_branch,
+            "worktree_kind": self.worktree_kind,
+            "fix": format!("codelens init -i {}", self.worktree_root.display()),
+        })
+    }
+
     /// The warning every answer built from the wrong index starts with.
     pub fn warning(&self) -> String {
         let branch = |b: &Option<String>| {

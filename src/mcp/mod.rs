@@ -7,7 +7,7 @@
 //! stdout carries protocol messages only: rmcp writes them; nothing here prints.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -122,7 +122,9 @@ const MAX_NAMES_IN_LOOKUP: usize = 2_000;
 
 #[derive(Clone)]
 pub struct CodelensServer {
-    backend: Arc<Result<Backend, String>>,
+    /// Filled by a thread of its own, so `initialize` answers at once even on a big
+    /// index; tools wait for it (opening takes milliseconds, catch-up runs after).
+    backend: Arc<OnceLock<Result<Backend, String>>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -151,6 +153,12 @@ pub struct SearchSymbolsArgs {
 pub struct FileOutlineArgs {
     /// A path relative to the project root, with `/`.
     pub path: String,
+    /// At most this many symbols (default and maximum 500).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of a previous answer, to page on.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -173,6 +181,12 @@ pub struct SymbolDefinitionArgs {
     /// Only definitions in this file (relative to the project root).
     #[serde(default)]
     pub path: Option<String>,
+    /// At most this many definitions (default 50, at most 500).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of a previous answer, to page on.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -185,6 +199,9 @@ pub struct SearchTextArgs {
     /// At most this many matching lines (default 50, at most 500).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of a previous answer, to page on.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -276,7 +293,16 @@ fn tool_error(message: impl Into<String>) -> CallToolResult {
 }
 
 fn page(limit: Option<u32>, cursor: &Option<String>) -> Result<(u32, u32), CallToolResult> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    page_or(limit, cursor, DEFAULT_LIMIT)
+}
+
+/// `limit` (default `default`, clamped to [1, 500]) and the offset a cursor carries.
+fn page_or(
+    limit: Option<u32>,
+    cursor: &Option<String>,
+    default: u32,
+) -> Result<(u32, u32), CallToolResult> {
+    let limit = limit.unwrap_or(default).clamp(1, MAX_LIMIT);
     let offset = match cursor {
         None => 0,
         Some(c) => c.parse::<u32>().map_err(|_| {
@@ -286,6 +312,11 @@ fn page(limit: Option<u32>, cursor: &Option<String>) -> Result<(u32, u32), CallT
         })?,
     };
     Ok((limit, offset))
+}
+
+/// The cursor of the page after `shown` items from `offset`, if any are left.
+fn next_cursor(offset: usize, shown: usize, total: usize) -> Option<String> {
+    (offset + shown < total).then(|| (offset + shown).to_string())
 }
 
 /// `requested` as a path inside `root`, refusing anything that could leave it: absolute
@@ -320,11 +351,34 @@ pub fn resolve_inside(root: &Path, requested: &str) -> Result<(RelPath, PathBuf)
 
 #[tool_router(router = tool_router)]
 impl CodelensServer {
-    /// Opens the project containing `start` and starts its engine (catch-up runs in the
-    /// background: `initialize` does not wait for it). Without an index, every tool
-    /// answers with a clear error instead.
+    /// Opens the project containing `start` and starts its engine on a thread of its
+    /// own (catch-up runs in the background too: `initialize` waits for neither).
+    /// Without an index, every tool answers with a clear error instead.
     pub fn new(start: &Path) -> CodelensServer {
-        let backend = Project::find(start)
+        let backend = Arc::new(OnceLock::new());
+        let filled = Arc::clone(&backend);
+        let start = start.to_path_buf();
+        let opener = std::thread::Builder::new()
+            .name("codelens-open".into())
+            .spawn(move || {
+                // A panic must still fill the cell: tools wait on it.
+                let opened = std::panic::catch_unwind(|| Self::open_backend(&start))
+                    .unwrap_or_else(|_| {
+                        Err("the index could not be opened (internal error)".into())
+                    });
+                let _ = filled.set(opened);
+            });
+        if let Err(error) = opener {
+            let _ = backend.set(Err(format!("cannot start a thread: {error}")));
+        }
+        CodelensServer {
+            backend,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn open_backend(start: &Path) -> Result<Backend, String> {
+        Project::find(start)
             .map_err(|e| e.to_string())
             .and_then(|project| {
                 let config = Config::from_env();
@@ -350,11 +404,7 @@ impl CodelensServer {
                     files: Mutex::new(None),
                     waited_for_catchup: std::sync::atomic::AtomicBool::new(false),
                 })
-            });
-        CodelensServer {
-            backend: Arc::new(backend),
-            tool_router: Self::tool_router(),
-        }
+            })
     }
 
     #[tool(
@@ -435,9 +485,11 @@ impl CodelensServer {
     }
 
     #[tool(
-        description = "How fresh the index is: files, symbols, last sync, pending files with edit ages, watcher state, \
-                       worktree mismatch, catch-up progress. Never waits.",
-        annotations(read_only_hint = true)
+        description = "How fresh the index is — the keys of `codelens status --json`: files, symbols, languages, last \
+                       sync, pending files with edit ages and state, watcher, worktree mismatch, telemetry — plus the \
+                       engine's role and catch-up progress. Never waits.",
+        annotations(read_only_hint = true),
+        output_schema = rmcp::handler::server::common::schema_for_output::<IndexStatus>()
     )]
     async fn index_status(
         &self,
@@ -450,14 +502,22 @@ impl CodelensServer {
 }
 
 async fn blocking(work: impl FnOnce() -> CallToolResult + Send + 'static) -> CallToolResult {
-    tokio::task::spawn_blocking(work)
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(work)
         .await
-        .unwrap_or_else(|e| tool_error(format!("internal error: {e}")))
+        .unwrap_or_else(|e| tool_error(format!("internal error: {e}")));
+    tracing::debug!(
+        target: "codelens::mcp",
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        error = result.is_error.unwrap_or(false),
+        "tool call answered"
+    );
+    result
 }
 
 impl CodelensServer {
     fn backend(&self) -> Result<&Backend, CallToolResult> {
-        self.backend.as_ref().as_ref().map_err(|why| {
+        self.backend.wait().as_ref().map_err(|why| {
             tool_error(format!(
                 "{why} (run `codelens init`, then restart this MCP server)"
             ))
@@ -533,16 +593,10 @@ impl CodelensServer {
             .iter()
             .filter(|p| !refs.contains(&p.path.as_str()))
             .count();
-        body.worktree_mismatch = snapshot.worktree_mismatch.as_ref().map(|m| {
-            json!({
-                "worktree_root": m.worktree_root.to_string_lossy(),
-                "main_checkout_root": m.main_checkout_root.to_string_lossy(),
-                "index_root": m.index_root.to_string_lossy(),
-                "worktree_branch": m.worktree_branch,
-                "index_branch": m.index_branch,
-                "fix": format!("codelens init -i {}", m.worktree_root.display()),
-            })
-        });
+        body.worktree_mismatch = snapshot
+            .worktree_mismatch
+            .as_ref()
+            .map(crate::engine::worktree::Mismatch::to_json);
         let mut text = String::new();
         if let Some(banner) = snapshot.banner(&refs) {
             text.push_str(&banner);
@@ -711,6 +765,10 @@ impl CodelensServer {
             Ok(resolved) => resolved,
             Err(why) => return tool_error(why),
         };
+        let (limit, offset) = match page_or(args.limit, &args.cursor, MAX_LIMIT) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
         let snapshot = Self::fresh_snapshot(backend);
         let path = rel.to_string();
         let pending = snapshot.pending.iter().any(|p| p.path == path)
@@ -756,7 +814,10 @@ impl CodelensServer {
                 Err(error) => return tool_error(format!("codelens: {error}")),
             }
         };
-        let (taken, mut text) = Self::fit(&hits, |h| {
+        let total = hits.len();
+        let offset = (offset as usize).min(total);
+        let window = &hits[offset..(offset + limit as usize).min(total)];
+        let (taken, mut text) = Self::fit(window, |h| {
             let container = h
                 .container
                 .as_deref()
@@ -774,10 +835,20 @@ impl CodelensServer {
         if hits.is_empty() {
             text.push_str(&format!("{path} defines no symbols codelens extracts."));
         }
-        let total = hits.len() as u64;
-        let items: Vec<SymbolItem> = hits.into_iter().take(taken).map(SymbolItem::from).collect();
-        let truncated = (items.len() as u64) < total;
-        let body = ReadAnswer::new(items, total, truncated, None);
+        let cursor = next_cursor(offset, taken, total);
+        if let Some(cursor) = &cursor {
+            text.push_str(&format!(
+                "… {} more: call again with cursor {cursor:?}",
+                total - offset - taken
+            ));
+        }
+        let items: Vec<SymbolItem> = hits
+            .into_iter()
+            .skip(offset)
+            .take(taken)
+            .map(SymbolItem::from)
+            .collect();
+        let body = ReadAnswer::new(items, total as u64, cursor.is_some(), cursor);
         Self::answer(&snapshot, &[path], text, body)
     }
 
@@ -873,6 +944,10 @@ impl CodelensServer {
             },
             None => None,
         };
+        let (limit, offset) = match page(args.limit, &args.cursor) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
         let snapshot = Self::fresh_snapshot(backend);
         let hits = {
             let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
@@ -949,6 +1024,10 @@ impl CodelensServer {
                 });
             }
         }
+        let total = items.len();
+        let offset = (offset as usize).min(total);
+        items.drain(..offset);
+        items.truncate(limit as usize);
         let mut text = String::new();
         let mut taken = 0;
         for item in &items {
@@ -972,13 +1051,19 @@ impl CodelensServer {
             text.push_str(&block);
             taken += 1;
         }
-        if items.is_empty() {
+        if total == 0 {
             text = format!("No definition of {:?} found.", args.name);
         }
-        let total = items.len() as u64;
+        let cursor = next_cursor(offset, taken, total);
+        if let Some(cursor) = &cursor {
+            text.push_str(&format!(
+                "… {} more: call again with cursor {cursor:?}",
+                total - offset - taken
+            ));
+        }
         items.truncate(taken);
         let referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
-        let body = ReadAnswer::new(items, total, (taken as u64) < total, None);
+        let body = ReadAnswer::new(items, total as u64, cursor.is_some(), cursor);
         Self::answer(&snapshot, &referenced, text, body)
     }
 
@@ -1001,7 +1086,13 @@ impl CodelensServer {
             },
             None => None,
         };
-        let limit = args.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize;
+        let (limit, offset) = match page(args.limit, &args.cursor) {
+            Ok(p) => (p.0 as usize, p.1 as usize),
+            Err(e) => return e,
+        };
+        // Matches are gathered in path order up to the end of this page (and one more,
+        // to know whether another page follows): the same cursor always pages the same.
+        let wanted = offset.saturating_add(limit).saturating_add(1);
         let snapshot = Self::fresh_snapshot(backend);
         let files: Vec<RelPath> = match Self::indexed_files(backend) {
             Ok(files) => files
@@ -1026,7 +1117,7 @@ impl CodelensServer {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(path) = files.get(i) else { break };
-                        if found.lock().map(|f| f.len() >= limit).unwrap_or(true) {
+                        if found.lock().map(|f| f.len() >= wanted).unwrap_or(true) {
                             // Files left unread: whatever was found is not the total.
                             stopped_early.store(true, std::sync::atomic::Ordering::Relaxed);
                             break;
@@ -1057,22 +1148,40 @@ impl CodelensServer {
         });
         let mut matches = found.into_inner().unwrap_or_default();
         matches.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
-        let total = matches.len() as u64;
-        let truncated = matches.len() > limit || stopped_early.into_inner();
+        // Every file was read: the count is exact; otherwise it is a lower bound.
+        let complete = !stopped_early.into_inner();
+        let found_total = matches.len();
+        // Whole files past the page's end were read too; only the first `wanted` in path
+        // order count (files are taken in path order, so those are exact).
+        matches.truncate(wanted);
+        let more_after_page = matches.len() > offset + limit;
+        let offset = offset.min(matches.len());
+        matches.drain(..offset);
         matches.truncate(limit);
         let (taken, mut text) =
             Self::fit(&matches, |m| format!("{}:{}:{}", m.path, m.line, m.text));
         matches.truncate(taken);
+        let cursor = (taken < limit.min(found_total.saturating_sub(offset)) || more_after_page)
+            .then(|| (offset + taken).to_string());
         if matches.is_empty() {
-            text = format!("No line matches {:?}.", args.pattern);
-        } else if truncated || (taken as u64) < total {
+            text = if offset > 0 {
+                "No more matching lines.".to_string()
+            } else {
+                format!("No line matches {:?}.", args.pattern)
+            };
+        } else if let Some(cursor) = &cursor {
             text.push_str(&format!(
-                "… more matches: narrow the pattern or path_glob (limit {limit})"
+                "… more matches: call again with cursor {cursor:?}, or narrow the pattern or path_glob"
             ));
         }
+        let total = if complete {
+            found_total
+        } else {
+            found_total.max(offset + taken + 1)
+        } as u64;
         let mut referenced: Vec<String> = matches.iter().map(|m| m.path.clone()).collect();
         referenced.dedup();
-        let body = ReadAnswer::new(matches, total, truncated || (taken as u64) < total, None);
+        let body = ReadAnswer::new(matches, total, cursor.is_some(), cursor);
         Self::answer(&snapshot, &referenced, text, body)
     }
 
@@ -1083,7 +1192,87 @@ impl CodelensServer {
         };
         // Never waits: the snapshot as it is, catch-up progress included.
         let snapshot = backend.engine.snapshot();
-        let now = now_ns();
+        let status = IndexStatus::of(&backend.project, &snapshot, now_ns());
+        let value = serde_json::to_value(&status).unwrap_or(Value::Null);
+        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        if let Some(m) = &snapshot.worktree_mismatch {
+            text = format!("{}\n\n{text}", m.warning());
+        }
+        let mut result = CallToolResult::structured(value);
+        result.content = vec![ContentBlock::text(text)];
+        result
+    }
+}
+
+/// `index_status`: the keys of `codelens status --json` (same names, same meaning),
+/// from the engine's snapshot, plus the engine's role and catch-up progress.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IndexStatus {
+    /// The worktree the server stands in (differs from `index_root` on a mismatch).
+    pub root: String,
+    pub index_root: String,
+    pub index_dir: String,
+    pub schema_version: i64,
+    pub files: u64,
+    /// Files recorded but not parsed, by reason: binary, too_large, unreadable.
+    pub skipped: std::collections::BTreeMap<String, u64>,
+    pub symbols: u64,
+    /// Language → indexed files.
+    pub languages: std::collections::BTreeMap<String, u64>,
+    /// RFC 3339 UTC.
+    pub last_sync: Option<String>,
+    pub last_sync_secs_ago: Option<u64>,
+    pub db_bytes: u64,
+    pub git: StatusGit,
+    pub pending: Vec<StatusPending>,
+    /// Always `engine` here: the running engine's own pending set.
+    pub pending_source: String,
+    pub watcher: StatusWatcher,
+    /// Null, or the three roots, both branches and the fix.
+    pub worktree_mismatch: Option<Value>,
+    /// As `codelens telemetry status --json`.
+    pub telemetry: Value,
+    /// `writer` or `follower`.
+    pub role: String,
+    /// `{state: not_started | running | done | failed, …}`.
+    pub catchup: Value,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusGit {
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusPending {
+    pub path: String,
+    pub edited_secs_ago: u64,
+    /// waiting, indexing, retrying, failed or unsynced.
+    pub state: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StatusWatcher {
+    /// native, degraded or disabled.
+    pub mode: String,
+    pub reason: String,
+    /// Always `running` here.
+    pub engine: String,
+    pub rescans: u64,
+    pub debounce_ms: u64,
+    pub watched_dirs: usize,
+    pub unwatched_dirs: usize,
+}
+
+impl IndexStatus {
+    fn of(project: &Project, snapshot: &Snapshot, now: i64) -> IndexStatus {
+        let secs_ago = |at_ns: i64| (now.saturating_sub(at_ns) / 1_000_000_000).max(0) as u64;
+        let last_sync_secs_ago = snapshot
+            .last_sync
+            .as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .and_then(|at| at.timestamp_nanos_opt())
+            .map(secs_ago);
         let catchup = match &snapshot.catchup {
             crate::engine::Catchup::NotStarted => json!({"state": "not_started"}),
             crate::engine::Catchup::Running { checked, total } => {
@@ -1094,34 +1283,57 @@ impl CodelensServer {
             }
             crate::engine::Catchup::Failed(why) => json!({"state": "failed", "error": why}),
         };
-        let status = json!({
-            "root": backend.project.root.to_string_lossy(),
-            "files": snapshot.stats.files,
-            "symbols": snapshot.stats.symbols,
-            "languages": snapshot.stats.languages,
-            "last_sync": snapshot.last_sync,
-            "pending": snapshot.pending.iter().map(|p| json!({
-                "path": p.path,
-                "edited_secs_ago": (now.saturating_sub(p.last_edit_ns) / 1_000_000_000).max(0),
-                "state": crate::engine::runner::state_name(p.state),
-            })).collect::<Vec<_>>(),
-            "watcher": {
-                "mode": snapshot.watcher.mode_name(),
-                "reason": snapshot.watcher.reason,
-                "rescans": snapshot.watcher.rescans,
-                "debounce_ms": snapshot.watcher.debounce_ms,
+        let mismatch = snapshot.worktree_mismatch.as_ref();
+        IndexStatus {
+            root: mismatch
+                .map_or(&project.root, |m| &m.worktree_root)
+                .to_string_lossy()
+                .into_owned(),
+            index_root: project.root.to_string_lossy().into_owned(),
+            index_dir: project.index_dir().to_string_lossy().into_owned(),
+            schema_version: crate::engine::store::SCHEMA_VERSION,
+            files: snapshot.stats.files,
+            skipped: snapshot
+                .stats
+                .skipped
+                .iter()
+                .map(|(why, n)| (why.to_string(), *n))
+                .collect(),
+            symbols: snapshot.stats.symbols,
+            languages: snapshot.stats.languages.clone(),
+            last_sync: snapshot.last_sync.clone(),
+            last_sync_secs_ago,
+            db_bytes: snapshot.stats.db_bytes,
+            git: StatusGit {
+                branch: snapshot.branch.clone(),
             },
-            "role": format!("{:?}", snapshot.role).to_lowercase(),
-            "catchup": catchup,
-            "worktree_mismatch": snapshot.worktree_mismatch.as_ref().map(|m| m.warning()),
-        });
-        let mut text = serde_json::to_string_pretty(&status).unwrap_or_default();
-        if let Some(m) = &snapshot.worktree_mismatch {
-            text = format!("{}\n\n{text}", m.warning());
+            pending: snapshot
+                .pending
+                .iter()
+                .map(|p| StatusPending {
+                    path: p.path.clone(),
+                    edited_secs_ago: secs_ago(p.last_edit_ns),
+                    state: crate::engine::runner::state_name(p.state).to_string(),
+                })
+                .collect(),
+            pending_source: "engine".into(),
+            watcher: StatusWatcher {
+                mode: snapshot.watcher.mode_name().into(),
+                reason: snapshot.watcher.reason.clone(),
+                engine: "running".into(),
+                rescans: snapshot.watcher.rescans,
+                debounce_ms: snapshot.watcher.debounce_ms,
+                watched_dirs: snapshot.watcher.watched_dirs,
+                unwatched_dirs: snapshot.watcher.unwatched_dirs,
+            },
+            worktree_mismatch: mismatch.map(crate::engine::worktree::Mismatch::to_json),
+            telemetry: snapshot.telemetry.to_json(),
+            role: match snapshot.role {
+                crate::engine::Role::Writer => "writer".into(),
+                crate::engine::Role::Follower => "follower".into(),
+            },
+            catchup,
         }
-        let mut result = CallToolResult::structured(status);
-        result.content = vec![ContentBlock::text(text)];
-        result
     }
 }
 
