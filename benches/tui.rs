@@ -59,14 +59,17 @@ fn main() {
     println!(
         "\n## CPU time (user + system), {TREE_FILES}-file tree, {idle_secs} s idle, then {STORM_FILES} files written at once\n"
     );
-    println!("| process | idle {idle_secs} s | storm until indexed | storm wall | target |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| process | CPU idle {idle_secs} s | frames drawn idle | CPU storm until indexed | storm wall | target |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (name, args, target) in [
         ("codelens tui (160×48)", "tui", "idle < 0.2 s / 60 s"),
         ("codelens watch (reference: the engine alone)", "watch", ""),
     ] {
-        let (idle, storm, wall) = cpu_profile(&tmux, &root, args, idle_secs);
-        println!("| {name} | {idle:.3?} | {storm:.3?} | {wall:.2?} | {target} |");
+        let (idle, storm, wall, idle_draws) = cpu_profile(&tmux, &root, args, idle_secs);
+        let idle_draws = idle_draws.map_or("—".to_string(), |n| n.to_string());
+        println!("| {name} | {idle:.3?} | {idle_draws} | {storm:.3?} | {wall:.2?} | {target} |");
     }
 }
 
@@ -103,7 +106,7 @@ fn cpu_profile(
     root: &Path,
     command: &str,
     idle_secs: u64,
-) -> (Duration, Duration, Duration) {
+) -> (Duration, Duration, Duration, Option<u64>) {
     let socket = format!("codelens-bench-{}", std::process::id());
     let tmux_cmd = |args: &[&str]| {
         let out = Command::new(tmux)
@@ -114,7 +117,11 @@ fn cpu_profile(
             .expect("tmux runs");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let line = format!("env -u CI {BIN} {command}");
+    let stats = root.join(".codelens/bench-tui-stats");
+    let line = format!(
+        "env -u CI CODELENS_TUI_STATS={} {BIN} {command}",
+        stats.display()
+    );
     tmux_cmd(&[
         "new-session",
         "-d",
@@ -131,12 +138,24 @@ fn cpu_profile(
     let pid: u32 = tmux_cmd(&["list-panes", "-t", "b", "-F", "#{pane_pid}"])
         .parse()
         .expect("pane pid");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "codelens", "the pane runs codelens itself");
+    let draws = || {
+        std::fs::read_to_string(&stats)
+            .ok()
+            .and_then(|s| s.trim().strip_prefix("draws ")?.parse::<u64>().ok())
+    };
     // Let start-up and catch-up finish before the idle window opens.
     wait_until(Duration::from_secs(60), || status_pending(root) == Some(0));
     std::thread::sleep(Duration::from_secs(2));
     let before = cpu_time(pid);
+    let draws_before = draws();
     std::thread::sleep(Duration::from_secs(idle_secs));
     let idle = cpu_time(pid) - before;
+    let idle_draws = match (draws_before, draws()) {
+        (Some(from), Some(to)) => Some(to - from),
+        _ => None,
+    };
 
     let before = cpu_time(pid);
     let started = Instant::now();
@@ -159,7 +178,7 @@ fn cpu_profile(
     // Put the tree back for the next process.
     std::fs::remove_dir_all(&storm).expect("remove storm");
     run(Command::new(BIN).args(["sync", "-q"]).current_dir(root));
-    (idle, storm_cpu, wall)
+    (idle, storm_cpu, wall, idle_draws)
 }
 
 fn status(root: &Path) -> Option<serde_json::Value> {

@@ -180,6 +180,11 @@ impl AgentEnv {
 /// module (`codelens=debug,rmcp=info`). Unset: nothing is logged.
 pub const LOG_VAR: &str = "CODELENS_LOG";
 
+/// A file `codelens tui` keeps its frame count in (rewritten after each frame): how
+/// tests and the benchmark check, in a real terminal, that an idle dashboard does not
+/// draw.
+pub const TUI_STATS_VAR: &str = "CODELENS_TUI_STATS";
+
 /// The informal standard (no-color.org): set and not empty turns colours off.
 pub const NO_COLOR_VAR: &str = "NO_COLOR";
 
@@ -195,6 +200,8 @@ pub struct Config {
     pub no_color: bool,
     /// `CODELENS_LOG`: the log filter, when logging is asked for.
     pub log: Option<String>,
+    /// `CODELENS_TUI_STATS`: where the dashboard keeps its frame count.
+    pub tui_stats: Option<std::path::PathBuf>,
     /// One line per ignored or clamped value, for stderr.
     pub warnings: Vec<String>,
 }
@@ -242,6 +249,9 @@ impl Config {
             max_dir_watches,
             no_color: lookup(NO_COLOR_VAR).is_some_and(|v| !v.is_empty()),
             log: lookup(LOG_VAR).filter(|v| !v.trim().is_empty()),
+            tui_stats: lookup(TUI_STATS_VAR)
+                .filter(|v| !v.is_empty())
+                .map(Into::into),
             warnings,
         }
     }

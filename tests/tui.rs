@@ -34,8 +34,8 @@ impl Tmux {
         };
         let shell = format!(
             "env -u CI -u GITHUB_ACTIONS -u GITLAB_CI -u BUILDKITE -u CIRCLECI -u TRAVIS -u JENKINS_URL -u TF_BUILD -u TEAMCITY_VERSION -u DO_NOT_TRACK -u CODELENS_TELEMETRY \
-             CODELENS_HOME={} CODELENS_WATCH_DEBOUNCE_MS=300 PS1='ready$ ' TERM=xterm-256color bash --norc --noprofile",
-            tmux.home.path().display()
+             CODELENS_HOME={home} CODELENS_TUI_STATS={home}/tui-stats CODELENS_WATCH_DEBOUNCE_MS=300 PS1='ready$ ' TERM=xterm-256color bash --norc --noprofile",
+            home = tmux.home.path().display()
         );
         let out = tmux.run(&[
             "new-session",
@@ -102,6 +102,45 @@ impl Tmux {
     fn codelens_home(&self) -> &Path {
         self.home.path()
     }
+
+    /// Frames the dashboard has drawn so far (`CODELENS_TUI_STATS`).
+    fn draws(&self) -> u64 {
+        std::fs::read_to_string(self.home.path().join("tui-stats"))
+            .ok()
+            .and_then(|s| s.trim().strip_prefix("draws ")?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// tmux's view of the pane's terminal modes, e.g. `0 1 0`: alternate screen,
+    /// cursor visible, mouse tracking.
+    fn modes(&self) -> String {
+        let out = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "t",
+            "#{alternate_on} #{cursor_flag} #{mouse_any_flag}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The process running in the pane's shell (the dashboard).
+    fn dashboard_pid(&self) -> u32 {
+        let shell = String::from_utf8_lossy(
+            &self
+                .run(&["display-message", "-p", "-t", "t", "#{pane_pid}"])
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .expect("the shell's children");
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .expect("the dashboard runs under the shell")
+    }
 }
 
 impl Drop for Tmux {
@@ -129,9 +168,19 @@ fn small_repo() -> TestRepo {
 /// dashboard (the alternate screen was left), and cooked mode with echo.
 fn quit_and_check_terminal(tmux: &Tmux) {
     tmux.keys(&["q"]);
+    check_terminal_restored(tmux);
+}
+
+/// The dashboard is gone and the shell has a sane terminal: the prompt, not the
+/// dashboard (the alternate screen was left), cursor shown, mouse tracking off,
+/// cooked mode with echo.
+fn check_terminal_restored(tmux: &Tmux) {
+    // The dashboard's process has exited when the shell prints a fresh prompt.
     tmux.wait_for("the dashboard to exit", |pane| {
-        !pane.contains("q quit") && pane.contains("ready$")
+        !pane.contains("q quit")
+            && pane.lines().rev().find(|l| !l.trim().is_empty()) == Some("ready$")
     });
+    assert_eq!(tmux.modes(), "0 1 0", "alternate screen, cursor, mouse");
     let stty = tmux.codelens_home().join("stty.txt");
     tmux.type_line(&format!("stty -a > {}", stty.display()));
     let deadline = Instant::now() + DEADLINE;
@@ -162,8 +211,25 @@ fn edits_appear_in_pending_and_leave_after_the_debounce() {
     tmux.wait_for("the dashboard in sync", |pane| {
         pane.contains("index in sync") && pane.contains("q quit") && pane.contains("writer")
     });
+    // Idle: no frame at all while nothing changes.
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_from = tmux.draws();
+    assert!(idle_from > 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(tmux.draws(), idle_from, "an idle dashboard drew");
     repo.write("app.py", "def main():\n    return 42\n");
-    let pane = tmux.wait_for("the edit in Pending", |pane| pane.contains("app.py"));
+    let pane = tmux.wait_for("the edit in Pending with its age", |pane| {
+        pane.lines().any(|line| {
+            let fields: Vec<&str> = line
+                .trim_matches(|c| c == '│' || c == ' ')
+                .split_whitespace()
+                .collect();
+            fields.len() >= 2
+                && fields[1] == "app.py"
+                && fields[0].ends_with('s')
+                && fields[0].starts_with(|c: char| c.is_ascii_digit())
+        })
+    });
     assert!(pane.contains("Pending · 1"), "{pane}");
     tmux.wait_for("the edit re-indexed", |pane| {
         pane.contains("index in sync") && pane.contains("synced +0 ~1 -0")
@@ -228,6 +294,20 @@ fn a_nested_worktree_shows_the_warning() {
     tmux.type_line(&format!("{BIN} tui"));
     let pane = tmux.wait_for("the worktree warning", |pane| pane.contains("wrong index"));
     assert!(pane.contains("codelens init -i"), "{pane}");
+    // `w` offers the fix, `y` runs it, and the dashboard moves to the new index.
+    tmux.keys(&["w"]);
+    tmux.wait_for("the fix offered", |pane| {
+        pane.contains("Build this worktree its own index?")
+    });
+    assert!(!repo.path("wt/.codelens/index.db").exists());
+    tmux.keys(&["y"]);
+    let pane = tmux.wait_for("the dashboard on the worktree's own index", |pane| {
+        !pane.contains("wrong index") && pane.contains("index in sync") && pane.contains("feature")
+    });
+    assert!(repo.path("wt/.codelens/index.db").is_file(), "{pane}");
+    let status = common::codelens_in(&repo.path("wt"), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!(status["worktree_mismatch"], serde_json::Value::Null);
     quit_and_check_terminal(&tmux);
 }
 
@@ -250,6 +330,25 @@ fn a_project_without_an_index_is_offered_one() {
     });
     assert!(repo.db_path().is_file());
     quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn sigterm_with_an_overlay_open_restores_the_terminal() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("the dashboard", |pane| pane.contains("index in sync"));
+    tmux.keys(&["?"]);
+    tmux.wait_for("the help overlay", |pane| pane.contains("this help"));
+    assert_eq!(
+        tmux.modes(),
+        "1 0 1",
+        "the dashboard's own modes while it runs"
+    );
+    let pid = tmux.dashboard_pid();
+    // SAFETY: kill(2) on a pid this test started; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    check_terminal_restored(&tmux);
 }
 
 #[test]

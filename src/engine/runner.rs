@@ -370,6 +370,15 @@ impl Engine {
     /// and starts the engine thread, which decides its role and, as the writer, starts
     /// watching and catching up at once.
     pub fn start(project: Project, options: EngineOptions) -> Result<Engine> {
+        Engine::start_subscribed(project, options).map(|(engine, _)| engine)
+    }
+
+    /// [`Engine::start`], with a subscription made before the engine thread runs: the
+    /// receiver sees every event, the first role and a fast catch-up included.
+    pub fn start_subscribed(
+        project: Project,
+        options: EngineOptions,
+    ) -> Result<(Engine, Receiver<Event>)> {
         // Held for the engine's life: `codelens init` must not swap the database file
         // under an open connection (it refuses while an engine runs).
         let reading = project.lock_for_reading()?;
@@ -445,16 +454,45 @@ impl Engine {
             telemetry: snapshot_telemetry,
             telemetry_checked: Instant::now(),
         };
+        let (events_tx, events) = mpsc::channel();
+        shared
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(events_tx);
         let thread = std::thread::Builder::new()
             .name("codelens-engine".into())
             .spawn(move || worker.run(receiver))
             .map_err(|e| Error::io("engine thread", e))?;
-        Ok(Engine {
-            shared,
-            inbox,
-            thread: Some(thread),
-            options,
-        })
+        Ok((
+            Engine {
+                shared,
+                inbox,
+                thread: Some(thread),
+                options,
+            },
+            events,
+        ))
+    }
+
+    /// Stops the engine, waiting at most `timeout` for its thread to finish what it is
+    /// doing (a sync is one transaction: cut short by the process exiting, it rolls
+    /// back). True when it ended in time.
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        self.send(Command::Shutdown);
+        let deadline = Instant::now() + timeout;
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        while !thread.is_finished() {
+            if Instant::now() >= deadline {
+                // Let the process exit end it; dropping the handle detaches it.
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = thread.join();
+        true
     }
 
     /// The latest snapshot, with live catch-up progress.

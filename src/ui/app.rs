@@ -169,6 +169,8 @@ pub struct App {
     pub home: Option<PathBuf>,
     /// Wall clock, Unix ns, as of the last event; ages are measured from it.
     pub now_ns: i64,
+    /// The local time zone's offset from UTC, for clock times (tests use UTC).
+    pub utc_offset_secs: i32,
     /// Frames drawn (the event loop counts; tests and the benchmark read it).
     pub draws: u64,
     dirty: bool,
@@ -176,6 +178,8 @@ pub struct App {
     drawn_second: i64,
     /// The role the engine was attached with, until its first role event.
     started_as: Option<Role>,
+    /// Which panels the last frame showed (indexed like [`Panel::ALL`]).
+    visible: [bool; 4],
 }
 
 impl App {
@@ -194,10 +198,12 @@ impl App {
             busy: false,
             home: None,
             now_ns,
+            utc_offset_secs: 0,
             draws: 0,
             dirty: true,
             drawn_second: now_ns / 1_000_000_000,
             started_as: None,
+            visible: [true; 4],
         }
     }
 
@@ -222,7 +228,9 @@ impl App {
         self.snapshot.as_ref().is_some_and(|s| {
             !s.pending.is_empty()
                 || !s.directories.is_empty()
-                || matches!(s.catchup, Catchup::Running { .. } | Catchup::NotStarted)
+                || matches!(s.catchup, Catchup::Running { .. })
+                // A follower never runs catch-up: its `NotStarted` is not progress.
+                || (s.catchup == Catchup::NotStarted && s.role == Role::Writer)
         }) && self.engine_stopped.is_none()
     }
 
@@ -249,9 +257,26 @@ impl App {
         }
     }
 
+    /// A (new) engine is attached: its snapshots start over, and it is alive.
+    pub fn attach(&mut self, at: String, snapshot: Arc<Snapshot>, now_ns: i64) {
+        self.snapshot = None;
+        self.engine_stopped = None;
+        self.screen = Screen::Dashboard;
+        self.on_engine_started(at, snapshot.role);
+        self.on_snapshot(snapshot, now_ns);
+    }
+
     /// A snapshot from the engine: redraw only when it differs from the one shown.
     pub fn on_snapshot(&mut self, snapshot: Arc<Snapshot>, now_ns: i64) {
         self.now_ns = now_ns;
+        // A tick's fresh read can overtake a forwarded one still queued: never step back.
+        if self
+            .snapshot
+            .as_ref()
+            .is_some_and(|shown| snapshot.seq < shown.seq)
+        {
+            return;
+        }
         let changed = match &self.snapshot {
             Some(old) => visibly_changed(old, &snapshot),
             None => true,
@@ -419,9 +444,24 @@ impl App {
         None
     }
 
+    /// Moves focus `step` panels on (modulo), past panels the layout hides.
     fn move_focus(&mut self, step: usize) {
-        let next = (self.focus.index() + step) % Panel::ALL.len();
+        let mut next = self.focus.index();
+        for _ in 0..Panel::ALL.len() {
+            next = (next + step) % Panel::ALL.len();
+            if self.visible[next] {
+                break;
+            }
+        }
         self.focus = Panel::ALL[next];
+    }
+
+    /// What the last frame showed: focus never stays on a hidden panel.
+    pub fn set_visible(&mut self, visible: [bool; 4]) {
+        self.visible = visible;
+        if !visible[self.focus.index()] {
+            self.focus = Panel::Pending;
+        }
     }
 
     /// Scrolls the focused panel; the view clamps the offset to what there is to show.
@@ -492,6 +532,50 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_follower_never_wakes_either() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        let mut follower = testdata::snapshot_in_sync();
+        follower.role = Role::Follower;
+        follower.catchup = Catchup::NotStarted;
+        app.on_snapshot(Arc::new(follower), start);
+        assert!(app.take_redraw());
+        assert_eq!(app.next_tick(), None);
+        assert_eq!(draws_over(&mut app, start, 60), 0);
+    }
+
+    #[test]
+    fn a_new_engine_clears_a_stopped_one() {
+        let mut app = App::new(true, true, 0);
+        app.on_snapshot(Arc::new(testdata::snapshot_pending(0)), 0);
+        app.on_engine_stopped("engine thread ended".into());
+        assert_eq!(app.next_tick(), None);
+        let mut fresh = testdata::snapshot_pending(0);
+        fresh.seq = 1; // a new engine counts from the start again
+        app.attach("10:00:00".into(), Arc::new(fresh), 0);
+        assert_eq!(app.engine_stopped, None);
+        assert_eq!(app.snapshot.as_ref().unwrap().seq, 1);
+        assert!(app.next_tick().is_some(), "its pending ages tick again");
+    }
+
+    #[test]
+    fn focus_skips_panels_the_layout_hides() {
+        let mut app = App::new(true, true, 0);
+        app.set_visible([true, false, true, true]);
+        app.on_key(press(KeyCode::Tab));
+        assert_eq!(app.focus, Panel::Telemetry);
+        app.on_key(press(KeyCode::BackTab));
+        assert_eq!(app.focus, Panel::Pending);
+        app.focus = Panel::Debounce;
+        app.set_visible([true, false, true, false]);
+        assert_eq!(
+            app.focus,
+            Panel::Pending,
+            "focus leaves a panel that went away"
+        );
+    }
+
+    #[test]
     fn pending_files_redraw_at_most_once_a_second() {
         let start = 1_700_000_000 * SECOND + 300_000_000;
         let mut app = App::new(true, true, start);
@@ -513,7 +597,22 @@ mod tests {
             app.on_snapshot(Arc::new((*snapshot).clone()), start + i * SECOND);
             assert!(!app.take_redraw());
         }
-        let mut next = (*snapshot).clone();
+        // A new sequence number with nothing visible changed is not drawn either.
+        let mut same = (*snapshot).clone();
+        same.seq += 1;
+        app.on_snapshot(Arc::new(same.clone()), start + 5 * SECOND);
+        assert!(!app.take_redraw());
+        // Nor is an older snapshot arriving late: it never replaces a newer one.
+        let mut older = same.clone();
+        older.seq -= 1;
+        older.stats.files += 100;
+        app.on_snapshot(Arc::new(older), start + 5 * SECOND);
+        assert!(!app.take_redraw());
+        assert_eq!(
+            app.snapshot.as_ref().unwrap().stats.files,
+            snapshot.stats.files
+        );
+        let mut next = same;
         next.seq += 1;
         next.stats.files += 1;
         app.on_snapshot(Arc::new(next), start + 6 * SECOND);

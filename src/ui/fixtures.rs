@@ -12,7 +12,7 @@ use crate::engine::worktree::Mismatch;
 use crate::engine::{Catchup, Role, Snapshot};
 
 /// The wall clock the fixtures are built around (2026-11-25T10:42:00Z).
-pub const NOW_NS: i64 = 1_795_430_520_000_000_000;
+pub const NOW_NS: i64 = 1_795_603_320_000_000_000;
 const SECOND: i64 = 1_000_000_000;
 
 pub fn snapshot_in_sync() -> Snapshot {

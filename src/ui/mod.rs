@@ -15,7 +15,7 @@ pub mod view;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,11 +50,13 @@ enum UiEvent {
     Snapshot(Arc<Snapshot>),
     Engine(engine::Event),
     EngineStopped(String),
-    /// An engine started (or could not) for the project the dashboard shows.
-    Attached(Result<Box<Engine>, AttachError>),
+    /// An engine started (or could not) for the project the dashboard shows, with its
+    /// events subscribed from its first moment.
+    Attached(Result<Box<(Engine, Receiver<engine::Event>)>, AttachError>),
     /// An index build finished: the project to attach to, or why not.
     Built(Result<(Project, PathBuf), String>),
-    Telemetry(TelemetryView),
+    /// Telemetry consent as read or set without an engine.
+    Telemetry(Box<telemetry::TelemetryStatus>),
     /// SIGTERM, SIGHUP or SIGINT.
     Signal,
 }
@@ -80,6 +82,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
     engine_options.start_dir = Some(start.clone());
     let mut app = App::new(!config.no_color, options.mouse_capture, now_ns());
     app.home = std::env::var_os("HOME").map(PathBuf::from);
+    app.utc_offset_secs = chrono::Local::now().offset().local_minus_utc();
     let time = || chrono::Local::now().format("%H:%M:%S").to_string();
     for warning in config
         .warnings
@@ -89,13 +92,23 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
         app.log(time(), format!("warning: {warning}"));
     }
 
+    // The dashboard writes to a terminal, never to a pipe; and signal-hook wakes its
+    // listener through a socket, which must not kill the process with SIGPIPE once the
+    // listener is gone (`main` restores SIGPIPE's default for `status | head`).
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    // Signals first: a SIGTERM from here on ends the loop, and the guard restores.
+    let (tx, rx) = mpsc::channel::<UiEvent>();
+    let signals = spawn_signal_listener(tx.clone())?;
     install_panic_hook();
     let guard = TerminalGuard::enter(options.mouse_capture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-
-    let (tx, rx) = mpsc::channel::<UiEvent>();
     spawn_input_reader(tx.clone());
-    let signals = spawn_signal_listener(tx.clone())?;
+    // The consent panel is right before any engine exists (the no-index screen too).
+    spawn_telemetry_status(&tx, engine_options.telemetry.clone());
     attach(&tx, Project::find(&start), engine_options.clone());
 
     let mut engine: Option<Arc<Engine>> = None;
@@ -104,7 +117,13 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
     let mut counted_start = false;
     let result = loop {
         if app.take_redraw() {
-            draw(&mut terminal, &mut app)?;
+            if let Err(error) = draw(&mut terminal, &mut app) {
+                break Err(error);
+            }
+            if let Some(path) = &config.tui_stats {
+                // Diagnostics for tests and the benchmark: frames drawn so far.
+                let _ = std::fs::write(path, format!("draws {}\n", app.draws));
+            }
         }
         let event = match app.next_tick() {
             Some(wait) => match rx.recv_timeout(wait) {
@@ -158,8 +177,9 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                 None
             }
             UiEvent::Attached(Ok(started)) => {
-                let started = Arc::new(*started);
-                if let Some(stop) = watching.replace(follow_engine(&started, &tx)) {
+                let (started, events) = *started;
+                let started = Arc::new(started);
+                if let Some(stop) = watching.replace(follow_engine(&started, events, &tx)) {
                     stop.store(true, Ordering::Relaxed);
                 }
                 if let Some(old) = engine.replace(Arc::clone(&started)) {
@@ -167,7 +187,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                     std::thread::spawn(move || drop(old));
                 }
                 let snapshot = started.snapshot();
-                app.on_engine_started(time(), snapshot.role);
+                app.attach(time(), Arc::clone(&snapshot), now);
                 // The counts this dashboard records carry the project's language and
                 // size bucket (from the snapshot in memory: no disk).
                 telemetry::set_project(&snapshot.stats.languages, snapshot.stats.files);
@@ -175,8 +195,6 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                     counted_start = true;
                     telemetry::record_event(telemetry::EventName::TuiStart);
                 }
-                app.set_screen(Screen::Dashboard);
-                app.on_snapshot(snapshot, now);
                 None
             }
             UiEvent::Attached(Err(AttachError::NoIndex(root))) => {
@@ -208,12 +226,19 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                 }
                 None
             }
-            UiEvent::Telemetry(view) => {
-                app.on_telemetry(view);
+            UiEvent::Telemetry(status) => {
+                app.on_telemetry(TelemetryView::from_status(&status));
+                // Turned on here: from now on the counts carry the project's facts.
+                if let Some(snapshot) = &app.snapshot {
+                    telemetry::set_project(&snapshot.stats.languages, snapshot.stats.files);
+                }
                 None
             }
             UiEvent::Signal => break Ok(()),
         };
+        // Ages move with the clock whatever woke the loop (a stream of snapshots must
+        // not hold them back).
+        app.on_tick(now);
         match effect {
             None => {}
             Some(Effect::Quit) => break Ok(()),
@@ -226,16 +251,22 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                 None => {}
             },
             Some(Effect::SetTelemetry(on)) => match &engine {
-                Some(engine) => engine.send(engine::Command::SetTelemetry(on)),
-                // No engine (no index yet): the same API, on a thread of its own.
-                None => {
+                Some(engine) if engine.is_running() => {
+                    engine.send(engine::Command::SetTelemetry(on))
+                }
+                // No live engine (no index yet, or it stopped): the same API, on a
+                // thread of its own.
+                _ => {
                     let tx = tx.clone();
                     let env = engine_options.telemetry.clone();
                     std::thread::spawn(move || {
-                        if let Ok(status) = telemetry::set_consent(&env, on) {
-                            let _ =
-                                tx.send(UiEvent::Telemetry(TelemetryView::from_status(&status)));
-                        }
+                        let event = match telemetry::set_consent(&env, on) {
+                            Ok(status) => UiEvent::Telemetry(Box::new(status)),
+                            Err(error) => {
+                                UiEvent::Engine(engine::Event::Error(format!("telemetry: {error}")))
+                            }
+                        };
+                        let _ = tx.send(event);
                     });
                 }
             },
@@ -286,12 +317,13 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
             }
         }
     };
+    // The shell gets its terminal back first; the engine is stopped after.
+    drop(terminal);
+    drop(guard);
     if let Some(stop) = watching {
         stop.store(true, Ordering::Relaxed);
     }
     signals.close();
-    drop(terminal);
-    drop(guard);
     for message in DEFERRED_PANICS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -299,7 +331,37 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
     {
         eprintln!("codelens: {message}");
     }
+    if let Some(engine) = engine {
+        stop_engine(engine);
+    }
     result
+}
+
+/// Stops the engine cleanly (its locks released, its cookie files removed), waiting a
+/// bounded time: the forwarding threads let go of it within their next wait.
+fn stop_engine(mut engine: Arc<Engine>) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => {
+                engine.shutdown(Duration::from_secs(1));
+                return;
+            }
+            Err(shared) if std::time::Instant::now() < deadline => {
+                engine = shared;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Still shared: the process exit ends it (an interrupted sync rolls back).
+            Err(_) => return,
+        }
+    }
+}
+
+fn spawn_telemetry_status(tx: &Sender<UiEvent>, env: telemetry::TelemetryEnv) {
+    let tx = tx.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(UiEvent::Telemetry(Box::new(telemetry::status(&env))));
+    });
 }
 
 /// One frame, wrapped in synchronized output so a pane never shows half of it.
@@ -323,9 +385,9 @@ fn attach(tx: &Sender<UiEvent>, project: engine::Result<Project>, options: Engin
     let tx = tx.clone();
     let start_dir = options.start_dir.clone();
     std::thread::spawn(move || {
-        let started = project.and_then(|project| Engine::start(project, options));
+        let started = project.and_then(|project| Engine::start_subscribed(project, options));
         let result = match started {
-            Ok(engine) => Ok(Box::new(engine)),
+            Ok(started) => Ok(Box::new(started)),
             Err(engine::Error::NoIndex { start }) => {
                 let root = start_dir
                     .as_deref()
@@ -341,9 +403,12 @@ fn attach(tx: &Sender<UiEvent>, project: engine::Result<Project>, options: Engin
 
 /// Forwards the engine's snapshots and events to the loop until `stop` is set; says so
 /// when the engine thread ends by itself.
-fn follow_engine(engine: &Arc<Engine>, tx: &Sender<UiEvent>) -> Arc<AtomicBool> {
+fn follow_engine(
+    engine: &Arc<Engine>,
+    events: Receiver<engine::Event>,
+    tx: &Sender<UiEvent>,
+) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
-    let events = engine.subscribe();
     let forward = tx.clone();
     let stopped = Arc::clone(&stop);
     std::thread::spawn(move || {
@@ -373,7 +438,8 @@ fn follow_engine(engine: &Arc<Engine>, tx: &Sender<UiEvent>) -> Arc<AtomicBool> 
                 let _ = tx.send(UiEvent::EngineStopped(reason));
                 break;
             }
-            if let Some(snapshot) = engine.wait_until(Duration::from_millis(500), |s| s.seq != seen)
+            // Short waits: while this thread holds the engine, quitting cannot stop it.
+            if let Some(snapshot) = engine.wait_until(Duration::from_millis(100), |s| s.seq != seen)
             {
                 seen = snapshot.seq;
                 if tx.send(UiEvent::Snapshot(snapshot)).is_err() {
@@ -433,8 +499,9 @@ fn spawn_signal_listener(tx: Sender<UiEvent>) -> anyhow::Result<signal_hook::ite
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT])
         .context("cannot listen for signals")?;
     let handle = signals.handle();
+    // Listens until closed: a second SIGTERM during shutdown finds a reader too.
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        for _ in signals.forever() {
             let _ = tx.send(UiEvent::Signal);
         }
     });

@@ -226,11 +226,19 @@ fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) 
         return;
     };
     let wide = area.width >= TWO_COLUMNS_FROM && area.height >= 20;
-    let mismatch_rows: u16 = match (&snapshot.worktree_mismatch, wide) {
-        (None, _) => 0,
-        (Some(_), true) => 5,
-        (Some(_), false) => 6,
+    let mismatch_rows: u16 = if snapshot.worktree_mismatch.is_some() {
+        6
+    } else {
+        0
     };
+    // The consent lines stay however short the pane: they are part of the promise.
+    let consent_rows: u16 = if app.telemetry.enabled { 5 } else { 4 };
+    // Header, warning, consent, one pending row with its borders, hints: below that the
+    // panels would hide what matters, and the summary says it in fewer lines.
+    if !wide && area.height < 3 + mismatch_rows + consent_rows + 3 + 1 {
+        render_summary(frame, app, area, theme);
+        return;
+    }
     let [header, warning, body, hints] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(mismatch_rows),
@@ -259,22 +267,29 @@ fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) 
         render_debounce(frame, app, &snapshot, debounce, theme);
         render_telemetry(frame, app, consent, theme, true);
         render_events(frame, app, events, theme);
+        app.set_visible([true, debounce.height > 0, true, events.height > 0]);
     } else {
-        // The consent line stays however short the pane: it is part of the promise.
-        let consent_rows = if app.telemetry.enabled { 4 } else { 3 };
         // In a short pane the countdowns give way: each pending row shows its own.
         let debounce_rows = if body.height < 16 { 0 } else { debounce_rows };
+        // Pending gets three fifths of what is left, Events the rest — unless that is
+        // too little for a box with a line in it.
+        let rest = body.height.saturating_sub(debounce_rows + consent_rows);
+        let events_rows = match rest * 2 / 5 {
+            rows if rows < 3 => 0,
+            rows => rows,
+        };
         let [pending, debounce, consent, events] = Layout::vertical([
-            Constraint::Fill(3),
+            Constraint::Fill(1),
             Constraint::Length(debounce_rows),
             Constraint::Length(consent_rows),
-            Constraint::Fill(2),
+            Constraint::Length(events_rows),
         ])
         .areas(body);
         render_pending(frame, app, &snapshot, pending, theme);
         render_debounce(frame, app, &snapshot, debounce, theme);
         render_telemetry(frame, app, consent, theme, false);
         render_events(frame, app, events, theme);
+        app.set_visible([true, debounce.height > 0, true, events.height > 0]);
     }
     render_hints(frame, hints, theme);
 }
@@ -331,13 +346,22 @@ fn render_header(frame: &mut Frame, app: &App, snapshot: &Snapshot, area: Rect, 
 
 /// Files, symbols, last sync, watcher and catch-up in one line, shortest form that fits.
 fn health_line<'a>(app: &App, snapshot: &Snapshot, width: usize, theme: Theme) -> Line<'a> {
+    // A clock time, not an age: it stays true on a dashboard that does not redraw.
     let synced = snapshot
         .last_sync
         .as_deref()
         .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
         .map(|at| {
-            let secs = (app.now_ns / 1_000_000_000 - at.timestamp()).max(0) as u64;
-            format!("synced {} ago", human_age(secs))
+            let offset = chrono::FixedOffset::east_opt(app.utc_offset_secs)
+                .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+            let at = at.with_timezone(&offset);
+            let today = chrono::DateTime::from_timestamp(app.now_ns / 1_000_000_000, 0)
+                .map(|now| now.with_timezone(&offset).date_naive());
+            if Some(at.date_naive()) == today {
+                format!("synced {}", at.format("%H:%M:%S"))
+            } else {
+                format!("synced {}", at.format("%b %-d %H:%M"))
+            }
         })
         .unwrap_or_else(|| "never synced".into());
     let watcher = match snapshot.watcher.mode {
@@ -427,13 +451,7 @@ fn render_mismatch(frame: &mut Frame, app: &App, snapshot: &Snapshot, area: Rect
             width.saturating_sub(5),
         )),
     ]);
-    if area.height >= 6 {
-        lines.push(fix);
-    } else {
-        // Two columns: the roots share a line's worth of room; the fix stays.
-        lines.truncate(2);
-        lines.push(fix);
-    }
+    lines.push(fix);
     let block = Block::bordered()
         .border_type(BorderType::Thick)
         .border_style(theme.warning())
@@ -635,6 +653,16 @@ fn render_telemetry(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme, 
             "nothing is recorded, written or sent",
             width,
         )));
+    }
+    if !full {
+        // A side pane has room for one line of the promise; `t` shows the whole list.
+        lines.push(Line::styled(
+            fit_right(
+                "counts only · never code, paths, names, queries, IPs",
+                width,
+            ),
+            theme.dim(),
+        ));
     }
     if full {
         lines.push(Line::styled(
@@ -1064,6 +1092,51 @@ mod tests {
             );
             insta::assert_snapshot!(format!("mismatch_{width}x{height}"), screen);
         }
+        // Wherever the panels show, the block names both roots and both branches.
+        for (width, height) in [(60, 30), (80, 24), (100, 20), (160, 48), (200, 60)] {
+            let mut app = app_with(fixtures::snapshot_mismatch(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            for fact in [
+                "~/src/app/wt/feature",
+                "~/src/app",
+                "feature",
+                "main",
+                "init -i",
+            ] {
+                assert!(
+                    screen.contains(fact),
+                    "{width}x{height} lacks {fact}:\n{screen}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn consent_stays_visible_in_every_side_pane() {
+        for mismatch in [false, true] {
+            for width in [20u16, 30, 40, 60, 80, 99] {
+                for height in 3u16..=40 {
+                    let mut snapshot = fixtures::snapshot_pending(NOW_NS);
+                    if mismatch {
+                        snapshot.worktree_mismatch = Some(fixtures::mismatch());
+                    }
+                    let mut app = app_with(snapshot);
+                    let screen = text(&draw(&mut app, width, height));
+                    assert!(
+                        screen.contains("off (default)")
+                            || screen.contains("telemetry off")
+                            || screen.contains("telemetr…"),
+                        "{width}x{height} (mismatch {mismatch}) hides consent:\n{screen}"
+                    );
+                    if mismatch {
+                        assert!(
+                            screen.contains("wrong index") || screen.contains("⚠"),
+                            "{width}x{height} hides the mismatch:\n{screen}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -1166,10 +1239,30 @@ mod tests {
         let mut many = fixtures::snapshot_many_pending(NOW_NS, 500);
         many.worktree_mismatch = Some(fixtures::mismatch());
         many.telemetry = telemetry_on();
+        let mut dashboard = app_with(many.clone());
+        dashboard.on_engine_stopped("the engine thread ended".into());
+        states.push(dashboard);
         let mut with_overlay = app_with(many);
         with_overlay.overlay = Some(Overlay::ConfirmTelemetry { turn_on: true });
         with_overlay.scroll = [usize::MAX / 2; 4];
         states.push(with_overlay);
+        let mut locked = fixtures::snapshot_in_sync();
+        locked.telemetry.decided_by = Decider::Ci {
+            var: "GITHUB_ACTIONS",
+        };
+        let mut help = app_with(locked);
+        help.overlay = Some(Overlay::Help);
+        states.push(help);
+        let mut no_index = App::new(false, true, NOW_NS);
+        no_index.set_screen(Screen::NoIndex {
+            root: PathBuf::from("/a/project/without/an/index"),
+        });
+        states.push(no_index);
+        let mut failed = App::new(true, true, NOW_NS);
+        failed.set_screen(Screen::Failed(
+            "the index at /x/.codelens/index.db is corrupt (file is not a database); rebuild it with `codelens init`".into(),
+        ));
+        states.push(failed);
         let mut building = App::new(true, true, NOW_NS);
         building.set_screen(Screen::Building {
             what: "Indexing /a/very/long/path/that/goes/on".into(),
