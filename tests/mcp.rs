@@ -542,6 +542,38 @@ fn symbol_definition_serves_current_source_even_after_lines_moved() {
 }
 
 #[test]
+fn a_definition_moved_to_a_file_not_yet_indexed_is_found_there() {
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[("CODELENS_WATCH_DEBOUNCE_MS", "30000")]);
+    let before = client.call("symbol_definition", json!({"name": "open"}));
+    assert_eq!(
+        before["structuredContent"]["items"][0]["path"],
+        "src/store.rs"
+    );
+    // `open` moves out of store.rs into a brand-new file; the debounce keeps both
+    // pending (not re-indexed) while the question is asked.
+    repo.write("src/store.rs", "pub struct Store {\n    path: String,\n}\n");
+    repo.write(
+        "src/open.rs",
+        "use crate::store::Store;\n\nimpl Store {\n    pub fn open(path: &str) -> Store {\n        Store { path: path.to_string() }\n    }\n}\n",
+    );
+    let after = client.call("symbol_definition", json!({"name": "open"}));
+    let items = after["structuredContent"]["items"]
+        .as_array()
+        .expect("items");
+    assert_eq!(items.len(), 1, "{after}");
+    assert_eq!(items[0]["path"], "src/open.rs", "{after}");
+    assert_eq!(items[0]["line"], 4);
+    assert_eq!(items[0]["reparsed"], true);
+    let text = Client::text(&after);
+    assert!(
+        text.starts_with("⚠️ Some files referenced below were edited"),
+        "{text}"
+    );
+    assert!(text.contains("src/open.rs"), "{text}");
+}
+
+#[test]
 fn search_text_finds_lines_by_regex_within_a_glob() {
     let repo = indexed_repo();
     let mut client = Client::start(&repo.root(), &[]);

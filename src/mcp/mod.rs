@@ -40,6 +40,9 @@ const MAX_LIMIT: u32 = 500;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A definition's source is cut past this many characters (a minified line …).
 const MAX_SOURCE_CHARS: usize = 8_000;
+/// `symbol_definition` parses at most this many pending files (newest first) looking
+/// for a definition the index does not know yet.
+const MAX_PENDING_PARSED: usize = 200;
 
 const INSTRUCTIONS: &str = "codelens answers questions about this project's code from an index it keeps in sync with \
 the working tree. Tools: search_symbols (find definitions by name), symbol_definition (a definition's source), \
@@ -963,6 +966,21 @@ impl CodelensServer {
         let mut items = Vec::new();
         let mut paths: Vec<RelPath> = hits.iter().map(|h| h.path.clone()).collect();
         paths.dedup();
+        // A definition may have moved to a file the index has not seen yet (a new
+        // file, or one that did not define it at the last sync): pending files are
+        // parsed as they are now too, so the answer never says "not found" while the
+        // definition sits in a file the banner would name.
+        let mut candidates: Vec<RelPath> = snapshot
+            .pending
+            .iter()
+            .take(MAX_PENDING_PARSED)
+            .map(|p| RelPath::from_bytes(p.path.as_bytes().to_vec()))
+            .filter(|p| only.as_ref().is_none_or(|o| o == p))
+            .filter(|p| !paths.contains(p))
+            .filter(|p| Lang::detect(p.file_name()).has_symbols())
+            .collect();
+        candidates.sort();
+        paths.extend(candidates);
         for path in paths {
             let full = path.to_path(&backend.project.root);
             let Some(content) = Self::read_regular(&full) else {
