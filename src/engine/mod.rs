@@ -91,6 +91,21 @@ impl RelPath {
 
     /// `path` relative to `root`, or `None` when it is not under `root`.
     pub fn from_path(root: &Path, path: &Path) -> Option<RelPath> {
+        // The walker's paths are `root` joined with names: a byte prefix check is the
+        // common case, and much cheaper than comparing component by component.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let (root_bytes, bytes) = (root.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+            if let Some(rest) = bytes.strip_prefix(root_bytes)
+                && let Some(rest) = rest.strip_prefix(b"/")
+                && !rest.is_empty()
+                && !rest.starts_with(b"/")
+                && !root_bytes.ends_with(b"/")
+            {
+                return Some(RelPath(rest.to_vec()));
+            }
+        }
         let relative = path.strip_prefix(root).ok()?;
         #[cfg(unix)]
         let bytes = std::os::unix::ffi::OsStrExt::as_bytes(relative.as_os_str()).to_vec();
@@ -145,4 +160,28 @@ pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_by_byte_prefix_agree_with_strip_prefix() {
+        let rel = |root: &str, path: &str| {
+            RelPath::from_path(Path::new(root), Path::new(path)).map(|r| r.to_string())
+        };
+        assert_eq!(
+            rel("/src/app", "/src/app/lib/a.rs").as_deref(),
+            Some("lib/a.rs")
+        );
+        // A sibling sharing the prefix is outside.
+        assert_eq!(rel("/src/app", "/src/app-evil/a.rs"), None);
+        assert_eq!(rel("/src/app", "/src/other/a.rs"), None);
+        // The root itself, and roots written with a trailing slash or as `/`.
+        assert_eq!(rel("/src/app", "/src/app").as_deref(), Some(""));
+        assert_eq!(rel("/src/app/", "/src/app/a.rs").as_deref(), Some("a.rs"));
+        assert_eq!(rel("/", "/etc/hosts").as_deref(), Some("etc/hosts"));
+        assert_eq!(rel("/src/app", "/src/app//a.rs").as_deref(), Some("a.rs"));
+    }
 }
