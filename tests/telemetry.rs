@@ -1088,3 +1088,46 @@ fn a_temp_file_left_by_a_cut_off_write_is_removed_by_the_next_flush() {
     assert!(!stale.exists(), "{:?}", home.files());
     assert!(home.buffer().exists());
 }
+
+#[test]
+fn stalled_uploads_do_not_stall_the_ingest_server() {
+    let ingest = Ingest::start(1);
+    let addr = ingest
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    // More stalled clients than the server has workers (4): headers and the start of
+    // a body, then nothing, connections held open.
+    let stalled: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream
+                .write_all(
+                    b"POST /v1/events HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"schema_version\":",
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let payload = format!(
+        r#"{{"schema_version":1,"machine_id":"6f9619ff-8b86-4d11-b42d-00c04fc964ff","days":[{{"timestamp":"{}","events":[{{"event_type":"cli_command","event_name":"sync","language":"go","agent":"none","file_count_bucket":"<100","count":1}}]}}]}}"#,
+        day(-1)
+    );
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent();
+    let started = Instant::now();
+    let response = agent
+        .post(&ingest.events_url())
+        .header("content-type", "application/json")
+        .send(&payload)
+        .expect("the ingest server answers");
+    assert_eq!(response.status().as_u16(), 200);
+    // Generous: only that it was answered, well before the client gave up.
+    assert!(started.elapsed() < Duration::from_secs(45));
+    drop(stalled);
+}
