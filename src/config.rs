@@ -63,7 +63,8 @@ pub const CI_VARS: &[&str] = &[
     "CONTINUOUS_INTEGRATION",
 ];
 
-/// The telemetry switches, parsed; `crate::telemetry::TelemetryEnv` is built from this.
+/// The telemetry switches, parsed; `crate::telemetry::TelemetryEnv` is this struct (its
+/// methods are in `telemetry/mod.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryVars {
     /// `DO_NOT_TRACK` is set to something other than empty or `0`.

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod fsutil;
 pub mod ingest;
 pub mod install;
 pub mod mcp;

@@ -671,7 +671,8 @@ fn install_agents(
         |agent, _scope, path| match notes {
             Notes::Yes => true,
             Notes::No => false,
-            Notes::Ask if interactive => ask(&format!(
+            // A dry run writes nothing, so it asks nothing either.
+            Notes::Ask if interactive && !dry_run => ask(&format!(
                 "codelens: add a short note on the staleness banner to {} (read by {})?",
                 path.display(),
                 agent.title

@@ -585,3 +585,93 @@ fn every_written_entry_starts_the_server() {
         }
     }
 }
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn a_private_config_gets_a_private_backup_and_the_first_backup_is_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = Setup::new();
+    let path = setup.home(".claude.json");
+    let original = "{\n  \"oauthAccount\": {\"token\": \"secret\"}\n}\n";
+    write(&path, original);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    setup.ok(&["install", "--agent", "claude"]);
+    let backup = backup_of(&path);
+    assert_eq!(read(&backup), original);
+    assert_eq!(
+        mode(&backup),
+        0o600,
+        "the backup is as private as the original"
+    );
+    assert_eq!(mode(&path), 0o600, "the config stays private");
+
+    // Edited since, reinstalled: the backup still holds the pre-codelens original.
+    setup.ok(&["uninstall", "--agent", "claude"]);
+    write(&path, "{\n  \"theme\": \"dark\"\n}\n");
+    setup.ok(&["install", "--agent", "claude"]);
+    assert_eq!(
+        read(&backup),
+        original,
+        "a later install keeps the first backup"
+    );
+    assert_eq!(mode(&backup), 0o600);
+    assert_eq!(mode(&path), 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(setup.home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("codelens-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A `~/.claude.json` as heavy users have it: tens of MB of per-project history.
+fn huge_claude_json(registered: bool) -> String {
+    let mut text = String::from("{\n");
+    if registered {
+        text.push_str(
+            "  \"mcpServers\": {\"codelens\": {\"type\": \"stdio\", \"command\": \"codelens\", \"args\": [\"--mcp\"]}},\n",
+        );
+    }
+    text.push_str("  \"projects\": {\n");
+    let history = "x".repeat(1000);
+    let mut i = 0;
+    while text.len() < 20 * 1024 * 1024 {
+        // "codelens" as a value and inside a path key: not our entry.
+        text.push_str(&format!(
+            "    \"/home/me/src/codelens{i}\": {{\"name\": \"codelens\", \"history\": \"{history}\"}},\n"
+        ));
+        i += 1;
+    }
+    text.push_str("    \"/last\": {}\n  }\n}\n");
+    text
+}
+
+#[test]
+fn status_stays_quick_with_a_huge_claude_json() {
+    let setup = Setup::new();
+    setup.repo.ok(&["init", "-q"]);
+    let path = setup.home(".claude.json");
+    for registered in [false, true] {
+        write(&path, &huge_claude_json(registered));
+        let started = std::time::Instant::now();
+        let status: Value = serde_json::from_str(&setup.ok(&["status", "--json"])).unwrap();
+        // Generous: this only shows that status finished, not how fast.
+        assert!(started.elapsed() < Duration::from_secs(60));
+        let agents = status["agents"].as_array().unwrap();
+        if registered {
+            // Over the parse limit: the key check alone says it is there.
+            assert_eq!(agents.len(), 1, "{agents:?}");
+            assert_eq!(agents[0]["agent"], "claude");
+            assert_eq!(agents[0]["scope"], "user");
+        } else {
+            assert!(agents.is_empty(), "{agents:?}");
+        }
+    }
+}

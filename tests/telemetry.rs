@@ -895,3 +895,239 @@ fn a_long_running_watch_flushes_in_the_background() {
     assert!(names.contains(&"watch".to_string()), "{names:?}");
     assert!(names.contains(&"engine_start".to_string()), "{names:?}");
 }
+
+/// A `codelens --mcp` child driven line by line.
+struct Mcp {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+    next_id: u64,
+}
+
+impl Mcp {
+    fn start(home: &Home, root: &Path, env: &[(&str, &str)]) -> Mcp {
+        let mut child = home
+            .command(root, &["--mcp"], env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut mcp = Mcp {
+            child,
+            stdin,
+            stdout,
+            next_id: 1,
+        };
+        mcp.call(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "claude-code", "version": "1"}}),
+        );
+        mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        mcp
+    }
+
+    fn send(&mut self, message: Value) {
+        writeln!(self.stdin.as_mut().unwrap(), "{message}").unwrap();
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let mut line = String::new();
+            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "MCP ended");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    fn search(&mut self) {
+        let answer = self.call(
+            "tools/call",
+            json!({"name": "search_symbols", "arguments": {"query": "Store"}}),
+        );
+        assert!(answer.get("result").is_some(), "{answer}");
+    }
+
+    /// Closes stdin and waits for the exit (and its flush).
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "MCP server did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn rows_on(home: &Home, day: &str) -> Vec<Value> {
+    home.buffer_json_or_empty()["days"][day]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn off_then_on_the_same_day_never_lets_earlier_counts_through() {
+    let repo = indexed_repo();
+    let home = Home::new();
+    let today = day(0);
+    home.opt_in(&repo.root(), &today);
+    let env = [("CODELENS_TELEMETRY_NOW", today.as_str())];
+    let mut mcp = Mcp::start(&home, &repo.root(), &env);
+    mcp.search(); // before the off
+    home.on_day(&repo.root(), &["telemetry", "off"], &today);
+    mcp.search(); // during the off (the server has not re-read the consent yet)
+    home.on_day(&repo.root(), &["telemetry", "on"], &today);
+    mcp.finish();
+    // The exit flush found the consent changed under it: its counts belong to the
+    // earlier choice and are dropped (the opt-in day alone could not tell them apart).
+    let rows = rows_on(&home, &today);
+    assert!(rows.is_empty(), "{rows:?}");
+
+    // A process started after the on counts as usual.
+    let mut mcp = Mcp::start(&home, &repo.root(), &env);
+    mcp.search();
+    mcp.finish();
+    let rows = rows_on(&home, &today);
+    assert!(
+        rows.iter().any(|r| r["event_name"] == "search_symbols"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn debug_mode_does_not_use_up_the_day_s_send() {
+    let repo = indexed_repo();
+    let mut home = Home::new();
+    with_a_day_to_send(&home, &repo);
+    let debug = [
+        ("CODELENS_TELEMETRY_NOW", day(0)),
+        ("CODELENS_TELEMETRY_DEBUG", "1".to_string()),
+    ];
+    let debug: Vec<(&str, &str)> = debug.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let out = home.run(&repo.root(), &["status"], &debug);
+        assert_success(&out, &["status"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("telemetry payload (debug"), "{stderr}");
+    }
+    assert_eq!(home.buffer_json()["last_send_day"], Value::Null);
+    // The real send still happens today.
+    let listener = Listener::start(false);
+    home.url = listener.url.clone();
+    home.on_day(&repo.root(), &["status"], &day(0));
+    assert_eq!(listener.count(), 1);
+    assert!(home.buffer_json()["days"].get(day(-1)).is_none(), "sent");
+}
+
+#[test]
+fn a_held_buffer_lock_does_not_hold_the_command() {
+    let repo = indexed_repo();
+    let home = Home::new();
+    home.opt_in(&repo.root(), &day(0));
+    let unlocked = home.on_day(&repo.root(), &["status"], &day(0));
+    std::fs::remove_file(home.buffer()).unwrap();
+
+    // Another process (this test) holds the lock and never lets go.
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(home.path().join("telemetry.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let started = Instant::now();
+    let out = home.run(
+        &repo.root(),
+        &["status"],
+        &[("CODELENS_TELEMETRY_NOW", &day(0))],
+    );
+    // Documented bound: 2 s at exit. Assert only that it finished, with a generous cap.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_success(&out, &["status"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        normalized(&String::from_utf8(out.stdout).unwrap()),
+        normalized(&unlocked)
+    );
+    assert!(!home.buffer().exists(), "the flush was skipped, not queued");
+
+    drop(lock);
+    home.on_day(&repo.root(), &["status"], &day(0));
+    assert!(
+        home.buffer().exists(),
+        "with the lock free, counts land again"
+    );
+}
+
+#[test]
+fn a_temp_file_left_by_a_cut_off_write_is_removed_by_the_next_flush() {
+    let repo = indexed_repo();
+    let home = Home::new();
+    home.opt_in(&repo.root(), &day(0));
+    let stale = home
+        .path()
+        .join("telemetry-buffer.json.codelens-tmp-999999");
+    std::fs::write(&stale, b"{\"days\":{}}").unwrap();
+    home.on_day(&repo.root(), &["status"], &day(0));
+    assert!(!stale.exists(), "{:?}", home.files());
+    assert!(home.buffer().exists());
+}
+
+#[test]
+fn stalled_uploads_do_not_stall_the_ingest_server() {
+    let ingest = Ingest::start(1);
+    let addr = ingest
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches("/v1")
+        .to_string();
+    // More stalled clients than the server has workers (4): headers and the start of
+    // a body, then nothing, connections held open.
+    let stalled: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream
+                .write_all(
+                    b"POST /v1/events HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"schema_version\":",
+                )
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let payload = format!(
+        r#"{{"schema_version":1,"machine_id":"6f9619ff-8b86-4d11-b42d-00c04fc964ff","days":[{{"timestamp":"{}","events":[{{"event_type":"cli_command","event_name":"sync","language":"go","agent":"none","file_count_bucket":"<100","count":1}}]}}]}}"#,
+        day(-1)
+    );
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent();
+    let started = Instant::now();
+    let response = agent
+        .post(&ingest.events_url())
+        .header("content-type", "application/json")
+        .send(&payload)
+        .expect("the ingest server answers");
+    assert_eq!(response.status().as_u16(), 200);
+    // Generous: only that it was answered, well before the client gave up.
+    assert!(started.elapsed() < Duration::from_secs(45));
+    drop(stalled);
+}

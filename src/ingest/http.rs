@@ -9,7 +9,9 @@
 //! - `GET /healthz`.
 //!
 //! Nothing about the connection (address, headers, user agent) is read, stored or
-//! logged: requests are not logged at all.
+//! logged: requests are not logged at all. (The peer address is used once, in memory,
+//! to find the request's socket and bound how long its body may take: see
+//! [`BODY_DEADLINE`].)
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -177,16 +179,11 @@ fn events(request: &mut Request, shared: &Shared) -> Response<std::io::Cursor<Ve
     if request.body_length().is_some_and(|n| n > limit) {
         return error(413, "body too large");
     }
-    let mut body = Vec::new();
-    // One byte over the limit tells a too-large chunked body from one that fits.
-    if request
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .is_err()
-    {
-        return error(400, "could not read the body");
-    }
+    let body = match read_body(request, limit) {
+        Ok(body) => body,
+        Err(BodyError::TimedOut) => return error(408, "the body took too long"),
+        Err(BodyError::Io) => return error(400, "could not read the body"),
+    };
     if body.len() > limit {
         return error(413, "body too large");
     }
@@ -220,4 +217,89 @@ fn delete(id: &str, shared: &Shared) -> Response<std::io::Cursor<Vec<u8>>> {
         },
         Err(_) => error(500, "storage failed"),
     }
+}
+
+/// The longest a client may take to send a body. tiny_http sets no read timeout and the
+/// body is read on one of the few workers: without this, a handful of clients that send
+/// headers and then stall would hold every worker, and the server, forever.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
+/// Each read waits at most this long, so the deadline is checked at least this often.
+const READ_SLICE: Duration = Duration::from_millis(500);
+
+enum BodyError {
+    TimedOut,
+    Io,
+}
+
+/// Reads the body (at most `limit + 1` bytes: one over tells a too-large chunked body
+/// from one that fits) within [`BODY_DEADLINE`].
+fn read_body(request: &mut Request, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let socket = connection_socket(request);
+    if let Some(socket) = &socket {
+        let _ = socket.set_read_timeout(Some(READ_SLICE));
+    }
+    let deadline = Instant::now() + BODY_DEADLINE;
+    let mut body = Vec::new();
+    let mut reader = request.as_reader().take(limit as u64 + 1);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) && Instant::now() < deadline => {}
+            // The timeout stays set: tiny_http drains an unread body when the request
+            // is dropped, and that must not block either.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(BodyError::TimedOut);
+            }
+            Err(_) => return Err(BodyError::Io),
+        }
+        if Instant::now() >= deadline {
+            return Err(BodyError::TimedOut);
+        }
+    }
+    // A kept-alive connection waits for its next request without a timeout, as before
+    // (on tiny_http's own threads, not the workers).
+    if let Some(socket) = &socket {
+        let _ = socket.set_read_timeout(None);
+    }
+    Ok(body)
+}
+
+/// The request's own socket. tiny_http does not expose it, so it is found among this
+/// process's descriptors by its peer address (unique per connection); the result
+/// borrows the descriptor and never closes it. `None` when not found (then the body
+/// is read without a socket timeout, and only the deadline between reads applies).
+#[cfg(unix)]
+fn connection_socket(request: &Request) -> Option<std::mem::ManuallyDrop<std::net::TcpStream>> {
+    use std::os::fd::{FromRawFd, RawFd};
+    let peer = *request.remote_addr()?;
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .map_while(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => (0..1024).collect(),
+    };
+    fds.into_iter().find_map(|fd| {
+        // SAFETY: ManuallyDrop: the descriptor is borrowed, never closed here. A
+        // descriptor that is not a socket only makes getpeername fail.
+        let stream = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+        (stream.peer_addr().ok() == Some(peer)).then_some(stream)
+    })
+}
+
+#[cfg(not(unix))]
+fn connection_socket(_request: &Request) -> Option<std::mem::ManuallyDrop<std::net::TcpStream>> {
+    None
 }

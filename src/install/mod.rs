@@ -5,7 +5,8 @@
 //! Every change is planned first — each file read, parsed and edited in memory — and
 //! only written when every file involved parsed, so a malformed file in one agent's
 //! config leaves all of them untouched. A changed file is backed up to
-//! `<file>.codelens-backup` just before it is replaced.
+//! `<file>.codelens-backup` (with the file's permissions) just before it is first
+//! replaced; an existing backup is kept, so it stays the pre-codelens original.
 
 pub mod agents;
 mod jsonc;
@@ -245,9 +246,16 @@ pub struct Registration {
     pub path: PathBuf,
 }
 
-/// Every agent config holding our entry. Cheap: a handful of small reads, and a file
-/// that does not even contain the word `codelens` is not parsed. A file that does not
-/// parse counts as not registered (status never fails over someone else's file).
+/// Files larger than this are never parsed by [`registrations`]: for them the cheap key
+/// check alone decides (`~/.claude.json` keeps every project's history and can be tens
+/// of MB; `status` must stay quick).
+pub const MAX_PARSED_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Every agent config holding our entry. Cheap: a handful of reads, one byte scan each
+/// for `"codelens"` used as a key (`"codelens":` / `[mcp_servers.codelens]`); only a
+/// file that has one is parsed, and only if it is at most [`MAX_PARSED_BYTES`] (a larger
+/// one with the key counts as registered, unverified). A file that does not parse counts
+/// as not registered (status never fails over someone else's file).
 pub fn registrations(ctx: &Context) -> Vec<Registration> {
     let mut found = Vec::new();
     for agent in AGENTS {
@@ -255,18 +263,38 @@ pub fn registrations(ctx: &Context) -> Vec<Registration> {
             let Some(path) = ctx.config_path(agent, scope) else {
                 continue;
             };
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            if !text.contains(SERVER_NAME) {
+            if !has_key(agent, &bytes) {
                 continue;
             }
-            if let Ok(Some(_)) = read_entry(agent, &text) {
+            let registered = bytes.len() as u64 > MAX_PARSED_BYTES
+                || std::str::from_utf8(&bytes)
+                    .is_ok_and(|text| matches!(read_entry(agent, text), Ok(Some(_))));
+            if registered {
                 found.push(Registration { agent, scope, path });
             }
         }
     }
     found
+}
+
+/// Whether `bytes` name our server as a key: `"codelens"` followed by optional blanks
+/// and `:` (JSON), or `codelens` as a TOML table name or key. A quick over-approximation
+/// of [`read_entry`]: never false when the entry is there.
+fn has_key(agent: &Agent, bytes: &[u8]) -> bool {
+    let needle: &[u8] = match agent.format {
+        Format::CodexToml => SERVER_NAME.as_bytes(),
+        _ => b"\"codelens\"",
+    };
+    memchr::memmem::find_iter(bytes, needle).any(|at| match agent.format {
+        Format::CodexToml => true,
+        _ => bytes[at + needle.len()..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b':'),
+    })
 }
 
 /// What happened (or, with `--dry-run`, would happen) to one file.
@@ -379,8 +407,10 @@ impl Plan {
         out
     }
 
-    /// Writes every changed file: backup first (when the file existed), then the new
-    /// content through a temporary file renamed over it. Returns the backups written.
+    /// Writes every changed file: backup first (when the file existed and has no backup
+    /// yet: an existing `<file>.codelens-backup` is kept, as the pre-codelens original),
+    /// then the new content through a temporary file renamed over it. Returns the
+    /// backup of every changed file that existed (made now or kept).
     pub fn apply(&self) -> Result<Vec<PathBuf>> {
         let mut backups = Vec::new();
         for (path, edit) in &self.files {
@@ -394,8 +424,11 @@ impl Plan {
                 path.clone()
             };
             if let Some(before) = &edit.before {
+                // The first backup is kept: it is the file as it was before codelens
+                // ever changed it, which a later install or uninstall must not replace.
                 let backup = backup_path(&target);
-                std::fs::write(&backup, before).map_err(|e| io(&backup, e))?;
+                crate::fsutil::write_backup_once(&target, &backup, before.as_bytes())
+                    .map_err(|e| io(&backup, e))?;
                 backups.push(backup);
             }
             match &edit.after {
@@ -442,24 +475,13 @@ fn read_text(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Replaces `path` with `text` in one rename, so an agent reading it concurrently sees
-/// the old file or the new one, never half of one; the permissions stay the file's
-/// (`~/.claude.json` may hold tokens and be private).
+/// Replaces `path` with `text` atomically, keeping the file's permissions (see
+/// [`crate::fsutil::write_atomically`]); a new file gets the usual 0666 minus umask.
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".codelens-tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
-    std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(path, e)
-    })
+    crate::fsutil::write_atomically(path, text.as_bytes(), 0o666).map_err(|e| io(path, e))
 }
 
 /// Which agents, in which scope.

@@ -4,12 +4,13 @@
 //! so several codelens processes can flush at once and readers never see half a file.
 
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{TelemetryEnv, TelemetryError, io_error, remove_if_exists, write_atomically};
+use super::{TelemetryEnv, TelemetryError, io_error, write_atomically};
 
 /// The buffer never grows past this; the oldest days go first.
 pub const MAX_BYTES: usize = 256 * 1024;
@@ -121,15 +122,18 @@ pub fn read(env: &TelemetryEnv) -> Buffer {
 }
 
 /// Runs `change` on the buffer under the file lock and writes the result back (trimmed).
-/// `change` returns whether it changed anything; a corrupt file is replaced.
+/// `change` returns whether it changed anything; a corrupt file is replaced. Waits at
+/// most `wait` for the lock, then gives up with [`TelemetryError::Busy`].
 pub fn update<T>(
     env: &TelemetryEnv,
+    wait: Duration,
     change: impl FnOnce(&mut Buffer) -> (bool, T),
 ) -> Result<T, TelemetryError> {
     let home = env.home.as_ref().ok_or(TelemetryError::NoHome)?;
     super::create_private_dir(home)?;
-    let _lock = lock(env)?;
+    let _lock = lock(env, wait)?;
     let path = env.buffer_path();
+    remove_stale_tmp_files(home, &path);
     let raw = std::fs::read(&path).ok();
     let parsed = raw.as_deref().and_then(Buffer::parse);
     let corrupt = raw.is_some() && parsed.is_none();
@@ -142,18 +146,31 @@ pub fn update<T>(
     Ok(result)
 }
 
-/// Deletes the buffer (opt-out, forget), under the lock so a concurrent flush cannot
-/// write it back from a stale read.
-pub fn delete(env: &TelemetryEnv) -> Result<(), TelemetryError> {
-    if env.home.as_ref().is_none_or(|home| !home.exists()) {
-        return Ok(());
+/// Temporary buffer files left by a process that ended mid-write (an exit cut short at
+/// the 2 s bound). Only called under the lock, when no one is writing one.
+fn remove_stale_tmp_files(home: &Path, buffer: &Path) {
+    let Some(name) = buffer.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    let prefix = format!("{name}{}", crate::fsutil::TMP_INFIX);
+    let Ok(entries) = std::fs::read_dir(home) else {
+        return;
+    };
+    for entry in entries.map_while(Result::ok) {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix))
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
-    let _lock = lock(env)?;
-    remove_if_exists(&env.buffer_path())
 }
 
-/// The exclusive lock guarding the buffer, released when the file is dropped.
-fn lock(env: &TelemetryEnv) -> Result<File, TelemetryError> {
+/// The exclusive lock guarding the buffer, the consent and the machine id, released
+/// when the file is dropped. Waits at most `wait` (retrying a non-blocking attempt):
+/// an exiting command must never hang on a process that holds it.
+pub(crate) fn lock(env: &TelemetryEnv, wait: Duration) -> Result<File, TelemetryError> {
     let path = env.lock_path().ok_or(TelemetryError::NoHome)?;
     let file = File::options()
         .create(true)
@@ -161,8 +178,17 @@ fn lock(env: &TelemetryEnv) -> Result<File, TelemetryError> {
         .write(true)
         .open(&path)
         .map_err(io_error(&path))?;
-    file.lock().map_err(io_error(&path))?;
-    Ok(file)
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => return Err(TelemetryError::Busy),
+            Err(TryLockError::Error(error)) => return Err(io_error(&path)(error)),
+        }
+    }
 }
 
 #[cfg(test)]

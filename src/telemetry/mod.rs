@@ -18,54 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TelemetryVars;
 
-/// The telemetry switches and paths, read once from the environment (see `config.rs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TelemetryEnv {
-    /// `DO_NOT_TRACK` set to anything but empty or `0`.
-    pub do_not_track: bool,
-    /// `CODELENS_TELEMETRY`: `Some(false)` = 0, `Some(true)` = 1.
-    pub forced: Option<bool>,
-    /// The CI variable found set (`CI`, `GITHUB_ACTIONS`, …), if any.
-    pub ci: Option<&'static str>,
-    /// `$CODELENS_HOME`, else `~/.codelens`; `None` when no home directory is known
-    /// (then telemetry stays off: there is nowhere to keep a consent).
-    pub home: Option<PathBuf>,
-    /// `CODELENS_TELEMETRY_URL`, or the project's endpoint.
-    pub url: String,
-    /// `CODELENS_TELEMETRY_DEBUG=1`: payloads go to stderr instead of the network.
-    pub debug: bool,
-    /// The UTC day telemetry takes as today (`CODELENS_TELEMETRY_NOW`, debug builds only).
-    pub today_override: Option<String>,
-    /// Bad values that were ignored, one line each, for stderr.
-    pub warnings: Vec<String>,
-}
+/// The telemetry switches and paths, read once from the environment: one struct with
+/// `config.rs`'s parse (`TelemetryEnv::from_lookup` is `TelemetryVars::from_lookup`).
+pub type TelemetryEnv = TelemetryVars;
 
-impl TelemetryEnv {
+impl TelemetryVars {
     pub fn from_env() -> TelemetryEnv {
         TelemetryEnv::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> TelemetryEnv {
-        let TelemetryVars {
-            do_not_track,
-            forced,
-            ci,
-            home,
-            url,
-            debug,
-            today_override,
-            warnings,
-        } = TelemetryVars::from_lookup(lookup);
-        TelemetryEnv {
-            do_not_track,
-            forced,
-            ci,
-            home,
-            url,
-            debug,
-            today_override,
-            warnings,
-        }
     }
 
     /// Today's UTC day, `YYYY-MM-DD` — the finest time telemetry ever keeps.
@@ -211,6 +170,8 @@ pub const NEVER_COLLECTED: &[&str] = &[
 pub enum TelemetryError {
     #[error("no home directory: set CODELENS_HOME or HOME")]
     NoHome,
+    #[error("the telemetry buffer is locked by another codelens process; try again")]
+    Busy,
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -236,6 +197,12 @@ pub struct Consent {
     /// The UTC day of the last change, for the user's own records.
     #[serde(default)]
     pub changed_on: Option<String>,
+    /// Incremented by every `set_consent`. A running process notes it when it starts and
+    /// drops its in-memory counts, rather than writing them, when it finds it changed
+    /// (an off then on the same day must not let counts from before the off through:
+    /// the opt-in day alone cannot tell them apart).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// The stored choice; a missing or unreadable file is no choice (which means off).
@@ -305,40 +272,52 @@ pub fn set_consent(env: &TelemetryEnv, on: bool) -> Result<TelemetryStatus, Tele
     let home = env.home.as_ref().ok_or(TelemetryError::NoHome)?;
     create_private_dir(home)?;
     let today = env.today();
-    let previous = read_consent(env);
-    let opt_in_date = match (&previous, on) {
-        // Already on: the original opt-in day still bounds what may be sent.
-        (
-            Some(Consent {
-                enabled: true,
-                opt_in_date: Some(day),
-                ..
-            }),
-            true,
-        ) => Some(day.clone()),
-        (_, true) => Some(today.clone()),
-        (_, false) => None,
-    };
-    let consent = Consent {
-        enabled: on,
-        opt_in_date,
-        changed_on: Some(today),
-    };
-    let path = home.join(CONSENT_FILE);
-    let mut text = serde_json::to_vec_pretty(&consent).expect("consent serializes");
-    text.push(b'\n');
-    write_atomically(&path, &text)?;
-    if on {
-        if decide(env, Some(&consent)).enabled() {
-            ensure_machine_id(env)?;
+    // Under the buffer's lock: a flush in another process re-reads the consent under
+    // it, so it sees either the old choice (and its write is then deleted below) or
+    // the new one (and its generation), never a buffer deleted under its feet.
+    let consent = {
+        let _lock = buffer::lock(env, CONSENT_LOCK_WAIT)?;
+        let previous = read_consent(env);
+        let opt_in_date = match (&previous, on) {
+            // Already on: the original opt-in day still bounds what may be sent.
+            (
+                Some(Consent {
+                    enabled: true,
+                    opt_in_date: Some(day),
+                    ..
+                }),
+                true,
+            ) => Some(day.clone()),
+            (_, true) => Some(today.clone()),
+            (_, false) => None,
+        };
+        let consent = Consent {
+            enabled: on,
+            opt_in_date,
+            changed_on: Some(today),
+            generation: previous.map_or(0, |c| c.generation).wrapping_add(1),
+        };
+        let path = home.join(CONSENT_FILE);
+        let mut text = serde_json::to_vec_pretty(&consent).expect("consent serializes");
+        text.push(b'\n');
+        write_atomically(&path, &text)?;
+        if on {
+            if decide(env, Some(&consent)).enabled() {
+                ensure_machine_id_locked(env)?;
+            }
+        } else {
+            remove_if_exists(&env.buffer_path())?;
         }
-    } else {
-        buffer::delete(env)?;
-    }
+        consent
+    };
     let status = status(env);
-    session::consent_changed(status.enabled);
+    session::consent_changed(status.enabled, consent.generation);
     Ok(status)
 }
+
+/// How long `telemetry on|off` waits for a flush in another process to let go of the
+/// buffer (a user's command: longer than an exiting command ever waits).
+const CONSENT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `codelens telemetry forget`: turns telemetry off and deletes the buffer and the
 /// machine id. Returns the id that was deleted (the caller asks the server to delete
@@ -354,8 +333,10 @@ pub fn forget_local(env: &TelemetryEnv) -> Result<Option<String>, TelemetryError
     Ok(id)
 }
 
-/// The machine id, made on first need: a random UUID v4, nothing derived from the machine.
-pub(crate) fn ensure_machine_id(env: &TelemetryEnv) -> Result<String, TelemetryError> {
+/// The machine id, made on first need: a random UUID v4, nothing derived from the
+/// machine. Only with the buffer's lock held (see [`buffer::lock`]): two processes
+/// making one at once would otherwise each send under an id the other replaced.
+pub(crate) fn ensure_machine_id_locked(env: &TelemetryEnv) -> Result<String, TelemetryError> {
     if let Some(id) = read_machine_id(env) {
         return Ok(id);
     }
@@ -374,15 +355,9 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), TelemetryError> {
     builder.create(dir).map_err(io_error(dir))
 }
 
-/// Write to a temp file beside `path`, then rename: a reader (another codelens process,
-/// `status`) sees the old file or the new one, never half of one.
+/// Private (0600) and atomic: see [`crate::fsutil::write_atomically`].
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TelemetryError> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_error(path))
+    crate::fsutil::write_atomically(path, bytes, 0o600).map_err(io_error(path))
 }
 
 pub(crate) fn remove_if_exists(path: &Path) -> Result<(), TelemetryError> {
@@ -440,6 +415,7 @@ mod tests {
             enabled: true,
             opt_in_date: Some("2024-01-01".into()),
             changed_on: None,
+            generation: 1,
         };
         let cases: &[(&[(&str, &str)], Decider)] = &[
             (

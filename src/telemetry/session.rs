@@ -3,9 +3,10 @@
 //! sends completed days, at most once a day, never waiting more than [`EXIT_BOUND`] at
 //! exit. Every failure here is silent: it never changes what a command does.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -21,6 +22,8 @@ const FIRST_FLUSH: Duration = Duration::from_secs(5);
 
 /// The environment of the running session, for `set_consent` to switch the recorder.
 static ACTIVE: OnceLock<TelemetryEnv> = OnceLock::new();
+/// The consent's generation the recorder's counts belong to (see `Consent::generation`).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// The payload POSTed to the ingest server (`assets/telemetry-schema.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,7 +50,9 @@ pub struct Session {
 /// Starts this process's session. Cheap and silent when telemetry is off: nothing is
 /// read but the consent file, nothing written, no thread started.
 pub fn start(env: TelemetryEnv) -> Session {
-    let on = super::status_decision(&env).enabled();
+    let consent = super::read_consent(&env);
+    let on = super::decide(&env, consent.as_ref()).enabled();
+    GENERATION.store(consent.map_or(0, |c| c.generation), Ordering::Relaxed);
     let _ = ACTIVE.set(env.clone());
     recorder::set_enabled(on);
     Session {
@@ -57,9 +62,13 @@ pub fn start(env: TelemetryEnv) -> Session {
     }
 }
 
-/// Called by `set_consent` so a running process (the TUI) follows the new choice.
-pub(crate) fn consent_changed(enabled: bool) {
+/// Called by `set_consent` so a running process (the TUI) follows the new choice. The
+/// counts so far belong to the old choice: they are dropped, never written.
+pub(crate) fn consent_changed(enabled: bool, generation: u64) {
     if ACTIVE.get().is_some() {
+        recorder::set_enabled(false);
+        drop(recorder::take());
+        GENERATION.store(generation, Ordering::Relaxed);
         recorder::set_enabled(enabled);
     }
 }
@@ -100,7 +109,7 @@ impl Session {
                     wait = interval;
                     if recorder::is_enabled() {
                         flush(&env);
-                        if let Some(send) = prepare_send(&env) {
+                        if let Some(send) = prepare_send(&env, Instant::now() + EXIT_BOUND) {
                             send.run();
                         }
                     }
@@ -123,9 +132,12 @@ impl Drop for Session {
         if !recorder::is_enabled() {
             return;
         }
-        flush(&self.env);
-        if let Some(send) = prepare_send(&self.env) {
-            // The send runs on its own thread; the exit waits for it at most EXIT_BOUND,
+        // One deadline for the whole exit: waiting for the buffer's lock (another
+        // process may hold it, or hang holding it) and the send together.
+        let deadline = Instant::now() + EXIT_BOUND;
+        flush_until(&self.env, deadline);
+        if let Some(send) = prepare_send(&self.env, deadline) {
+            // The send runs on its own thread; the exit waits for it until the deadline,
             // then the process ends (and the thread with it) whatever the network does.
             let (done, finished) = mpsc::channel();
             let spawned = std::thread::Builder::new()
@@ -135,17 +147,26 @@ impl Drop for Session {
                     let _ = done.send(());
                 });
             if spawned.is_ok() {
-                let _ = finished.recv_timeout(EXIT_BOUND);
+                let _ = finished.recv_timeout(deadline.saturating_duration_since(Instant::now()));
             }
         }
     }
 }
 
-/// Adds the recorder's counts to today's entry of the buffer. Re-checks the stored
-/// consent first: `codelens telemetry off` in another terminal stops this process too.
+/// Adds the recorder's counts to today's entry of the buffer, waiting at most
+/// [`EXIT_BOUND`] for the buffer's lock (then the counts are dropped, silently).
 pub fn flush(env: &TelemetryEnv) {
+    flush_until(env, Instant::now() + EXIT_BOUND);
+}
+
+/// Re-checks the stored consent under the buffer's lock: `codelens telemetry off` in
+/// another terminal stops this process too, and after an off (then maybe on again:
+/// the consent's generation changed) the counts taken here belong to the old choice
+/// and are dropped rather than written.
+fn flush_until(env: &TelemetryEnv, deadline: Instant) {
     if !super::status_decision(env).enabled() {
         recorder::set_enabled(false);
+        drop(recorder::take());
         return;
     }
     let rows = recorder::take();
@@ -153,8 +174,18 @@ pub fn flush(env: &TelemetryEnv) {
         return;
     }
     let today = env.today();
-    let _ = super::ensure_machine_id(env);
-    let _ = buffer::update(env, |buffer| {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let _ = buffer::update(env, wait, |buffer| {
+        let consent = super::read_consent(env);
+        if !super::decide(env, consent.as_ref()).enabled() {
+            recorder::set_enabled(false);
+            return (false, ());
+        }
+        let generation = consent.map_or(0, |c| c.generation);
+        if GENERATION.swap(generation, Ordering::Relaxed) != generation {
+            return (false, ());
+        }
+        let _ = super::ensure_machine_id_locked(env);
         buffer.add(&today, rows);
         (true, ())
     });
@@ -189,13 +220,20 @@ struct Send {
     payload: Payload,
 }
 
-fn prepare_send(env: &TelemetryEnv) -> Option<Send> {
+/// Claims today's send under the buffer's lock (waiting for it until `deadline`). In
+/// debug mode nothing is claimed: the payload only goes to stderr, and the real send
+/// must not be pushed to tomorrow by it.
+fn prepare_send(env: &TelemetryEnv, deadline: Instant) -> Option<Send> {
     let today = env.today();
-    let payload = buffer::update(env, |buffer| {
-        if buffer.last_send_day.as_deref() == Some(today.as_str()) {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let payload = buffer::update(env, wait, |buffer| {
+        if !super::status_decision(env).enabled()
+            || buffer.last_send_day.as_deref() == Some(today.as_str())
+        {
             return (false, None);
         }
         match next_payload(env, buffer) {
+            Some(payload) if env.debug => (false, Some(payload)),
             Some(payload) => {
                 buffer.last_send_day = Some(today.clone());
                 (true, Some(payload))
@@ -223,7 +261,7 @@ impl Send {
         }
         if post(&self.env.url, &body).is_ok() {
             let sent: Vec<String> = self.payload.days.into_iter().map(|d| d.timestamp).collect();
-            let _ = buffer::update(&self.env, |buffer| {
+            let _ = buffer::update(&self.env, EXIT_BOUND, |buffer| {
                 for day in &sent {
                     buffer.days.remove(day);
                 }
