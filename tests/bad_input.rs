@@ -223,7 +223,7 @@ fn files_vanishing_and_reappearing_during_sync_never_break_it() {
             while !stop.load(Ordering::Relaxed) {
                 for n in 0..200 {
                     let path = dir.join(format!("f{n}.rs"));
-                    if (n + round) % 2 == 0 {
+                    if (n + round).is_multiple_of(2) {
                         let _ = std::fs::remove_file(&path);
                     } else {
                         let _ = std::fs::write(&path, format!("pub fn churn_{n}_{round}() {{}}\n"));
@@ -310,7 +310,8 @@ fn every_command_refuses_a_corrupt_or_future_index_without_touching_it() {
     let db = repo.db_path();
     let good = std::fs::read(&db).unwrap();
     let garbage = b"definitely not SQLite, but long enough to be a page or two..".repeat(200);
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Damage<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "garbage",
             Box::new(|| std::fs::write(&db, &garbage).unwrap()),
