@@ -703,10 +703,13 @@ impl Worker {
                 self.publish();
             }
         }
-        // Leave no cookie behind, and let anyone waiting on one go.
+        // Leave no cookie behind (the heartbeat's too), and let anyone waiting on one go.
         if let Some(watcher) = &self.watcher {
             for n in self.cookies.keys() {
                 watcher.remove_cookie(*n);
+            }
+            if let Some((n, _)) = self.heartbeat_in_flight {
+                watcher.remove_cookie(n);
             }
         }
     }
