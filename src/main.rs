@@ -898,9 +898,14 @@ fn status(start: &Path, as_json: bool, telemetry_env: &TelemetryEnv) -> anyhow::
 fn watcher_json(store: &Store, engine_running: bool) -> serde_json::Value {
     let meta = |key| store.meta(key).ok().flatten();
     match (engine_running, meta("watcher_mode")) {
-        (true, Some(mode)) => {
-            json!({ "mode": mode, "reason": meta("watcher_reason"), "engine": "running" })
-        }
+        (true, Some(mode)) => json!({
+            "mode": mode,
+            "reason": meta("watcher_reason"),
+            "engine": "running",
+            // Lost-event full reconciles since the engine started (kernel queue overflow,
+            // backend errors).
+            "rescans": meta("watcher_rescans").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0),
+        }),
         _ => json!({
             "mode": "none",
             "reason": "no engine is running (`codelens watch`, the TUI or the MCP server run one); run `codelens sync` after edits",

@@ -441,6 +441,7 @@ impl Engine {
             cookies: HashMap::new(),
             next_cookie: 0,
             rescans: 0,
+            rescans_total: 0,
             last_rescan: None,
             rescan_at: None,
             recheck_at: None,
@@ -652,7 +653,10 @@ struct Worker {
     dirs: BTreeMap<RelPath, DirWait>,
     cookies: HashMap<u64, Sender<()>>,
     next_cookie: u64,
+    /// Lost-event rescans close together (the backoff's count; reset after a quiet minute).
     rescans: u64,
+    /// Every lost-event rescan since start: what `watcher.rescans` reports.
+    rescans_total: u64,
     last_rescan: Option<Instant>,
     /// A full reconcile is due then (lost events, changed ignore rules).
     rescan_at: Option<Instant>,
@@ -738,10 +742,13 @@ impl Worker {
                 self.publish();
             }
         }
-        // Leave no cookie behind, and let anyone waiting on one go.
+        // Leave no cookie behind (the heartbeat's too), and let anyone waiting on one go.
         if let Some(watcher) = &self.watcher {
             for n in self.cookies.keys() {
                 watcher.remove_cookie(*n);
+            }
+            if let Some((n, _)) = self.heartbeat_in_flight {
+                watcher.remove_cookie(n);
             }
         }
     }
@@ -994,6 +1001,7 @@ impl Worker {
             self.rescans = 0;
         }
         self.rescans += 1;
+        self.rescans_total += 1;
         self.last_rescan = Some(now);
         let delay = match self.rescans.checked_sub(FREE_RESCANS + 1) {
             None => Duration::ZERO,
@@ -1003,9 +1011,11 @@ impl Worker {
         let at = now + delay;
         self.rescan_at = Some(self.rescan_at.map_or(at, |current| current.min(at)));
         self.shared.emit(Event::Rescan {
-            count: self.rescans,
+            count: self.rescans_total,
         });
         self.refresh_watcher_status();
+        // `codelens status` in another process reports the count too.
+        self.pending_dirty = true;
     }
 
     /// Re-indexes what is due: a full reconcile after lost events, directories whose
@@ -1224,7 +1234,7 @@ impl Worker {
 
     fn refresh_watcher_status(&mut self) {
         if let Some(watcher) = &self.watcher {
-            self.watcher_status = watcher.status(self.rescans, self.debounce_ms());
+            self.watcher_status = watcher.status(self.rescans_total, self.debounce_ms());
             if self.watcher_status.mode == watcher::WatchMode::Degraded && self.recheck_at.is_none()
             {
                 self.recheck_at = Some(Instant::now() + UNWATCHED_RECHECK);
@@ -1413,9 +1423,10 @@ impl Worker {
                 state: state_name(p.state).to_string(),
             })
             .collect();
-        let (mode, reason) = (
+        let (mode, reason, rescans) = (
             self.watcher_status.mode_name(),
             self.watcher_status.reason.clone(),
+            self.watcher_status.rescans,
         );
         let store = &mut self.store;
         let written = match self.project.try_lock_for_writing() {
@@ -1425,6 +1436,7 @@ impl Worker {
                 // For `codelens status` in another process: how this writer keeps up.
                 batch.set_meta("watcher_mode", mode)?;
                 batch.set_meta("watcher_reason", &reason)?;
+                batch.set_meta("watcher_rescans", &rescans.to_string())?;
                 batch.commit()
             })()
             .map(|()| true),

@@ -206,10 +206,12 @@ impl Store {
             .conn
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| classify(path, e))?;
+        // Ours, and a version we read, before anything is written: a foreign SQLite file
+        // or a newer index must leave exactly as it came (no WAL switch, no new table).
+        store.check_schema()?;
         if writable {
             store.configure().map_err(|e| classify(path, e))?;
         }
-        store.check_schema()?;
         Ok(store)
     }
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, InitializeRequestParams, InitializeResult,
-    ServerCapabilities, ServerConfig,
+    CallToolResult, ClientJsonRpcMessage, ContentBlock, CustomRequest, CustomResult, ErrorCode,
+    Implementation, InitializeRequestParams, InitializeResult, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
@@ -1375,6 +1375,153 @@ impl ServerHandler for CodelensServer {
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
+
+    /// Requests the input guard renamed (see [`guard_line`]) get their Invalid Request
+    /// error here, with their own id; any other unknown method is not found.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        if request.method == INVALID_REQUEST_METHOD {
+            let reason = request
+                .params
+                .as_ref()
+                .and_then(|p| p["reason"].as_str())
+                .unwrap_or("malformed request")
+                .to_string();
+            return Err(McpError::invalid_request(
+                format!("Invalid request: {reason}"),
+                None,
+            ));
+        }
+        Err(McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            request.method,
+            None,
+        ))
+    }
+}
+
+/// What a malformed request that still carries an id is renamed to on its way in.
+const INVALID_REQUEST_METHOD: &str = "codelens/invalid-request";
+/// Longer lines are dropped unread (rmcp's own cap on a line).
+const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// rmcp answers a line it cannot parse as an MCP message with an Invalid Request error
+/// that has no `id` at all, even when the line had one (say a request with positional
+/// `params`, which JSON-RPC 2.0 allows): the client waits forever for its answer. Such a
+/// request — a JSON object with a string or integer `id`, not a response — is renamed
+/// to [`INVALID_REQUEST_METHOD`], which is answered with an error carrying that id. Every
+/// other line passes unchanged.
+fn guard_line(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    let body = line.strip_suffix(b"\n").unwrap_or(line);
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Cow::Borrowed(line);
+    }
+    let error = match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+        Ok(_) => return Cow::Borrowed(line),
+        Err(error) => error,
+    };
+    let Ok(Value::Object(message)) = serde_json::from_slice::<Value>(body) else {
+        return Cow::Borrowed(line);
+    };
+    let usable_id = match message.get("id") {
+        Some(Value::String(_)) => true,
+        Some(Value::Number(n)) => n.is_i64() || n.is_u64(),
+        _ => false,
+    };
+    if !usable_id || message.contains_key("result") || message.contains_key("error") {
+        return Cow::Borrowed(line);
+    }
+    let mut reason = error.to_string();
+    reason.truncate(200);
+    let renamed = json!({
+        "jsonrpc": "2.0",
+        "id": message["id"],
+        "method": INVALID_REQUEST_METHOD,
+        "params": {"reason": reason},
+    });
+    let mut out = renamed.to_string().into_bytes();
+    out.push(b'\n');
+    Cow::Owned(out)
+}
+
+/// Copies stdin to rmcp line by line through [`guard_line`].
+async fn pump_input(
+    input: impl tokio::io::AsyncRead + Unpin,
+    mut to_server: impl tokio::io::AsyncWrite + Unpin,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut input = tokio::io::BufReader::with_capacity(64 * 1024, input);
+    let mut line = Vec::new();
+    let mut discarding = false;
+    loop {
+        let (taken, complete) = {
+            let Ok(buf) = input.fill_buf().await else {
+                break;
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let (taken, complete) = match memchr::memchr(b'\n', buf) {
+                Some(at) => (at + 1, true),
+                None => (buf.len(), false),
+            };
+            if !discarding {
+                line.extend_from_slice(&buf[..taken]);
+            }
+            (taken, complete)
+        };
+        input.consume(taken);
+        if line.len() > MAX_LINE_BYTES {
+            line.clear();
+            discarding = true;
+        }
+        if complete {
+            if !discarding
+                && (to_server.write_all(&guard_line(&line)).await.is_err()
+                    || to_server.flush().await.is_err())
+            {
+                break;
+            }
+            discarding = false;
+            line.clear();
+        }
+    }
+    let _ = to_server.shutdown().await;
+}
+
+/// Copies rmcp's output to stdout. An error rmcp sends without an `id` (its answer to a
+/// line that is JSON but no message) gets `"id": null`, as JSON-RPC 2.0 requires.
+async fn pump_output(
+    from_server: impl tokio::io::AsyncRead + Unpin,
+    mut output: impl tokio::io::AsyncWrite + Unpin,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    const NO_ID: &[u8] = br#"{"jsonrpc":"2.0","error":"#;
+    let mut from_server = tokio::io::BufReader::new(from_server);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match from_server.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let written = if let Some(rest) = line.strip_prefix(NO_ID) {
+            let mut fixed = br#"{"jsonrpc":"2.0","id":null,"error":"#.to_vec();
+            fixed.extend_from_slice(rest);
+            output.write_all(&fixed).await
+        } else {
+            output.write_all(&line).await
+        };
+        if written.is_err() || output.flush().await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Serves MCP on stdin/stdout until the client closes stdin, or SIGTERM/SIGINT: then
@@ -1386,13 +1533,21 @@ pub fn serve(start: &Path) -> anyhow::Result<()> {
         .build()?;
     let served = runtime.block_on(async {
         let server = CodelensServer::new(start);
-        let running = server.serve(rmcp::transport::stdio()).await?;
+        // stdin → guard → rmcp → fix-up → stdout (see `guard_line` and `pump_output`).
+        let (to_server, server_input) = tokio::io::duplex(256 * 1024);
+        let (server_output, from_server) = tokio::io::duplex(256 * 1024);
+        tokio::spawn(pump_input(tokio::io::stdin(), to_server));
+        let output = tokio::spawn(pump_output(from_server, tokio::io::stdout()));
+        let running = server.serve((server_input, server_output)).await?;
         let stop = running.cancellation_token();
         tokio::spawn(async move {
             terminated().await;
             stop.cancel();
         });
-        running.waiting().await?;
+        let ended = running.waiting().await;
+        // The service and its writer are gone: let the last answers reach stdout.
+        let _ = tokio::time::timeout(Duration::from_secs(2), output).await;
+        ended?;
         Ok::<(), anyhow::Error>(())
     });
     // The service (and with it the engine) is gone; a blocking read of stdin may still
