@@ -909,7 +909,15 @@ fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<Pendin
     let watching = store
         .meta("watcher_mode")?
         .is_some_and(|mode| mode == "native");
-    if watching && project.writer_engine_running() {
+    // And only once that writer has compared the tree with the index itself: until its
+    // first catch-up is published, the set in the table is a previous writer's, which
+    // knows nothing of edits made while no engine ran (the ids match only then).
+    let vouched = watching
+        && project.writer_engine_running()
+        && store
+            .meta("engine_id")?
+            .is_some_and(|id| Some(id) == project.engine_owner());
+    if vouched {
         let lines = store
             .pending_rows()?
             .into_iter()

@@ -375,6 +375,12 @@ impl Engine {
         let store = Store::open(&project.db_path())?;
         // Decided before returning, so the first snapshot already tells the truth.
         let engine_lock = project.try_lock_engine()?;
+        // Unique per engine, even for two engines one after the other in one process.
+        let engine_id = format!("{}:{}", std::process::id(), now_ns());
+        if let Some(lock) = &engine_lock {
+            // Failing to record it only means `status` keeps checking the tree itself.
+            let _ = lock.record_owner(&engine_id);
+        }
         // Also known before the first answer: a follower answers at once.
         let mismatch = match &options.start_dir {
             // An unreadable repository is reported by the engine thread's own check.
@@ -418,6 +424,7 @@ impl Engine {
             options: options.clone(),
             inbox: inbox.clone(),
             engine_lock,
+            engine_id,
             _reading: reading,
             pending: BTreeMap::new(),
             last_seen_generation: None,
@@ -597,6 +604,9 @@ struct Worker {
     inbox: Sender<Input>,
     /// Held while this engine is the writer.
     engine_lock: Option<IndexLock>,
+    /// This engine's id: recorded in `engine.lock` while it is the writer, and stamped
+    /// (`meta.engine_id`) on every pending set it publishes from its first catch-up on.
+    engine_id: String,
     /// The shared swap lock, held while the database is open.
     _reading: Option<IndexLock>,
     pending: BTreeMap<RelPath, Pending>,
@@ -1133,6 +1143,7 @@ impl Worker {
     fn try_take_over(&mut self) -> bool {
         match self.project.try_lock_engine() {
             Ok(Some(lock)) => {
+                let _ = lock.record_owner(&self.engine_id);
                 self.engine_lock = Some(lock);
                 self.become_writer();
                 true
@@ -1232,6 +1243,17 @@ impl Worker {
             Ok(rows) => rows,
             Err(error) => return self.fail(error.to_string()),
         };
+        // A writer that just started (or took over) has not published what its catch-up
+        // finds yet: the set in the table is its predecessor's, and answers say so.
+        let vouched = meta("engine_id").is_some_and(|id| Some(id) == self.project.engine_owner());
+        if !vouched {
+            self.catchup = Catchup::Running {
+                checked: 0,
+                total: 0,
+            };
+        } else if matches!(self.catchup, Catchup::Running { .. }) {
+            self.catchup = Catchup::NotStarted;
+        }
         self.pending = rows
             .into_iter()
             .map(|row| {
@@ -1379,6 +1401,7 @@ impl Worker {
             self.watcher_status.reason.clone(),
         );
         let store = &mut self.store;
+        let engine_id = &self.engine_id;
         let written = match self.project.try_lock_for_writing() {
             Ok(Some(_lock)) => (|| {
                 let batch = store.batch()?;
@@ -1386,6 +1409,9 @@ impl Worker {
                 // For `codelens status` in another process: how this writer keeps up.
                 batch.set_meta("watcher_mode", mode)?;
                 batch.set_meta("watcher_reason", &reason)?;
+                // This set comes from an engine that has compared the tree with the
+                // index (persisting starts at the end of its first catch-up).
+                batch.set_meta("engine_id", engine_id)?;
                 batch.commit()
             })()
             .map(|()| true),

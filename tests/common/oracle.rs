@@ -431,3 +431,32 @@ pub fn assert_no_silent_staleness_within(root: &Path, grace: Duration) -> usize 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The strict form, through what the user sees, for a tree that holds still (`tree`,
+/// read beforehand): `status --json`'s pending list first, the index second. The index
+/// only ever moves towards a still tree, so every file differing at the second read
+/// already differed at the first, and must be in that list. No grace: `Err` lists the
+/// files `status` called fresh although they differ.
+pub fn check_status_covers(
+    root: &Path,
+    tree: &BTreeMap<Vec<u8>, TreeFile>,
+) -> Result<serde_json::Value, Vec<Vec<u8>>> {
+    let status = status_json(root);
+    let listed: BTreeSet<Vec<u8>> = status["pending"]
+        .as_array()
+        .expect("pending is a list")
+        .iter()
+        .map(|p| p["path"].as_str().unwrap_or_default().as_bytes().to_vec())
+        .collect();
+    let index = read_index(root);
+    let stale: Vec<Vec<u8>> = diff(tree, &index)
+        .paths()
+        .into_iter()
+        .filter(|p| !listed.contains(p))
+        .collect();
+    if stale.is_empty() {
+        Ok(status)
+    } else {
+        Err(stale)
+    }
+}
