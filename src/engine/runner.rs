@@ -710,9 +710,11 @@ impl Worker {
             }
         }
         // Leave no cookie behind, and let anyone waiting on one go.
+        // The heartbeat's cookie is not in `cookies` (nobody waits on it).
         if let Some(watcher) = &self.watcher {
-            for n in self.cookies.keys() {
-                watcher.remove_cookie(*n);
+            let heartbeat = self.heartbeat_in_flight.map(|(n, _)| n);
+            for n in self.cookies.keys().copied().chain(heartbeat) {
+                watcher.remove_cookie(n);
             }
         }
     }
@@ -930,6 +932,9 @@ impl Worker {
         if let Some((_, sent)) = self.heartbeat_in_flight
             && now.duration_since(sent) >= HEARTBEAT_GRACE
         {
+            if let (Some((n, _)), Some(watcher)) = (self.heartbeat_in_flight, &self.watcher) {
+                watcher.remove_cookie(n);
+            }
             self.heartbeat_in_flight = None;
             self.error = Some("the file watcher stopped delivering events; it was restarted and the tree re-checked".into());
             self.shared
