@@ -909,14 +909,12 @@ fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<Pendin
     let watching = store
         .meta("watcher_mode")?
         .is_some_and(|mode| mode == "native");
-    // And only once that writer has compared the tree with the index itself: until its
-    // first catch-up is published, the set in the table is a previous writer's, which
-    // knows nothing of edits made while no engine ran (the ids match only then).
+    // And only while that set is current (see `published_set_is_current`): a new
+    // writer's before its catch-up, or any writer's just after a sync by another process,
+    // would call files fresh that it has not looked at yet.
     let vouched = watching
         && project.writer_engine_running()
-        && store
-            .meta("engine_id")?
-            .is_some_and(|id| Some(id) == project.engine_owner());
+        && engine::runner::published_set_is_current(project, store);
     if vouched {
         let lines = store
             .pending_rows()?

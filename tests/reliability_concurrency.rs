@@ -359,3 +359,55 @@ fn a_follower_taking_over_is_not_trusted_before_its_catch_up() {
     eprintln!("status polls (engine, scan): {polls:?}");
     follower.terminate();
 }
+
+#[test]
+fn an_edit_made_while_a_cli_sync_runs_stays_pending() {
+    let (mut rng, seed) = Rng::from_env_or(0x5C_0009);
+    eprintln!("seed {seed} (replay with CODELENS_TEST_SEED={seed})");
+    let (repo, home) = many_files(2000);
+    let root = repo.root();
+    // A long quiet window: only the syncs (and the engine's catch-up after each) index.
+    let mut command = procs::command(&root, home.path(), &["watch"]);
+    command
+        .stdout(Stdio::null())
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
+    let mut engine = Proc::spawn(command, "watch");
+    procs::wait_for_engine(&root, &mut engine);
+    for round in 0..6 {
+        // Work for the sync: 667 files to read, hash and parse.
+        for i in (0..2000).filter(|i| i % 3 == round % 3) {
+            repo.write(
+                &format!("src/m{}/f{i}.rs", i % 60),
+                &format!("pub fn f{i}() {{}}\npub fn r{round}_{i}() {{}}\n"),
+            );
+        }
+        let mut sync = Proc::spawn(
+            {
+                let mut c = procs::command(&root, home.path(), &["sync", "-q"]);
+                c.stdout(Stdio::null());
+                c
+            },
+            "sync",
+        );
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        // Edited while the sync runs: after its walk, or before.
+        let i = rng.below(2000);
+        repo.write(
+            &format!("src/m{}/f{i}.rs", i % 60),
+            &format!("pub fn during_sync_{round}() {{}}\n"),
+        );
+        let status = sync.wait_exit(DEADLINE);
+        assert!(status.success(), "sync: {}", sync.stderr());
+        procs::assert_no_lock_error("sync", &sync.stderr());
+        // At once: the status first, the (still) tree and the index after it.
+        let status = oracle::status_json(&root);
+        let stale = oracle::unlisted(&status, &oracle::read_tree(&root), &root);
+        assert!(
+            stale.is_empty(),
+            "round {round}: silently stale right after the sync: {stale:?}; status: {status}"
+        );
+        oracle::assert_no_silent_staleness(&root);
+    }
+    oracle::assert_no_silent_staleness(&root);
+    engine.terminate();
+}

@@ -594,6 +594,19 @@ impl DirWait {
     }
 }
 
+/// Whether the pending set published in `store` is the running writer engine's view of
+/// the tree as it is now: stamped by that engine (its id in `engine.lock`, so not a
+/// previous writer's set from before this one's catch-up) and reflecting the latest
+/// write to the index (a `codelens sync` by another process clears rows it has seen,
+/// and the engine only learns of edits the sync may have missed when it looks again).
+/// When false, `status` checks the tree itself and followers say catch-up is running.
+pub fn published_set_is_current(project: &Project, store: &Store) -> bool {
+    let meta = |key| store.meta(key).ok().flatten();
+    let stamped_by_writer = meta("engine_id").is_some_and(|id| Some(id) == project.engine_owner());
+    let seen = meta("engine_generation").and_then(|g| g.parse::<u64>().ok());
+    stamped_by_writer && seen.is_some() && seen == store.generation().ok()
+}
+
 /// The engine thread's state.
 struct Worker {
     project: Project,
@@ -1250,8 +1263,7 @@ impl Worker {
         };
         // A writer that just started (or took over) has not published what its catch-up
         // finds yet: the set in the table is its predecessor's, and answers say so.
-        let vouched = meta("engine_id").is_some_and(|id| Some(id) == self.project.engine_owner());
-        if !vouched {
+        if !published_set_is_current(&self.project, &self.store) {
             self.catchup = Catchup::Running {
                 checked: 0,
                 total: 0,
@@ -1302,6 +1314,9 @@ impl Worker {
             total: 0,
         };
         self.publish();
+        // Read before the scan: a write by another process during it must still be
+        // noticed (and looked at) afterwards.
+        let generation = self.store.generation().ok();
         let scanned =
             reconcile::pending_changes_and_dirs(&self.project, &self.store, &self.shared.progress);
         let found = match scanned {
@@ -1339,7 +1354,7 @@ impl Worker {
             found: count,
             duration_ms,
         };
-        self.last_seen_generation = self.store.generation().ok();
+        self.last_seen_generation = generation;
         self.persist_pending();
         self.shared.emit(Event::CatchupFinished {
             found: count,
@@ -1369,6 +1384,9 @@ impl Worker {
             Ok(report) => {
                 self.pending.clear();
                 self.dirs.clear();
+                // Publish the (now empty) set stamped with the generation this sync
+                // wrote, or status would keep checking the tree itself.
+                self.pending_dirty = true;
                 self.error = None;
                 self.last_seen_generation = self.store.generation().ok();
                 self.shared.emit(Event::Synced {
@@ -1407,6 +1425,9 @@ impl Worker {
         );
         let store = &mut self.store;
         let engine_id = &self.engine_id;
+        let seen_generation = self
+            .last_seen_generation
+            .map_or_else(String::new, |g| g.to_string());
         let written = match self.project.try_lock_for_writing() {
             Ok(Some(_lock)) => (|| {
                 let batch = store.batch()?;
@@ -1417,6 +1438,9 @@ impl Worker {
                 // This set comes from an engine that has compared the tree with the
                 // index (persisting starts at the end of its first catch-up).
                 batch.set_meta("engine_id", engine_id)?;
+                // …and as of this write of the index: one made later by another process
+                // (a CLI sync) makes the set unconfirmed until this engine looks again.
+                batch.set_meta("engine_generation", &seen_generation)?;
                 batch.commit()
             })()
             .map(|()| true),

@@ -380,55 +380,49 @@ pub fn wait_until_agrees(root: &Path, deadline: Duration) -> u32 {
     }
 }
 
-/// The files that differ from the index and are not pending: silently stale. The
-/// pending set is the writer engine's published one (read in the same transaction as
-/// the rows) when one runs, else what `status --json` found by its own scan.
-pub fn silently_stale(root: &Path) -> Result<Vec<Vec<u8>>, String> {
-    let tree = read_tree(root);
-    let engine = writer_engine_running(root);
-    let index = read_index(root);
-    let differing = diff(&tree, &index).paths();
-    let pending: BTreeSet<Vec<u8>> = if engine {
-        index.pending.keys().cloned().collect()
-    } else {
-        let status = status_json(root);
-        status["pending"]
-            .as_array()
-            .ok_or("no pending list")?
-            .iter()
-            .map(|p| p["path"].as_str().unwrap_or_default().as_bytes().to_vec())
-            .collect()
-    };
-    Ok(differing
-        .into_iter()
-        .filter(|p| !pending.contains(p))
-        .collect())
-}
-
-/// While an engine runs and the tree holds still: every file that differs from the index
-/// is pending (waiting, indexing, retrying or failed — reported, not silent). The engine
-/// publishes an edit within moments of its event; a file still unreported after `grace`
-/// is silently stale. Returns how many files differed and were pending at the first look.
+/// While a watching engine runs and the tree holds still: every file that differs from
+/// the index is listed pending by `status --json` (waiting, indexing, retrying or failed
+/// — reported, not silent). No grace period: like the engine's own cookies, the test
+/// writes a marker file and waits until `status` shows it (pending or indexed); inotify
+/// delivers events in order, so by then the engine has seen every earlier edit, and
+/// from then on [`check_status_covers`] must hold. Returns how many files were pending.
 pub fn assert_no_silent_staleness(root: &Path) -> usize {
-    assert_no_silent_staleness_within(root, Duration::from_secs(3))
-}
-
-pub fn assert_no_silent_staleness_within(root: &Path, grace: Duration) -> usize {
-    let until = Instant::now() + grace;
-    let first_pending = read_index(root).pending.len();
-    loop {
-        let stale = silently_stale(root).unwrap_or_else(|e| panic!("oracle: {e}"));
-        if stale.is_empty() {
-            return first_pending;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static MARKERS: AtomicU64 = AtomicU64::new(0);
+    let n = MARKERS.fetch_add(1, Ordering::Relaxed);
+    let marker = format!("oracle-marker-{}-{n}.txt", std::process::id());
+    for old in std::fs::read_dir(root).unwrap().flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if name.starts_with("oracle-marker-") {
+            std::fs::remove_file(old.path()).unwrap();
         }
-        if Instant::now() >= until {
+    }
+    std::fs::write(root.join(&marker), format!("marker {n}\n")).unwrap();
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = status_json(root);
+        let listed = status["pending"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|e| e["path"] == marker.as_str()));
+        if listed || read_index(root).rows.contains_key(marker.as_bytes()) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "oracle: the engine never reported the marker {marker}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tree = read_tree(root);
+    match check_status_covers(root, &tree) {
+        Ok(status) => status["pending"].as_array().map_or(0, |p| p.len()),
+        Err(stale) => {
             let shown: Vec<String> = stale.iter().take(10).map(|p| lossy(p)).collect();
             panic!(
-                "oracle: {} files differ from the index and are not pending after {grace:?}: {shown:?}",
+                "oracle: {} files differ from the index and status --json does not list them: {shown:?}",
                 stale.len()
-            );
+            )
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -442,6 +436,21 @@ pub fn check_status_covers(
     tree: &BTreeMap<Vec<u8>, TreeFile>,
 ) -> Result<serde_json::Value, Vec<Vec<u8>>> {
     let status = status_json(root);
+    let stale = unlisted(&status, tree, root);
+    if stale.is_empty() {
+        Ok(status)
+    } else {
+        Err(stale.into_iter().map(String::into_bytes).collect())
+    }
+}
+
+/// The files of a still `tree` that differ from the index (read now) and are not in
+/// `status`'s pending list (taken before).
+pub fn unlisted(
+    status: &serde_json::Value,
+    tree: &BTreeMap<Vec<u8>, TreeFile>,
+    root: &Path,
+) -> Vec<String> {
     let listed: BTreeSet<Vec<u8>> = status["pending"]
         .as_array()
         .expect("pending is a list")
@@ -449,14 +458,10 @@ pub fn check_status_covers(
         .map(|p| p["path"].as_str().unwrap_or_default().as_bytes().to_vec())
         .collect();
     let index = read_index(root);
-    let stale: Vec<Vec<u8>> = diff(tree, &index)
+    diff(tree, &index)
         .paths()
         .into_iter()
         .filter(|p| !listed.contains(p))
-        .collect();
-    if stale.is_empty() {
-        Ok(status)
-    } else {
-        Err(stale)
-    }
+        .map(|p| lossy(&p))
+        .collect()
 }
