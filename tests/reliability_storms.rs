@@ -253,3 +253,34 @@ fn the_engine_survives_every_storm_and_then_a_sync_finds_nothing() {
         "{report}"
     );
 }
+
+#[test]
+fn a_file_saved_while_the_engine_reindexes_a_storm_is_listed_at_once() {
+    // 3,000 files in 60 directories: past 32 directories due at once the engine runs
+    // one full sync, a second or so here during which it reads no events. A file saved
+    // then must still be in `status --json` right away (checked with no marker and no
+    // grace: the engine is busy, `status` looks at the tree itself).
+    let mut storm = Storm::new(3000);
+    let root = storm.root();
+    for round in 0..5 {
+        for i in 0..3000 {
+            storm.repo.write(
+                &format!("tree/d{:03}/f{i}.py", i / 50),
+                &format!("def f{i}():\n    return {i} + {round}\n"),
+            );
+        }
+        // Past the 100 ms quiet window: the re-index of the burst is under way.
+        std::thread::sleep(Duration::from_millis(300));
+        storm
+            .repo
+            .write("lone/x.py", &format!("def lone_{round}():\n    pass\n"));
+        let status = oracle::status_json(&root);
+        let stale = oracle::unlisted(&status, &oracle::read_tree(&root), &root);
+        assert!(
+            stale.is_empty(),
+            "round {round}: saved during the re-index, not listed ({} source): {stale:?}",
+            status["pending_source"]
+        );
+        storm.settle();
+    }
+}

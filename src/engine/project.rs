@@ -190,6 +190,28 @@ impl Project {
         }
     }
 
+    /// Taken (exclusively, waiting at most for a `status` probing it) by the writer
+    /// engine before work during which it reads no file events — catch-up, re-indexing
+    /// — and released once it has handled and published the events queued meanwhile.
+    /// While it is held the writer's published pending set may miss a recent edit.
+    pub fn lock_engine_busy(&self) -> Result<IndexLock> {
+        let (file, path) = self.lock_file("busy.lock")?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(IndexLock(file))
+    }
+
+    /// Whether the writer engine holds the busy lock right now
+    /// ([`Project::lock_engine_busy`]).
+    pub fn writer_engine_busy(&self) -> bool {
+        let Ok(file) = std::fs::File::open(self.index_dir().join("busy.lock")) else {
+            return false;
+        };
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
     /// The id the writer engine recorded in `.codelens/engine.lock` when it took it
     /// ([`IndexLock::record_owner`]); left behind by a writer that is gone, so only
     /// meaningful while [`Project::writer_engine_running`].

@@ -425,6 +425,7 @@ impl Engine {
             inbox: inbox.clone(),
             engine_lock,
             engine_id,
+            busy: None,
             _reading: reading,
             pending: BTreeMap::new(),
             last_seen_generation: None,
@@ -617,6 +618,9 @@ struct Worker {
     inbox: Sender<Input>,
     /// Held while this engine is the writer.
     engine_lock: Option<IndexLock>,
+    /// Held from the start of work during which no file event is read until the events
+    /// queued meanwhile are published ([`Project::lock_engine_busy`]).
+    busy: Option<IndexLock>,
     /// This engine's id: recorded in `engine.lock` while it is the writer, and stamped
     /// (`meta.engine_id`) on every pending set it publishes from its first catch-up on.
     engine_id: String,
@@ -675,7 +679,13 @@ impl Worker {
         }
         let mut last_poll = Instant::now();
         'engine: loop {
-            let timeout = self.next_wakeup().saturating_duration_since(Instant::now());
+            // Right after busy work: take what queued up meanwhile without waiting, so
+            // it is published (and the busy lock released) at once.
+            let timeout = if self.busy.is_some() && !self.pending_dirty {
+                Duration::ZERO
+            } else {
+                self.next_wakeup().saturating_duration_since(Instant::now())
+            };
             let first = match inbox.recv_timeout(timeout) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -712,6 +722,10 @@ impl Worker {
             // Other processes (`codelens status`, followers) see edits at once too.
             if self.role() == Role::Writer && self.pending_dirty {
                 self.persist_pending();
+            }
+            if !self.pending_dirty {
+                // Every event queued during the busy work is handled and published.
+                self.busy = None;
             }
             self.publish();
             for reply in self.settled.drain(..) {
@@ -1043,7 +1057,17 @@ impl Worker {
         }
     }
 
+    /// Marks the start of work during which events queue unread: until they are
+    /// published, `status` checks the tree itself rather than trust the published set.
+    fn begin_busy(&mut self) {
+        if self.busy.is_none() && self.role() == Role::Writer {
+            // Failing only means `status` may read the set meanwhile, as before.
+            self.busy = self.project.lock_engine_busy().ok();
+        }
+    }
+
     fn reindex_dir(&mut self, dir: &RelPath, recursive: bool) {
+        self.begin_busy();
         for (path, pending) in self.pending.iter_mut() {
             if path_in_dir(path, dir, recursive) {
                 pending.state = PendingState::Indexing;
@@ -1306,6 +1330,7 @@ impl Worker {
     /// Compares the whole tree with the index (stat everything, hash what changed),
     /// publishes what differs as pending, and re-indexes it when no delay applies.
     fn catch_up(&mut self) {
+        self.begin_busy();
         let started = Instant::now();
         self.shared.progress.set_position(0);
         self.shared.progress.set_length(0);
@@ -1373,6 +1398,7 @@ impl Worker {
 
     /// Brings the whole index up to date (which also clears the published pending set).
     fn reindex(&mut self) {
+        self.begin_busy();
         for pending in self.pending.values_mut() {
             pending.state = PendingState::Indexing;
         }
