@@ -930,7 +930,16 @@ fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<Pendin
     let watching = store
         .meta("watcher_mode")?
         .is_some_and(|mode| mode == "native");
-    if watching && project.writer_engine_running() {
+    // And only while that set is current (see `published_set_is_current`): a new
+    // writer's before its catch-up, or any writer's just after a sync by another process,
+    // would call files fresh that it has not looked at yet.
+    // Nor while the writer is busy (catch-up, re-indexing): events queue unread then,
+    // so an edit saved meanwhile would be missing from its set.
+    let vouched = watching
+        && project.writer_engine_running()
+        && !project.writer_engine_busy()
+        && engine::runner::published_set_is_current(project, store);
+    if vouched {
         let lines = store
             .pending_rows()?
             .into_iter()

@@ -78,7 +78,21 @@ fn canonical_dir(path: &Path) -> Result<PathBuf> {
 /// A held OS file lock (`flock`); released when dropped or when the process dies, so a
 /// `kill -9` never leaves a stale lock behind.
 #[derive(Debug)]
-pub struct IndexLock(#[allow(dead_code)] std::fs::File);
+pub struct IndexLock(std::fs::File);
+
+impl IndexLock {
+    /// Writes who holds this lock into the lock file. The writer engine records its id
+    /// in `engine.lock`, and stamps the same id on the pending set it publishes only
+    /// once its catch-up has looked at the tree: until both match, the published set is
+    /// a dead or previous writer's, and `status` must not trust it.
+    pub fn record_owner(&self, id: &str) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        let mut file = &self.0;
+        file.set_len(0)?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        file.write_all(id.as_bytes())
+    }
+}
 
 impl Project {
     /// Takes the index's write lock (`.codelens/lock`), waiting for another writer if
@@ -174,6 +188,37 @@ impl Project {
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
         }
+    }
+
+    /// Taken (exclusively, waiting at most for a `status` probing it) by the writer
+    /// engine before work during which it reads no file events — catch-up, re-indexing
+    /// — and released once it has handled and published the events queued meanwhile.
+    /// While it is held the writer's published pending set may miss a recent edit.
+    pub fn lock_engine_busy(&self) -> Result<IndexLock> {
+        let (file, path) = self.lock_file("busy.lock")?;
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(IndexLock(file))
+    }
+
+    /// Whether the writer engine holds the busy lock right now
+    /// ([`Project::lock_engine_busy`]).
+    pub fn writer_engine_busy(&self) -> bool {
+        let Ok(file) = std::fs::File::open(self.index_dir().join("busy.lock")) else {
+            return false;
+        };
+        matches!(
+            file.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
+    /// The id the writer engine recorded in `.codelens/engine.lock` when it took it
+    /// ([`IndexLock::record_owner`]); left behind by a writer that is gone, so only
+    /// meaningful while [`Project::writer_engine_running`].
+    pub fn engine_owner(&self) -> Option<String> {
+        std::fs::read_to_string(self.index_dir().join("engine.lock"))
+            .ok()
+            .filter(|id| !id.is_empty())
     }
 
     /// Whether a writer engine is running on this index right now.

@@ -385,6 +385,12 @@ impl Engine {
         let store = Store::open(&project.db_path())?;
         // Decided before returning, so the first snapshot already tells the truth.
         let engine_lock = project.try_lock_engine()?;
+        // Unique per engine, even for two engines one after the other in one process.
+        let engine_id = format!("{}:{}", std::process::id(), now_ns());
+        if let Some(lock) = &engine_lock {
+            // Failing to record it only means `status` keeps checking the tree itself.
+            let _ = lock.record_owner(&engine_id);
+        }
         // Also known before the first answer: a follower answers at once.
         let mismatch = match &options.start_dir {
             // An unreadable repository is reported by the engine thread's own check.
@@ -428,6 +434,8 @@ impl Engine {
             options: options.clone(),
             inbox: inbox.clone(),
             engine_lock,
+            engine_id,
+            busy: None,
             _reading: reading,
             pending: BTreeMap::new(),
             last_seen_generation: None,
@@ -627,6 +635,19 @@ impl DirWait {
     }
 }
 
+/// Whether the pending set published in `store` is the running writer engine's view of
+/// the tree as it is now: stamped by that engine (its id in `engine.lock`, so not a
+/// previous writer's set from before this one's catch-up) and reflecting the latest
+/// write to the index (a `codelens sync` by another process clears rows it has seen,
+/// and the engine only learns of edits the sync may have missed when it looks again).
+/// When false, `status` checks the tree itself and followers say catch-up is running.
+pub fn published_set_is_current(project: &Project, store: &Store) -> bool {
+    let meta = |key| store.meta(key).ok().flatten();
+    let stamped_by_writer = meta("engine_id").is_some_and(|id| Some(id) == project.engine_owner());
+    let seen = meta("engine_generation").and_then(|g| g.parse::<u64>().ok());
+    stamped_by_writer && seen.is_some() && seen == store.generation().ok()
+}
+
 /// The engine thread's state.
 struct Worker {
     project: Project,
@@ -637,6 +658,12 @@ struct Worker {
     inbox: Sender<Input>,
     /// Held while this engine is the writer.
     engine_lock: Option<IndexLock>,
+    /// Held from the start of work during which no file event is read until the events
+    /// queued meanwhile are published ([`Project::lock_engine_busy`]).
+    busy: Option<IndexLock>,
+    /// This engine's id: recorded in `engine.lock` while it is the writer, and stamped
+    /// (`meta.engine_id`) on every pending set it publishes from its first catch-up on.
+    engine_id: String,
     /// The shared swap lock, held while the database is open.
     _reading: Option<IndexLock>,
     pending: BTreeMap<RelPath, Pending>,
@@ -695,7 +722,13 @@ impl Worker {
         }
         let mut last_poll = Instant::now();
         'engine: loop {
-            let timeout = self.next_wakeup().saturating_duration_since(Instant::now());
+            // Right after busy work: take what queued up meanwhile without waiting, so
+            // it is published (and the busy lock released) at once.
+            let timeout = if self.busy.is_some() && !self.pending_dirty {
+                Duration::ZERO
+            } else {
+                self.next_wakeup().saturating_duration_since(Instant::now())
+            };
             let first = match inbox.recv_timeout(timeout) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -733,6 +766,10 @@ impl Worker {
             if self.role() == Role::Writer && self.pending_dirty {
                 self.persist_pending();
             }
+            if !self.pending_dirty {
+                // Every event queued during the busy work is handled and published.
+                self.busy = None;
+            }
             self.publish();
             for reply in self.settled.drain(..) {
                 let _ = reply.send(());
@@ -742,12 +779,11 @@ impl Worker {
                 self.publish();
             }
         }
-        // Leave no cookie behind (the heartbeat's too), and let anyone waiting on one go.
+        // Leave no cookie behind, and let anyone waiting on one go.
+        // The heartbeat's cookie is not in `cookies` (nobody waits on it).
         if let Some(watcher) = &self.watcher {
-            for n in self.cookies.keys() {
-                watcher.remove_cookie(*n);
-            }
-            if let Some((n, _)) = self.heartbeat_in_flight {
+            let heartbeat = self.heartbeat_in_flight.map(|(n, _)| n);
+            for n in self.cookies.keys().copied().chain(heartbeat) {
                 watcher.remove_cookie(n);
             }
         }
@@ -966,6 +1002,9 @@ impl Worker {
         if let Some((_, sent)) = self.heartbeat_in_flight
             && now.duration_since(sent) >= HEARTBEAT_GRACE
         {
+            if let (Some((n, _)), Some(watcher)) = (self.heartbeat_in_flight, &self.watcher) {
+                watcher.remove_cookie(n);
+            }
             self.heartbeat_in_flight = None;
             self.error = Some("the file watcher stopped delivering events; it was restarted and the tree re-checked".into());
             self.shared
@@ -1064,7 +1103,17 @@ impl Worker {
         }
     }
 
+    /// Marks the start of work during which events queue unread: until they are
+    /// published, `status` checks the tree itself rather than trust the published set.
+    fn begin_busy(&mut self) {
+        if self.busy.is_none() && self.role() == Role::Writer {
+            // Failing only means `status` may read the set meanwhile, as before.
+            self.busy = self.project.lock_engine_busy().ok();
+        }
+    }
+
     fn reindex_dir(&mut self, dir: &RelPath, recursive: bool) {
+        self.begin_busy();
         for (path, pending) in self.pending.iter_mut() {
             if path_in_dir(path, dir, recursive) {
                 pending.state = PendingState::Indexing;
@@ -1182,6 +1231,7 @@ impl Worker {
     fn try_take_over(&mut self) -> bool {
         match self.project.try_lock_engine() {
             Ok(Some(lock)) => {
+                let _ = lock.record_owner(&self.engine_id);
                 self.engine_lock = Some(lock);
                 self.become_writer();
                 true
@@ -1281,6 +1331,16 @@ impl Worker {
             Ok(rows) => rows,
             Err(error) => return self.fail(error.to_string()),
         };
+        // A writer that just started (or took over) has not published what its catch-up
+        // finds yet: the set in the table is its predecessor's, and answers say so.
+        if !published_set_is_current(&self.project, &self.store) {
+            self.catchup = Catchup::Running {
+                checked: 0,
+                total: 0,
+            };
+        } else if matches!(self.catchup, Catchup::Running { .. }) {
+            self.catchup = Catchup::NotStarted;
+        }
         self.pending = rows
             .into_iter()
             .map(|row| {
@@ -1316,6 +1376,7 @@ impl Worker {
     /// Compares the whole tree with the index (stat everything, hash what changed),
     /// publishes what differs as pending, and re-indexes it when no delay applies.
     fn catch_up(&mut self) {
+        self.begin_busy();
         let started = Instant::now();
         self.shared.progress.set_position(0);
         self.shared.progress.set_length(0);
@@ -1324,6 +1385,9 @@ impl Worker {
             total: 0,
         };
         self.publish();
+        // Read before the scan: a write by another process during it must still be
+        // noticed (and looked at) afterwards.
+        let generation = self.store.generation().ok();
         let scanned =
             reconcile::pending_changes_and_dirs(&self.project, &self.store, &self.shared.progress);
         let found = match scanned {
@@ -1361,7 +1425,7 @@ impl Worker {
             found: count,
             duration_ms,
         };
-        self.last_seen_generation = self.store.generation().ok();
+        self.last_seen_generation = generation;
         self.persist_pending();
         self.shared.emit(Event::CatchupFinished {
             found: count,
@@ -1380,6 +1444,7 @@ impl Worker {
 
     /// Brings the whole index up to date (which also clears the published pending set).
     fn reindex(&mut self) {
+        self.begin_busy();
         for pending in self.pending.values_mut() {
             pending.state = PendingState::Indexing;
         }
@@ -1391,6 +1456,9 @@ impl Worker {
             Ok(report) => {
                 self.pending.clear();
                 self.dirs.clear();
+                // Publish the (now empty) set stamped with the generation this sync
+                // wrote, or status would keep checking the tree itself.
+                self.pending_dirty = true;
                 self.error = None;
                 self.last_seen_generation = self.store.generation().ok();
                 self.shared.emit(Event::Synced {
@@ -1429,6 +1497,10 @@ impl Worker {
             self.watcher_status.rescans,
         );
         let store = &mut self.store;
+        let engine_id = &self.engine_id;
+        let seen_generation = self
+            .last_seen_generation
+            .map_or_else(String::new, |g| g.to_string());
         let written = match self.project.try_lock_for_writing() {
             Ok(Some(_lock)) => (|| {
                 let batch = store.batch()?;
@@ -1437,6 +1509,12 @@ impl Worker {
                 batch.set_meta("watcher_mode", mode)?;
                 batch.set_meta("watcher_reason", &reason)?;
                 batch.set_meta("watcher_rescans", &rescans.to_string())?;
+                // This set comes from an engine that has compared the tree with the
+                // index (persisting starts at the end of its first catch-up).
+                batch.set_meta("engine_id", engine_id)?;
+                // …and as of this write of the index: one made later by another process
+                // (a CLI sync) makes the set unconfirmed until this engine looks again.
+                batch.set_meta("engine_generation", &seen_generation)?;
                 batch.commit()
             })()
             .map(|()| true),

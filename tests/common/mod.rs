@@ -2,6 +2,10 @@
 //! `codelens` binary.
 #![allow(dead_code)]
 
+pub mod oracle;
+pub mod procs;
+pub mod rng;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

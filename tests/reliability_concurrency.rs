@@ -1,0 +1,413 @@
+//! Everything on one index at once: a watching engine (`codelens watch`), an MCP server
+//! (`codelens --mcp`, spoken to over stdio) and `codelens sync` run again and again,
+//! while files change. One writer at a time (the other engine follows), no `database
+//! is locked` (or any SQLite busy error, or a panic) reaching the user from any of them,
+//! every sync succeeds, a follower takes over when the writer is `kill -9`ed, and in the
+//! end the oracle agrees with the tree.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::oracle;
+use common::procs::{self, Proc};
+use common::rng::Rng;
+use common::*;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A minimal MCP client over the server's stdio; every stdout line is kept to check
+/// that nothing but JSON-RPC was written there.
+struct Mcp {
+    proc: Proc,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    next_id: u64,
+}
+
+impl Mcp {
+    fn start(root: &Path, home: &Path) -> Mcp {
+        let mut command = procs::command(root, home, &["--mcp"]);
+        command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut proc = Proc::spawn(command, "mcp");
+        let stdin = proc.child.stdin.take().unwrap();
+        let stdout = proc.child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut mcp = Mcp {
+            proc,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            next_id: 1,
+        };
+        let init = mcp.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "reliability-test", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "codelens", "{init}");
+        mcp.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        mcp
+    }
+
+    fn send(&mut self, message: &Value) {
+        writeln!(self.stdin, "{message}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no answer to {method} #{id}; stderr: {}",
+                    self.proc.stderr()
+                )
+            });
+            self.seen.push(line.clone());
+            let message: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            assert_eq!(message["jsonrpc"], "2.0", "{line}");
+            if message["id"] == json!(id) {
+                return message;
+            }
+        }
+    }
+
+    /// A tool call that must succeed (no JSON-RPC error, no tool error).
+    fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        let answer = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        assert!(answer.get("error").is_none(), "{tool}: {answer}");
+        let result = answer["result"].clone();
+        assert_ne!(result["isError"], json!(true), "{tool}: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap_or_default();
+        procs::assert_no_lock_error(tool, text);
+        result
+    }
+
+    fn role(&mut self) -> String {
+        let status = self.call("index_status", json!({}));
+        status["structuredContent"]["role"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Random edits to the tree, from a seeded PRNG.
+fn edit(root: &Path, rng: &mut Rng, n: u64) {
+    for _ in 0..n {
+        let i = rng.below(400);
+        let path = root.join(format!("src/m{}/f{i}.rs", i % 20));
+        match rng.below(4) {
+            0 if path.exists() => std::fs::remove_file(&path).unwrap(),
+            _ => {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(
+                    &path,
+                    format!("pub fn f{i}_{}() {{}}\n", rng.below(1_000_000)),
+                )
+                .unwrap();
+            }
+        }
+    }
+}
+
+/// `codelens sync` in a loop on its own thread until told to stop; every run must
+/// succeed without a lock error. Returns how many ran.
+fn sync_loop(root: PathBuf, home: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u32> {
+    std::thread::spawn(move || {
+        let mut runs = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let out = procs::run(&root, &home, &["sync", "--json"]);
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                out.status.success(),
+                "sync #{runs} failed ({:?}): {stderr}",
+                out.status.code()
+            );
+            procs::assert_no_lock_error("sync", &stderr);
+            let _: Value = serde_json::from_slice(&out.stdout).expect("sync --json is JSON");
+            runs += 1;
+        }
+        runs
+    })
+}
+
+fn engine_status(root: &Path) -> Value {
+    oracle::status_json(root)
+}
+
+#[test]
+fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover() {
+    let (mut rng, seed) = Rng::from_env_or(0xC0C0_0009);
+    eprintln!("seed {seed} (replay with CODELENS_TEST_SEED={seed})");
+    let repo = TestRepo::new();
+    let root = repo.root();
+    let home = tempfile::tempdir().unwrap();
+    for i in 0..400 {
+        repo.write(
+            &format!("src/m{}/f{i}.rs", i % 20),
+            &format!("pub fn f{i}() {{}}\n"),
+        );
+    }
+    repo.commit_all("initial");
+    assert_success(&procs::run(&root, home.path(), &["init", "-q"]), &["init"]);
+
+    // The watching engine comes first and is the writer; the MCP server's engine follows.
+    let mut watch = procs::start_watch(&root, home.path());
+    let mut mcp = Mcp::start(&root, home.path());
+    assert_eq!(mcp.role(), "follower");
+    assert!(oracle::writer_engine_running(&root));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let syncs = sync_loop(root.clone(), home.path().to_path_buf(), Arc::clone(&stop));
+    let lookups = Arc::new(Mutex::new(0u32));
+    for step in 0..20 {
+        let n = 1 + rng.below(15);
+        edit(&root, &mut rng, n);
+        let hits = mcp.call("search_symbols", json!({"query": "f1", "match": "prefix"}));
+        assert!(hits["structuredContent"].is_object(), "{hits}");
+        mcp.call("find_files", json!({"pattern": "src/m1/*.rs"}));
+        *lookups.lock().unwrap() += 2;
+        if step % 5 == 4 {
+            // One writer: the MCP server's engine still follows the watch.
+            assert_eq!(mcp.role(), "follower", "step {step}");
+        }
+    }
+
+    // The writer dies; the follower (the MCP server's engine) takes over and watches.
+    assert!(watch.kill9(), "watch was running");
+    procs::assert_no_lock_error("watch", &watch.stderr());
+    let until = Instant::now() + DEADLINE;
+    while mcp.role() != "writer" {
+        assert!(Instant::now() < until, "the MCP server never took over");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let status = engine_status(&root);
+        if status["watcher"]["engine"] == "running"
+            && status["pending_source"] == "engine"
+            && status["watcher"]["mode"] == "native"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no watching writer after takeover: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It watches: edits keep being picked up, syncs keep running beside it.
+    for _ in 0..10 {
+        let n = 1 + rng.below(10);
+        edit(&root, &mut rng, n);
+        mcp.call("search_symbols", json!({"query": "f2", "match": "prefix"}));
+    }
+
+    // A new `watch` is now the follower; kill the MCP server and it takes over in turn.
+    let mut watch2 = Proc::spawn(
+        {
+            let mut c = procs::command(&root, home.path(), &["watch"]);
+            c.stdout(Stdio::null());
+            c
+        },
+        "watch (second)",
+    );
+    let until = Instant::now() + DEADLINE;
+    while !watch2.stderr().contains("following another engine") {
+        assert!(Instant::now() < until, "second watch: {}", watch2.stderr());
+        assert!(watch2.running(), "second watch exited: {}", watch2.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    edit(&root, &mut rng, 10);
+    assert!(mcp.proc.kill9(), "the MCP server was running");
+    procs::assert_no_lock_error("mcp", &mcp.proc.stderr());
+    mcp.seen.iter().for_each(|line| {
+        let message: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(message["jsonrpc"], "2.0");
+    });
+    edit(&root, &mut rng, 10);
+
+    stop.store(true, Ordering::Relaxed);
+    let runs = syncs.join().expect("every sync succeeded");
+    // The second watch became the writer: its watcher keeps the index.
+    procs::wait_for_engine(&root, &mut watch2);
+    edit(&root, &mut rng, 20);
+    oracle::assert_no_silent_staleness(&root);
+    oracle::wait_until_agrees(&root, Duration::from_secs(120));
+    assert!(watch2.stderr().contains("writer"), "{}", watch2.stderr());
+    procs::assert_no_lock_error("watch (second)", &watch2.stderr());
+    watch2.terminate();
+    eprintln!(
+        "{runs} syncs and {} MCP lookups beside the engines",
+        lookups.lock().unwrap()
+    );
+    assert!(runs >= 3, "only {runs} syncs ran");
+}
+
+/// From a new writer's start until the index agrees, `status --json` (polled as fast as
+/// it answers) lists every file that differs: no window where a writer engine's
+/// published set is trusted before that engine has looked at the tree. Returns the
+/// polls that read the engine's set and those that scanned.
+fn status_never_silent_until_agrees(root: &Path, proc: &mut Proc) -> (u32, u32) {
+    let tree = oracle::read_tree(root);
+    let (mut from_engine, mut from_scan) = (0, 0);
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        match oracle::check_status_covers(root, &tree) {
+            Ok(status) if status["pending_source"] == "engine" => from_engine += 1,
+            Ok(_) => from_scan += 1,
+            Err(stale) => panic!(
+                "status --json called {} differing files fresh (first: {}) after {from_engine} engine and {from_scan} scan polls; engine stderr: {}",
+                stale.len(),
+                oracle::lossy(&stale[0]),
+                proc.stderr()
+            ),
+        }
+        if oracle::check_agrees(root).is_ok() {
+            return (from_engine, from_scan);
+        }
+        assert!(Instant::now() < until, "never agreed");
+        assert!(proc.running(), "{} exited: {}", proc.name, proc.stderr());
+    }
+}
+
+fn many_files(n: usize) -> (TestRepo, tempfile::TempDir) {
+    let repo = TestRepo::new();
+    for i in 0..n {
+        repo.write(
+            &format!("src/m{}/f{i}.rs", i % 60),
+            &format!("pub fn f{i}() {{}}\n"),
+        );
+    }
+    repo.commit_all("initial");
+    let home = tempfile::tempdir().unwrap();
+    assert_success(
+        &procs::run(&repo.root(), home.path(), &["init", "-q"]),
+        &["init"],
+    );
+    (repo, home)
+}
+
+fn edit_all(repo: &TestRepo, n: usize) {
+    for i in 0..n {
+        repo.write(
+            &format!("src/m{}/f{i}.rs", i % 60),
+            &format!("pub fn f{i}() {{}}\npub fn edited_{i}() {{}}\n"),
+        );
+    }
+}
+
+#[test]
+fn a_restarted_engine_is_not_trusted_before_its_catch_up() {
+    let (repo, home) = many_files(3000);
+    let root = repo.root();
+    let mut first = procs::start_watch(&root, home.path());
+    assert!(first.kill9());
+    // Edited while no engine runs; the dead engine's published set knows nothing of it.
+    edit_all(&repo, 3000);
+    let mut command = procs::command(&root, home.path(), &["watch"]);
+    command.stdout(Stdio::null());
+    let mut second = Proc::spawn(command, "watch (restarted)");
+    let polls = status_never_silent_until_agrees(&root, &mut second);
+    eprintln!("status polls (engine, scan): {polls:?}");
+    second.terminate();
+}
+
+#[test]
+fn a_follower_taking_over_is_not_trusted_before_its_catch_up() {
+    let (repo, home) = many_files(3000);
+    let root = repo.root();
+    let mut writer = procs::start_watch(&root, home.path());
+    let mut command = procs::command(&root, home.path(), &["watch"]);
+    command.stdout(Stdio::null());
+    let mut follower = Proc::spawn(command, "watch (follower)");
+    let until = Instant::now() + DEADLINE;
+    while !follower.stderr().contains("following another engine") {
+        assert!(
+            Instant::now() < until && follower.running(),
+            "{}",
+            follower.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(writer.kill9());
+    // Edited between the writer's death and the follower's takeover.
+    edit_all(&repo, 3000);
+    let polls = status_never_silent_until_agrees(&root, &mut follower);
+    eprintln!("status polls (engine, scan): {polls:?}");
+    follower.terminate();
+}
+
+#[test]
+fn an_edit_made_while_a_cli_sync_runs_stays_pending() {
+    let (mut rng, seed) = Rng::from_env_or(0x5C_0009);
+    eprintln!("seed {seed} (replay with CODELENS_TEST_SEED={seed})");
+    let (repo, home) = many_files(2000);
+    let root = repo.root();
+    // A long quiet window: only the syncs (and the engine's catch-up after each) index.
+    let mut command = procs::command(&root, home.path(), &["watch"]);
+    command
+        .stdout(Stdio::null())
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
+    let mut engine = Proc::spawn(command, "watch");
+    procs::wait_for_engine(&root, &mut engine);
+    for round in 0..6 {
+        // Work for the sync: 667 files to read, hash and parse.
+        for i in (0..2000).filter(|i| i % 3 == round % 3) {
+            repo.write(
+                &format!("src/m{}/f{i}.rs", i % 60),
+                &format!("pub fn f{i}() {{}}\npub fn r{round}_{i}() {{}}\n"),
+            );
+        }
+        let mut sync = Proc::spawn(
+            {
+                let mut c = procs::command(&root, home.path(), &["sync", "-q"]);
+                c.stdout(Stdio::null());
+                c
+            },
+            "sync",
+        );
+        std::thread::sleep(Duration::from_millis(rng.below(400)));
+        // Edited while the sync runs: after its walk, or before.
+        let i = rng.below(2000);
+        repo.write(
+            &format!("src/m{}/f{i}.rs", i % 60),
+            &format!("pub fn during_sync_{round}() {{}}\n"),
+        );
+        let status = sync.wait_exit(DEADLINE);
+        assert!(status.success(), "sync: {}", sync.stderr());
+        procs::assert_no_lock_error("sync", &sync.stderr());
+        // At once: the status first, the (still) tree and the index after it.
+        let status = oracle::status_json(&root);
+        let stale = oracle::unlisted(&status, &oracle::read_tree(&root), &root);
+        assert!(
+            stale.is_empty(),
+            "round {round}: silently stale right after the sync: {stale:?}; status: {status}"
+        );
+        oracle::assert_no_silent_staleness(&root);
+    }
+    oracle::assert_no_silent_staleness(&root);
+    engine.terminate();
+}
