@@ -1131,3 +1131,99 @@ fn stalled_uploads_do_not_stall_the_ingest_server() {
     assert!(started.elapsed() < Duration::from_secs(45));
     drop(stalled);
 }
+
+impl Ingest {
+    fn addr(&self) -> String {
+        self.base
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1")
+            .to_string()
+    }
+}
+
+/// A valid payload for one machine, yesterday.
+fn one_day_payload() -> String {
+    format!(
+        r#"{{"schema_version":1,"machine_id":"6f9619ff-8b86-4d11-b42d-00c04fc964ff","days":[{{"timestamp":"{}","events":[{{"event_type":"cli_command","event_name":"sync","language":"go","agent":"none","file_count_bucket":"<100","count":1}}]}}]}}"#,
+        day(-1)
+    )
+}
+
+/// Everything the server sends on `stream` until it closes it (or `within` passes).
+fn read_until_closed(stream: &mut TcpStream, within: Duration) -> String {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut seen = Vec::new();
+    let _ = stream.read_to_end(&mut seen);
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn clients_stalled_mid_headers_or_mid_body_are_cut_off_and_never_block_others() {
+    let ingest = Ingest::start(1);
+    let started = Instant::now();
+    // Slowloris: part of the headers, then nothing.
+    let mut mid_headers: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut stream = TcpStream::connect(ingest.addr()).unwrap();
+            stream
+                .write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\ncontent-ty")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // All the headers and the start of the body, then nothing.
+    let mut mid_body = TcpStream::connect(ingest.addr()).unwrap();
+    mid_body
+        .write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\ncontent-length: 1000\r\n\r\n{\"sch")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (code, body) = ingest.request("POST", "/events", Some(&one_day_payload()));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(ingest.request("GET", "/aggregate", None).0, 200);
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // The body's deadline (5 s) answers 408; the header timeout (10 s) closes the
+    // connection without an answer. Both well before the 30 s allowed here.
+    let answer = read_until_closed(&mut mid_body, Duration::from_secs(30));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    for stream in &mut mid_headers {
+        assert_eq!(read_until_closed(stream, Duration::from_secs(30)), "");
+    }
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
+
+#[test]
+fn a_chunked_body_is_read_and_one_over_the_limit_refused_with_413() {
+    let ingest = Ingest::start(1);
+    let chunked = |chunks: Vec<Vec<u8>>| {
+        let mut stream = TcpStream::connect(ingest.addr()).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        // Written on a thread of its own: the server may answer, and stop reading,
+        // before the last chunk.
+        let writing = std::thread::spawn(move || {
+            let _ = writer.write_all(
+                b"POST /v1/events HTTP/1.1\r\nHost: x\r\nconnection: close\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+            );
+            for chunk in chunks {
+                let _ = writer.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+                let _ = writer.write_all(&chunk);
+                let _ = writer.write_all(b"\r\n");
+            }
+            let _ = writer.write_all(b"0\r\n\r\n");
+        });
+        let answer = read_until_closed(&mut stream, Duration::from_secs(20));
+        let _ = writing.join();
+        answer
+    };
+
+    let payload = one_day_payload().into_bytes();
+    let (first, second) = payload.split_at(payload.len() / 2);
+    let answer = chunked(vec![first.to_vec(), second.to_vec()]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+
+    // The server runs with --max-body 200000: five chunks of 50000 bytes go over.
+    let answer = chunked(vec![vec![b' '; 50_000]; 5]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert_eq!(ingest.aggregate()["buckets"][0]["count"], 1);
+}
