@@ -479,6 +479,60 @@ fn a_real_inotify_queue_overflow_means_a_full_reconcile_reported_in_status() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// Soak finding: a directory deleted and recreated while the kernel queue overflowed
+/// (both events lost) kept its place in the engine's watch set, and the reconcile after
+/// the overflow did not renew watches it believed it had: every later file written into
+/// the new directory was silently stale while the watcher said `native`.
+#[test]
+fn a_directory_replaced_during_an_overflow_is_watched_again_after_the_reconcile() {
+    let repo = indexed_repo();
+    repo.write("web/deep/inner.ts", "export function inner() {}\n");
+    repo.commit_all("deep");
+    repo.ok(&["sync", "-q"]);
+    let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16_384);
+    let watch = Watch::spawn(codelens_command(&repo.root(), &["watch"]));
+    wait_status(&repo, "a native watcher", |s| {
+        engine_up(s) && s["watcher"]["mode"] == "native" && s["pending"] == json!([])
+    });
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(watch.pid(), libc::SIGSTOP) };
+    {
+        let mut a = std::fs::File::create(repo.path("src/flood_a.txt")).unwrap();
+        let mut b = std::fs::File::create(repo.path("src/flood_b.txt")).unwrap();
+        for _ in 0..max_queued {
+            a.write_all(b"a").unwrap();
+            b.write_all(b"b").unwrap();
+        }
+    }
+    // Lost in the overflow: `web/` and `web/deep/` replaced by new directories (new
+    // inodes, so their old kernel watches are gone) under the same names.
+    std::fs::remove_dir_all(repo.path("web")).unwrap();
+    repo.write("web/render.ts", TS_SRC);
+    repo.write("web/deep/inner.ts", "export function inner() {}\n");
+    unsafe { libc::kill(watch.pid(), libc::SIGCONT) };
+    wait_status(&repo, "the reconcile after the overflow", |s| {
+        s["watcher"]["rescans"].as_u64().unwrap_or(0) >= 1 && s["pending"] == json!([])
+    });
+
+    // Written after the engine settled: only a live watch on the new directories sees them.
+    repo.write("web/late.ts", "export function lateInTheNewDir() {}\n");
+    repo.write(
+        "web/deep/later.ts",
+        "export function laterInTheNewDir() {}\n",
+    );
+    let status = wait_status(&repo, "files in the replaced directories indexed", |s| {
+        s["pending"] == json!([]) && s["files"] == 7
+    });
+    assert_eq!(status["watcher"]["mode"], "native", "{status}");
+    let sync = repo.sync_json();
+    assert_eq!(sync["added"], 0, "nothing was left for a sync: {sync}");
+    drop(watch);
+}
+
 #[test]
 fn the_kernel_watch_limit_in_a_user_namespace_degrades_honestly() {
     // /proc/sys/user/max_inotify_watches is per user namespace: lowered inside one, it

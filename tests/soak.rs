@@ -211,9 +211,10 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
         let (rss, cpu, fds) = sample(pid);
         let pending = status["pending"].as_array().unwrap().len();
         eprintln!(
-            "soak: t={:>4}s check {checks}: {} files, {pending} pending, rss {} MiB, cpu {:.1} s, fds {fds}",
+            "soak: t={:>4}s check {checks}: {} files, {pending} pending, {} rescans, rss {} MiB, cpu {:.1} s, fds {fds}",
             started.elapsed().as_secs(),
             status["files"],
+            status["watcher"]["rescans"],
             rss / 1024,
             cpu as f64 / ticks as f64,
         );

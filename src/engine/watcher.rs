@@ -245,7 +245,11 @@ impl IgnoreRules {
 pub struct DirWatcher {
     inner: notify::RecommendedWatcher,
     root: PathBuf,
-    watched: HashSet<RelPath>,
+    /// Each watched directory with the inode it had when its watch was (re)armed: another
+    /// inode under the same name means the kernel watch went with the old one.
+    watched: HashMap<RelPath, u64>,
+    /// Directories still to re-arm in the current round of [`DirWatcher::rearm_some`].
+    rearm_queue: Vec<RelPath>,
     cap: usize,
     /// Directories the cap or the kernel's limit kept unwatched.
     unwatched: HashSet<RelPath>,
@@ -267,7 +271,8 @@ impl DirWatcher {
         let mut watcher = DirWatcher {
             inner,
             root: root.to_path_buf(),
-            watched: HashSet::new(),
+            watched: HashMap::new(),
+            rearm_queue: Vec::new(),
             cap,
             unwatched: HashSet::new(),
             limit_reason: None,
@@ -295,17 +300,18 @@ impl DirWatcher {
     /// prevents it. Renewing matters: a directory deleted and recreated under the same
     /// name lost its kernel watch, though the path was watched a moment ago.
     pub fn watch_dir(&mut self, dir: &RelPath) -> bool {
-        if !self.watched.contains(dir) && self.watched.len() >= self.cap {
+        if !self.watched.contains_key(dir) && self.watched.len() >= self.cap {
             self.unwatched.insert(dir.clone());
             self.limit_reason = Some(format!("CODELENS_MAX_DIR_WATCHES ({}) reached", self.cap));
             return false;
         }
-        match self
-            .inner
-            .watch(&dir.to_path(&self.root), RecursiveMode::NonRecursive)
-        {
+        let path = dir.to_path(&self.root);
+        // The inode before the watch: if the directory is replaced in between, the next
+        // re-arm sees a different one and crawls it again (never the other way round).
+        let inode = inode_of(&path);
+        match self.inner.watch(&path, RecursiveMode::NonRecursive) {
             Ok(()) => {
-                self.watched.insert(dir.clone());
+                self.watched.insert(dir.clone(), inode.unwrap_or(0));
                 self.unwatched.remove(dir);
                 if self.unwatched.is_empty() {
                     self.limit_reason = None;
@@ -328,14 +334,23 @@ impl DirWatcher {
         }
     }
 
-    /// Makes the watch set match `dirs` (every directory the index covers now): after a
-    /// full reconcile, directories created while events were lost get their watch, and
-    /// the ones gone lose theirs.
-    pub fn sync_watches(&mut self, dirs: &[RelPath]) {
+    /// Makes the watch set match `dirs` (every directory the index covers now) after a
+    /// full reconcile: the ones gone lose their watch, and every wanted one is armed
+    /// again — not only those never watched. Events were lost (that is why a full
+    /// reconcile runs): a directory deleted and recreated meanwhile is still in
+    /// `watched` while its kernel watch went with the old inode. Returns the
+    /// directories newly watched or found replaced, which the caller crawls again
+    /// (files written there between the reconcile's walk and the new watch have no
+    /// event).
+    ///
+    /// Cost: one `stat` and one `inotify_add_watch` (`IN_MASK_ADD` on an inode already
+    /// watched: idempotent, no new watch) per directory — small beside the reconcile's
+    /// walk and stat of every file that precedes it.
+    pub fn sync_watches(&mut self, dirs: &[RelPath]) -> Vec<RelPath> {
         let wanted: HashSet<&RelPath> = dirs.iter().collect();
         let stale: Vec<RelPath> = self
             .watched
-            .iter()
+            .keys()
             .filter(|d| !wanted.contains(d))
             .cloned()
             .collect();
@@ -344,14 +359,47 @@ impl DirWatcher {
             self.watched.remove(&dir);
         }
         self.unwatched.retain(|d| wanted.contains(d));
+        let mut renewed = Vec::new();
         for dir in dirs {
-            if !self.watched.contains(dir) {
-                self.watch_dir(dir);
+            if self.rearm(dir) {
+                renewed.push(dir.clone());
             }
         }
         if self.unwatched.is_empty() {
             self.limit_reason = None;
         }
+        renewed
+    }
+
+    /// Arms `dir`'s watch again; true when it was not watched, or was watched on an
+    /// inode that is no longer the directory's (replaced: its old watch is gone).
+    fn rearm(&mut self, dir: &RelPath) -> bool {
+        let before = self.watched.get(dir).copied();
+        let now = inode_of(&dir.to_path(&self.root));
+        if now.is_none() && before.is_some() {
+            // Gone: its own event (or the next reconcile) forgets it.
+            return false;
+        }
+        let watched = self.watch_dir(dir);
+        watched && (before.is_none() || before != now)
+    }
+
+    /// The safety net behind every event-driven watch change: re-arms up to `max`
+    /// watched directories, continuing where the previous call stopped, so that a
+    /// watch lost in a way no event reported (the backend dropping a watch by path in
+    /// a burst of renames and re-creations) comes back within a few rounds. Returns the
+    /// directories found replaced since their watch was armed: their files may have
+    /// changed unseen and must be crawled.
+    pub fn rearm_some(&mut self, max: usize) -> Vec<RelPath> {
+        if self.rearm_queue.is_empty() {
+            self.rearm_queue = self.watched.keys().cloned().collect();
+        }
+        let take = max.min(self.rearm_queue.len());
+        let batch: Vec<RelPath> = self.rearm_queue.split_off(self.rearm_queue.len() - take);
+        batch
+            .into_iter()
+            .filter(|dir| self.watched.contains_key(dir) && self.rearm(dir))
+            .collect()
     }
 
     /// Forgets the watches of `dir` and everything below it (the kernel already dropped
@@ -359,7 +407,7 @@ impl DirWatcher {
     pub fn forget_dir(&mut self, dir: &RelPath) {
         let gone: Vec<RelPath> = self
             .watched
-            .iter()
+            .keys()
             .filter(|d| d.is_within(dir))
             .cloned()
             .collect();
@@ -370,7 +418,7 @@ impl DirWatcher {
     }
 
     pub fn is_watched(&self, dir: &RelPath) -> bool {
-        self.watched.contains(dir)
+        self.watched.contains_key(dir)
     }
 
     pub fn status(&self, rescans: u64, debounce_ms: u64) -> WatcherStatus {
@@ -458,14 +506,14 @@ impl DirWatcher {
             EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
             _ => {
                 metadata.as_ref().is_some_and(|m| m.is_dir())
-                    || (metadata.is_none() && self.watched.contains(&rel))
+                    || (metadata.is_none() && self.watched.contains_key(&rel))
             }
         };
         if is_dir {
             if metadata.is_none() {
                 return self
                     .watched
-                    .contains(&rel)
+                    .contains_key(&rel)
                     .then_some(FsChange::DirGone(rel));
             }
             // A nested repository is not ours, like in the walk.
@@ -479,6 +527,21 @@ impl DirWatcher {
         }
         let dir = RelPath::from_path(&self.root, path.parent()?)?;
         Some(FsChange::File { path: rel, dir })
+    }
+}
+
+/// The directory's inode (0 where the platform has none to give), None when it is gone.
+fn inode_of(path: &Path) -> Option<u64> {
+    let metadata = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(metadata.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        Some(0)
     }
 }
 
