@@ -317,6 +317,47 @@ fn page_or(
     Ok((limit, offset))
 }
 
+/// The lines of `content` that `line_regex` matches, with their 1-based numbers and
+/// without their line ending. `buffer_regex` (the same pattern in multi-line mode)
+/// finds the candidates in one pass over the whole buffer, so a file without a match
+/// costs one scan instead of one search per line.
+fn matching_lines<'a>(
+    content: &'a [u8],
+    buffer_regex: &regex::bytes::Regex,
+    line_regex: &regex::bytes::Regex,
+) -> Vec<(u32, &'a [u8])> {
+    let mut found = Vec::new();
+    let mut line_number = 1u32;
+    let mut counted_to = 0;
+    let mut from = 0;
+    while from <= content.len() {
+        let Some(hit) = buffer_regex.find_at(content, from) else {
+            break;
+        };
+        let start = content[..hit.start()]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // Past the last line ending there is no line (as `str::lines` sees it).
+        if start == content.len() && (content.is_empty() || content.ends_with(b"\n")) {
+            break;
+        }
+        let end = memchr::memchr(b'\n', &content[hit.start()..])
+            .map_or(content.len(), |i| hit.start() + i);
+        line_number += memchr::memchr_iter(b'\n', &content[counted_to..start]).count() as u32;
+        counted_to = start;
+        let line = content[start..end]
+            .strip_suffix(b"\r")
+            .unwrap_or(&content[start..end]);
+        if line_regex.is_match(line) {
+            found.push((line_number, line));
+        }
+        // On to the next line (an empty match at the very end stops the loop).
+        from = end + 1;
+    }
+    found
+}
+
 /// The cursor of the page after `shown` items from `offset`, if any are left.
 fn next_cursor(offset: usize, shown: usize, total: usize) -> Option<String> {
     (offset + shown < total).then(|| (offset + shown).to_string())
@@ -1090,12 +1131,22 @@ impl CodelensServer {
             Ok(b) => b,
             Err(e) => return e,
         };
-        let regex = match regex::RegexBuilder::new(&args.pattern)
-            .size_limit(1 << 22)
-            .build()
-        {
-            Ok(regex) => regex,
-            Err(error) => return tool_error(format!("invalid regular expression: {error}")),
+        // Matched line by line, but searched over the whole file: one scan finds the
+        // candidate lines (in multi-line, CRLF-aware mode `^`, `$` and `\b` behave at a
+        // line's edges as they do on the line alone), and each candidate line is then
+        // checked on its own, so a match spanning lines never counts.
+        let build = |multi_line: bool| {
+            regex::bytes::RegexBuilder::new(&args.pattern)
+                .size_limit(1 << 22)
+                .multi_line(multi_line)
+                .crlf(multi_line)
+                .build()
+        };
+        let (buffer_regex, line_regex) = match (build(true), build(false)) {
+            (Ok(buffer), Ok(line)) => (buffer, line),
+            (Err(error), _) | (_, Err(error)) => {
+                return tool_error(format!("invalid regular expression: {error}"));
+            }
         };
         let glob = match &args.path_glob {
             Some(g) => match globset::GlobBuilder::new(g).literal_separator(true).build() {
@@ -1143,18 +1194,14 @@ impl CodelensServer {
                         let Some(content) = Self::read_regular(&path.to_path(root)) else {
                             continue;
                         };
-                        let text = String::from_utf8_lossy(&content);
-                        let mut local = Vec::new();
-                        for (n, line) in text.lines().enumerate() {
-                            if regex.is_match(line) {
-                                let shown: String = line.chars().take(300).collect();
-                                local.push(TextMatch {
-                                    path: path.to_string(),
-                                    line: n as u32 + 1,
-                                    text: shown,
-                                });
-                            }
-                        }
+                        let local = matching_lines(&content, &buffer_regex, &line_regex)
+                            .into_iter()
+                            .map(|(line, text)| TextMatch {
+                                path: path.to_string(),
+                                line,
+                                text: String::from_utf8_lossy(text).chars().take(300).collect(),
+                            })
+                            .collect::<Vec<_>>();
                         if !local.is_empty()
                             && let Ok(mut all) = found.lock()
                         {
@@ -1609,6 +1656,55 @@ mod tests {
             names.matching(b"o", false, 2).is_none(),
             "past the cap: let SQLite scan"
         );
+    }
+
+    #[test]
+    fn whole_buffer_search_finds_exactly_the_lines_a_per_line_search_finds() {
+        let contents: [&[u8]; 7] = [
+            b"",
+            b"fn main() {}\n",
+            b"alpha\nbeta\n\ngamma beta\nlast without newline",
+            b"crlf line\r\nbeta\r\n\r\nend\r\n",
+            b"a\nb\na b\n  \n\tindented beta\n",
+            b"\n\n\n",
+            b"word\nwordy\nsword\nword",
+        ];
+        let patterns = [
+            "beta",
+            "^beta$",
+            "^$",
+            "a\\sb",
+            "a\\nb",
+            "\\bword\\b",
+            "^\\s+",
+            "e$",
+            ".",
+            "x^",
+            "^",
+        ];
+        for pattern in patterns {
+            let multi = regex::bytes::RegexBuilder::new(pattern)
+                .multi_line(true)
+                .crlf(true)
+                .build()
+                .unwrap();
+            let single = regex::bytes::Regex::new(pattern).unwrap();
+            let per_line = regex::Regex::new(pattern).unwrap();
+            for content in contents {
+                let text = std::str::from_utf8(content).unwrap();
+                let expected: Vec<(u32, String)> = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, line)| per_line.is_match(line))
+                    .map(|(n, line)| (n as u32 + 1, line.to_string()))
+                    .collect();
+                let found: Vec<(u32, String)> = matching_lines(content, &multi, &single)
+                    .into_iter()
+                    .map(|(n, line)| (n, String::from_utf8_lossy(line).into_owned()))
+                    .collect();
+                assert_eq!(found, expected, "pattern {pattern:?} in {text:?}");
+            }
+        }
     }
 
     #[test]
