@@ -61,7 +61,7 @@ enum Command {
         path: Option<PathBuf>,
         #[arg(short, long)]
         quiet: bool,
-        /// Print {added, modified, removed, unchanged, duration_ms} as JSON.
+        /// Print {added, modified, removed, unchanged, hashed, duration_ms} as JSON.
         #[arg(long)]
         json: bool,
     },

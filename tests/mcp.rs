@@ -653,3 +653,40 @@ fn sigterm_ends_the_server_cleanly() {
     let project = codelens::engine::project::Project::at(repo.root());
     assert!(!project.writer_engine_running());
 }
+
+#[test]
+fn a_last_request_without_its_newline_is_still_answered() {
+    use std::io::{Read, Write};
+    let repo = indexed_repo();
+    let mut child = common::codelens_command(&repo.root(), &["--mcp"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("codelens --mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let request = json!({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    // No newline, then end of input.
+    write!(stdin, "{request}").unwrap();
+    drop(stdin);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = child.wait();
+    let answers: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON-RPC"))
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["id"] == 7 && a["result"]["serverInfo"]["name"] == "codelens"),
+        "{out}"
+    );
+}

@@ -37,8 +37,6 @@ impl Project {
             .ok_or(Error::NoIndex { start })
     }
 
-    /// Where `codelens init` builds: the top of the git worktree containing `start`, or
-    /// `start` itself outside git. `own_worktree` (`init -i`) insists on a git worktree.
     /// The index of the main checkout, when this project is a linked git worktree of
     /// it: a copy of it, reconciled, is a much faster start than parsing everything.
     pub fn main_checkout_index(&self) -> Option<Project> {
@@ -50,6 +48,8 @@ impl Project {
         (main.root != self.root && main.db_path().is_file()).then_some(main)
     }
 
+    /// Where `codelens init` builds: the top of the git worktree containing `start`, or
+    /// `start` itself outside git. `own_worktree` (`init -i`) insists on a git worktree.
     pub fn for_init(start: &Path, own_worktree: bool) -> Result<Project> {
         let start = canonical_dir(start)?;
         match git::discover(&start)? {

@@ -178,6 +178,12 @@ impl Snapshot {
                  was not running may be stale below without being named."
                     .to_string(),
             ),
+            // A follower does not see its writer's progress, only that it is not done.
+            Catchup::Running { total: 0, .. } => Some(
+                "⚠️ The engine that keeps this index is still comparing it with the working tree: \
+                 files edited in the last moments may be stale below without being named."
+                    .to_string(),
+            ),
             Catchup::Running { checked, total } => Some(format!(
                 "⚠️ Catch-up is still comparing the index with the working tree ({checked} of {total} changed-looking files checked): \
                  files edited while codelens was not running may be stale below without being named."
@@ -395,8 +401,12 @@ impl Engine {
         // Unique per engine, even for two engines one after the other in one process.
         let engine_id = format!("{}:{}", std::process::id(), now_ns());
         if let Some(lock) = &engine_lock {
-            // Failing to record it only means `status` keeps checking the tree itself.
-            let _ = lock.record_owner(&engine_id);
+            // The file is emptied first: a write that fails (a full disk) leaves no id,
+            // and `status` keeps checking the tree itself. Only a failing truncation
+            // could leave a dead writer's id behind; it is logged.
+            if let Err(error) = lock.record_owner(&engine_id) {
+                tracing::warn!(target: "codelens::engine", "cannot record the writer's id: {error}");
+            }
         }
         // Also known before the first answer: a follower answers at once.
         let mismatch = match &options.start_dir {
@@ -1349,8 +1359,12 @@ impl Worker {
             Err(error) => return self.fail(error.to_string()),
         };
         // A writer that just started (or took over) has not published what its catch-up
-        // finds yet: the set in the table is its predecessor's, and answers say so.
-        if !published_set_is_current(&self.project, &self.store) {
+        // finds yet: the set in the table is its predecessor's, and answers say so. Same
+        // while the writer is busy (catch-up, re-indexing a burst): it reads no file
+        // events then, so an edit saved meanwhile is not in the table yet.
+        if !published_set_is_current(&self.project, &self.store)
+            || self.project.writer_engine_busy()
+        {
             self.catchup = Catchup::Running {
                 checked: 0,
                 total: 0,

@@ -4,7 +4,8 @@
 //! naming pending files with their edit ages, the result, and a footer about pending
 //! files elsewhere.
 //!
-//! stdout carries protocol messages only: rmcp writes them; nothing here prints.
+//! stdout carries protocol messages only: rmcp produces them and `pump_output` copies
+//! them to stdout; nothing else here prints.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -323,9 +324,19 @@ fn page_or(
 /// costs one scan instead of one search per line.
 fn matching_lines<'a>(
     content: &'a [u8],
-    buffer_regex: &regex::bytes::Regex,
+    buffer_regex: Option<&regex::bytes::Regex>,
     line_regex: &regex::bytes::Regex,
 ) -> Vec<(u32, &'a [u8])> {
+    // A carriage return changes what `.` and `$` see across the whole buffer: such files
+    // (and patterns the caller found mode-dependent) are searched line by line.
+    let Some(buffer_regex) = buffer_regex.filter(|_| memchr::memchr(b'\r', content).is_none())
+    else {
+        return content_lines(content)
+            .enumerate()
+            .filter(|(_, line)| line_regex.is_match(line))
+            .map(|(n, line)| (n as u32 + 1, line))
+            .collect();
+    };
     let mut found = Vec::new();
     let mut line_number = 1u32;
     let mut counted_to = 0;
@@ -346,9 +357,7 @@ fn matching_lines<'a>(
             .map_or(content.len(), |i| hit.start() + i);
         line_number += memchr::memchr_iter(b'\n', &content[counted_to..start]).count() as u32;
         counted_to = start;
-        let line = content[start..end]
-            .strip_suffix(b"\r")
-            .unwrap_or(&content[start..end]);
+        let line = &content[start..end];
         if line_regex.is_match(line) {
             found.push((line_number, line));
         }
@@ -356,6 +365,24 @@ fn matching_lines<'a>(
         from = end + 1;
     }
     found
+}
+
+/// Whether `pattern` matches the same lines searched over a whole buffer in multi-line
+/// mode: text anchors (`\A`, `\z`) and inline flags (`(?-m)` …) mean something else
+/// there, so those patterns are matched line by line.
+fn searchable_as_buffer(pattern: &str) -> bool {
+    !["\\A", "\\z", "(?"]
+        .iter()
+        .any(|mode_dependent| pattern.contains(mode_dependent))
+}
+
+/// The lines of `content` as `str::lines` makes them: split at `\n`, a trailing `\r`
+/// dropped, no empty line after a final line ending.
+fn content_lines(content: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = content.strip_suffix(b"\n").unwrap_or(content);
+    body.split(|&b| b == b'\n')
+        .filter(move |_| !content.is_empty())
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// The cursor of the page after `shown` items from `offset`, if any are left.
@@ -1139,7 +1166,6 @@ impl CodelensServer {
             regex::bytes::RegexBuilder::new(&args.pattern)
                 .size_limit(1 << 22)
                 .multi_line(multi_line)
-                .crlf(multi_line)
                 .build()
         };
         let (buffer_regex, line_regex) = match (build(true), build(false)) {
@@ -1148,6 +1174,7 @@ impl CodelensServer {
                 return tool_error(format!("invalid regular expression: {error}"));
             }
         };
+        let buffer_regex = searchable_as_buffer(&args.pattern).then_some(buffer_regex);
         let glob = match &args.path_glob {
             Some(g) => match globset::GlobBuilder::new(g).literal_separator(true).build() {
                 Ok(glob) => Some(glob.compile_matcher()),
@@ -1184,17 +1211,22 @@ impl CodelensServer {
             for _ in 0..crate::engine::scan::worker_count() {
                 scope.spawn(|| {
                     loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(path) = files.get(i) else { break };
+                        // Checked before claiming a file: every claimed file is read, so
+                        // the files read are always a prefix of the list (in path order)
+                        // and the first `wanted` matches found are the first in order.
                         if found.lock().map(|f| f.len() >= wanted).unwrap_or(true) {
-                            // Files left unread: whatever was found is not the total.
-                            stopped_early.store(true, std::sync::atomic::Ordering::Relaxed);
+                            if next.load(std::sync::atomic::Ordering::Relaxed) < files.len() {
+                                // Files left unread: whatever was found is not the total.
+                                stopped_early.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
                             break;
                         }
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = files.get(i) else { break };
                         let Some(content) = Self::read_regular(&path.to_path(root)) else {
                             continue;
                         };
-                        let local = matching_lines(&content, &buffer_regex, &line_regex)
+                        let local = matching_lines(&content, buffer_regex.as_ref(), &line_regex)
                             .into_iter()
                             .map(|(line, text)| TextMatch {
                                 path: path.to_string(),
@@ -1269,8 +1301,9 @@ impl CodelensServer {
     }
 }
 
-/// `index_status`: the keys of `codelens status --json` (same names, same meaning),
-/// from the engine's snapshot, plus the engine's role and catch-up progress.
+/// `index_status`: the keys of `codelens status --json` that the engine knows (same
+/// names, same meaning; not `agents`, `git.head`, `pending[].change`), from its
+/// snapshot, plus the engine's role and catch-up progress.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct IndexStatus {
     /// The worktree the server stands in (differs from `index_root` on a mismatch).
@@ -1539,6 +1572,12 @@ async fn pump_input(
             line.clear();
         }
     }
+    // A last message without its newline is still a message: answer it too.
+    if !discarding && !line.iter().all(u8::is_ascii_whitespace) {
+        line.push(b'\n');
+        let _ = to_server.write_all(&guard_line(&line)).await;
+        let _ = to_server.flush().await;
+    }
     let _ = to_server.shutdown().await;
 }
 
@@ -1660,7 +1699,8 @@ mod tests {
 
     #[test]
     fn whole_buffer_search_finds_exactly_the_lines_a_per_line_search_finds() {
-        let contents: [&[u8]; 7] = [
+        let contents: [&[u8]; 8] = [
+            b"a\rb\nlone carriage return\n",
             b"",
             b"fn main() {}\n",
             b"alpha\nbeta\n\ngamma beta\nlast without newline",
@@ -1681,13 +1721,18 @@ mod tests {
             ".",
             "x^",
             "^",
+            "a.b",
+            "\\Aalpha",
+            "beta\\z",
+            "(?-m)^beta$",
+            "(?s)a.b",
         ];
         for pattern in patterns {
             let multi = regex::bytes::RegexBuilder::new(pattern)
                 .multi_line(true)
-                .crlf(true)
                 .build()
                 .unwrap();
+            let multi = searchable_as_buffer(pattern).then_some(&multi);
             let single = regex::bytes::Regex::new(pattern).unwrap();
             let per_line = regex::Regex::new(pattern).unwrap();
             for content in contents {
@@ -1698,7 +1743,7 @@ mod tests {
                     .filter(|(_, line)| per_line.is_match(line))
                     .map(|(n, line)| (n as u32 + 1, line.to_string()))
                     .collect();
-                let found: Vec<(u32, String)> = matching_lines(content, &multi, &single)
+                let found: Vec<(u32, String)> = matching_lines(content, multi, &single)
                     .into_iter()
                     .map(|(n, line)| (n, String::from_utf8_lossy(line).into_owned()))
                     .collect();

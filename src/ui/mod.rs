@@ -81,7 +81,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
     let mut engine_options = EngineOptions::from_config(&config);
     engine_options.start_dir = Some(start.clone());
     let mut app = App::new(!config.no_color, options.mouse_capture, now_ns());
-    app.home = std::env::var_os("HOME").map(PathBuf::from);
+    app.home = crate::config::AgentEnv::from_env().home;
     app.utc_offset_secs = chrono::Local::now().offset().local_minus_utc();
     let time = || chrono::Local::now().format("%H:%M:%S").to_string();
     for warning in config
@@ -277,7 +277,6 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                 } else {
                     execute!(out, DisableMouseCapture)
                 };
-                guard.mouse.store(on, Ordering::Relaxed);
             }
             Some(Effect::BuildIndex) => {
                 let progress = ProgressBar::hidden();
@@ -317,11 +316,15 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
             }
         }
     };
-    // The shell gets its terminal back first; the engine is stopped after.
+    // The shell gets its terminal back first; the engine is stopped after (a second
+    // SIGTERM meanwhile still finds the listener, and is ignored: we are leaving).
     drop(terminal);
     drop(guard);
     if let Some(stop) = watching {
         stop.store(true, Ordering::Relaxed);
+    }
+    if let Some(engine) = engine {
+        stop_engine(engine);
     }
     signals.close();
     for message in DEFERRED_PANICS
@@ -330,9 +333,6 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
         .drain(..)
     {
         eprintln!("codelens: {message}");
-    }
-    if let Some(engine) = engine {
-        stop_engine(engine);
     }
     result
 }
@@ -509,17 +509,13 @@ fn spawn_signal_listener(tx: Sender<UiEvent>) -> anyhow::Result<signal_hook::ite
 }
 
 /// Owns the terminal's modes: entering sets them, dropping (on quit, on error, or
-/// while unwinding) restores them.
-struct TerminalGuard {
-    mouse: Arc<AtomicBool>,
-}
+/// while unwinding) restores them all (mouse capture too, whichever way `m` left it).
+struct TerminalGuard;
 
 impl TerminalGuard {
     fn enter(mouse_capture: bool) -> anyhow::Result<TerminalGuard> {
         terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
-        let guard = TerminalGuard {
-            mouse: Arc::new(AtomicBool::new(mouse_capture)),
-        };
+        let guard = TerminalGuard;
         let mut out = std::io::stdout();
         execute!(out, EnterAlternateScreen, cursor::Hide)?;
         if mouse_capture {
