@@ -5,6 +5,7 @@
 pub mod config;
 pub mod engine;
 pub mod fsutil;
+pub mod humanize;
 pub mod ingest;
 pub mod install;
 pub mod mcp;

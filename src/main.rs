@@ -17,6 +17,7 @@ use codelens::engine::store::{IndexStats, Store};
 use codelens::engine::worktree;
 use codelens::engine::{self, now_ns};
 use codelens::engine::{Engine, EngineOptions, Role};
+use codelens::humanize::{human_bytes, thousands};
 use codelens::install;
 use codelens::telemetry::{self, EventName, TelemetryEnv};
 
@@ -1069,37 +1070,10 @@ fn print_pending(pending: &[PendingLine], age_secs: impl Fn(i64) -> u64) {
     }
 }
 
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn human_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)
-    }
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

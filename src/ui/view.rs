@@ -15,6 +15,7 @@ use super::keymap;
 use crate::engine::banner::{PendingState, human_age};
 use crate::engine::watcher::WatchMode;
 use crate::engine::{Catchup, Role, Snapshot};
+use crate::humanize::{human_bytes, thousands};
 use crate::telemetry;
 
 /// Below this, not even the one-line summary fits.
@@ -974,26 +975,6 @@ fn counted(n: u64, noun: &str) -> String {
     match n {
         1 => format!("1 {noun}"),
         n => format!("{} {noun}s", thousands(n)),
-    }
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1e3),
-        _ => format!("{:.1} MB", bytes as f64 / 1e6),
     }
 }
 
