@@ -336,13 +336,15 @@ const UNWATCHED_RECHECK: Duration = Duration::from_secs(30);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 /// How long a heartbeat cookie may take to come back.
 const HEARTBEAT_GRACE: Duration = Duration::from_secs(5);
-/// Directory watches re-armed per heartbeat, round robin, so that a watch lost without
+/// Watched directories checked per heartbeat, round robin, so that a watch lost without
 /// any event saying so comes back (and its directory is crawled) within a few rounds.
-/// Each costs two `stat`s, one `inotify_add_watch` with `IN_MASK_ADD` (idempotent on an
-/// inode already watched) and a round trip to notify's thread, some 10–20 µs: at most
-/// 2,000 per 30 s is ≤ 40 ms of CPU per 30 s (≈0.1 % of one core) on the largest trees,
-/// a few ms on a typical one, where every directory is re-armed every heartbeat.
-const REARM_PER_HEARTBEAT: usize = 2_000;
+/// A check is one `stat` (a replaced directory has a new inode), ~2 µs; a re-arm
+/// outright is two `stat`s, an idempotent `inotify_add_watch` (`IN_MASK_ADD`) and a
+/// round trip to notify's thread, 10–20 µs. 2,000 checks and 250 re-arms per 30 s is
+/// ≲ 10 ms of CPU per 30 s on the largest trees (measured: the idle figures in the
+/// README's watcher benchmark include it).
+const CHECK_PER_HEARTBEAT: usize = 2_000;
+const REARM_PER_HEARTBEAT: usize = 250;
 /// How often the consent files are read again (two small files).
 const TELEMETRY_RECHECK: Duration = Duration::from_secs(5);
 
@@ -1037,7 +1039,7 @@ impl Worker {
         if self.heartbeat_in_flight.is_none() && self.heartbeat_at.is_none_or(|at| at <= now) {
             // A lost watch never stays silent: re-arm a slice of them, and crawl any
             // directory replaced behind the watcher's back (as if it had just appeared).
-            let replaced = watcher.rearm_some(REARM_PER_HEARTBEAT);
+            let replaced = watcher.rearm_some(CHECK_PER_HEARTBEAT, REARM_PER_HEARTBEAT);
             let Some(watcher) = &self.watcher else { return };
             let n = self.next_cookie;
             self.next_cookie += 1;

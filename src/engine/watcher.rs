@@ -250,6 +250,8 @@ pub struct DirWatcher {
     watched: HashMap<RelPath, u64>,
     /// Directories still to re-arm in the current round of [`DirWatcher::rearm_some`].
     rearm_queue: Vec<RelPath>,
+    /// Directories left to stat in the current round of [`DirWatcher::rearm_some`].
+    check_queue: Vec<RelPath>,
     cap: usize,
     /// Directories the cap or the kernel's limit kept unwatched.
     unwatched: HashSet<RelPath>,
@@ -273,6 +275,7 @@ impl DirWatcher {
             root: root.to_path_buf(),
             watched: HashMap::new(),
             rearm_queue: Vec::new(),
+            check_queue: Vec::new(),
             cap,
             unwatched: HashSet::new(),
             limit_reason: None,
@@ -390,16 +393,39 @@ impl DirWatcher {
     /// a burst of renames and re-creations) comes back within a few rounds. Returns the
     /// directories found replaced since their watch was armed: their files may have
     /// changed unseen and must be crawled.
-    pub fn rearm_some(&mut self, max: usize) -> Vec<RelPath> {
-        if self.rearm_queue.is_empty() {
-            self.rearm_queue = self.watched.keys().cloned().collect();
+    ///
+    /// Two paces, since the costs differ tenfold: up to `max_checked` directories are
+    /// stat'ed (a replaced directory shows a new inode: re-armed and reported), and up
+    /// to `max_rearmed` are re-armed outright (a watch dropped on an unchanged inode).
+    pub fn rearm_some(&mut self, max_checked: usize, max_rearmed: usize) -> Vec<RelPath> {
+        let mut replaced = Vec::new();
+        for queue in [Queue::Check, Queue::Rearm] {
+            let (list, max) = match queue {
+                Queue::Check => (&mut self.check_queue, max_checked),
+                Queue::Rearm => (&mut self.rearm_queue, max_rearmed),
+            };
+            if list.is_empty() {
+                *list = self.watched.keys().cloned().collect();
+            }
+            let take = max.min(list.len());
+            let batch: Vec<RelPath> = list.split_off(list.len() - take);
+            for dir in batch {
+                let Some(&armed_on) = self.watched.get(&dir) else {
+                    continue;
+                };
+                let found = match queue {
+                    Queue::Check => {
+                        let now = inode_of(&dir.to_path(&self.root));
+                        now.is_some_and(|ino| ino != armed_on) && self.watch_dir(&dir)
+                    }
+                    Queue::Rearm => self.rearm(&dir),
+                };
+                if found && !replaced.contains(&dir) {
+                    replaced.push(dir);
+                }
+            }
         }
-        let take = max.min(self.rearm_queue.len());
-        let batch: Vec<RelPath> = self.rearm_queue.split_off(self.rearm_queue.len() - take);
-        batch
-            .into_iter()
-            .filter(|dir| self.watched.contains_key(dir) && self.rearm(dir))
-            .collect()
+        replaced
     }
 
     /// Forgets the watches of `dir` and everything below it (the kernel already dropped
@@ -531,6 +557,12 @@ impl DirWatcher {
 }
 
 /// The directory's inode (0 where the platform has none to give), None when it is gone.
+#[derive(Clone, Copy)]
+enum Queue {
+    Check,
+    Rearm,
+}
+
 fn inode_of(path: &Path) -> Option<u64> {
     let metadata = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
