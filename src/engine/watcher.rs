@@ -594,6 +594,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_directory_replaced_behind_the_watchers_back_is_found_by_the_heartbeat_check() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let root = root.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join(INDEX_DIR_NAME)).unwrap();
+        for dir in ["kept", "replaced"] {
+            std::fs::create_dir(root.join(dir)).unwrap();
+        }
+        let dirs = [
+            RelPath::from_bytes(b"kept".to_vec()),
+            RelPath::from_bytes(b"replaced".to_vec()),
+        ];
+        // Events are ignored: this is what the check must catch without them.
+        let mut watcher =
+            DirWatcher::start(&root, &dirs, 100, |_: notify::Result<notify::Event>| {})
+                .expect("watcher");
+        assert!(watcher.rearm_some(10, 0).is_empty(), "nothing replaced yet");
+        std::fs::remove_dir(root.join("replaced")).unwrap();
+        // Keep the old inode number from being reused at once by the new directory.
+        std::fs::create_dir(root.join("placeholder")).unwrap();
+        std::fs::create_dir(root.join("replaced")).unwrap();
+        assert_eq!(watcher.rearm_some(10, 0), vec![dirs[1].clone()]);
+        assert!(watcher.is_watched(&dirs[1]));
+        // Re-armed on the new inode: the next check finds nothing.
+        assert!(watcher.rearm_some(10, 10).is_empty());
+    }
+
+    #[test]
     fn editor_temp_files_are_recognised() {
         for name in [
             "4913",
