@@ -118,6 +118,8 @@ fn cpu_profile(
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let stats = root.join(".codelens/bench-tui-stats");
+    // Only the dashboard writes it: a stale one must not count for another process.
+    let _ = std::fs::remove_file(&stats);
     let line = format!(
         "env -u CI CODELENS_TUI_STATS={} {BIN} {command}",
         stats.display()
@@ -138,8 +140,9 @@ fn cpu_profile(
     let pid: u32 = tmux_cmd(&["list-panes", "-t", "b", "-F", "#{pane_pid}"])
         .parse()
         .expect("pane pid");
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    assert_eq!(comm.trim(), "codelens", "the pane runs codelens itself");
+    // `env` execs codelens in the same process: wait for the exec, then be sure.
+    let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    wait_until(Duration::from_secs(10), || comm().trim() == "codelens");
     let draws = || {
         std::fs::read_to_string(&stats)
             .ok()

@@ -590,6 +590,13 @@ impl Engine {
             .unwrap_or_else(|| self.snapshot())
     }
 
+    /// Wakes every [`Engine::wait_until`] so it checks its condition again now (a front
+    /// end whose condition includes its own stop flag).
+    pub fn wake_waiters(&self) {
+        let _guard = self.shared.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.published.notify_all();
+    }
+
     /// Waits until a published snapshot satisfies `ready`, at most `timeout`.
     pub fn wait_until(
         &self,

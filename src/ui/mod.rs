@@ -183,6 +183,8 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                     stop.store(true, Ordering::Relaxed);
                 }
                 if let Some(old) = engine.replace(Arc::clone(&started)) {
+                    // Its forwarder is stopped above; woken, it lets go at once.
+                    old.wake_waiters();
                     // Stopping an engine joins its thread: not on the loop's time.
                     std::thread::spawn(move || drop(old));
                 }
@@ -324,6 +326,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
         stop.store(true, Ordering::Relaxed);
     }
     if let Some(engine) = engine {
+        engine.wake_waiters();
         stop_engine(engine);
     }
     signals.close();
@@ -438,9 +441,14 @@ fn follow_engine(
                 let _ = tx.send(UiEvent::EngineStopped(reason));
                 break;
             }
-            // Short waits: while this thread holds the engine, quitting cannot stop it.
-            if let Some(snapshot) = engine.wait_until(Duration::from_millis(100), |s| s.seq != seen)
-            {
+            // Long waits (an idle dashboard's process sleeps): quitting sets `stop` and
+            // wakes the waiters, so the engine is let go at once all the same.
+            if let Some(snapshot) = engine.wait_until(Duration::from_secs(5), |s| {
+                s.seq != seen || stopped.load(Ordering::Relaxed)
+            }) {
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
                 seen = snapshot.seq;
                 if tx.send(UiEvent::Snapshot(snapshot)).is_err() {
                     break;
