@@ -593,7 +593,11 @@ impl Engine {
     /// Wakes every [`Engine::wait_until`] so it checks its condition again now (a front
     /// end whose condition includes its own stop flag).
     pub fn wake_waiters(&self) {
-        let _guard = self.shared.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self
+            .shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.shared.published.notify_all();
     }
 
