@@ -179,7 +179,7 @@ impl Snapshot {
                     .to_string(),
             ),
             // A follower does not see its writer's progress, only that it is not done.
-            Catchup::Running { total: 0, .. } => Some(
+            Catchup::Running { .. } if self.role == Role::Follower => Some(
                 "⚠️ The engine that keeps this index is still comparing it with the working tree: \
                  files edited in the last moments may be stale below without being named."
                     .to_string(),
