@@ -203,6 +203,12 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
         assert!(Instant::now() < until, "the MCP server never took over");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // While syncs run back to back, every one of them moves the index on and `status`
+    // rightly stops trusting the engine's published set until the engine has looked
+    // again (it then checks the tree itself: `pending_source: scan`). So the syncs pause
+    // while the new writer's own report is checked, then resume.
+    stop.store(true, Ordering::Relaxed);
+    let runs_before_takeover = syncs.join().expect("every sync succeeded");
     let until = Instant::now() + DEADLINE;
     loop {
         let status = engine_status(&root);
@@ -218,6 +224,8 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    let syncs = sync_loop(root.clone(), home.path().to_path_buf(), Arc::clone(&stop));
     // It watches: edits keep being picked up, syncs keep running beside it.
     for _ in 0..10 {
         let n = 1 + rng.below(10);
@@ -250,7 +258,7 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
     edit(&root, &mut rng, 10);
 
     stop.store(true, Ordering::Relaxed);
-    let runs = syncs.join().expect("every sync succeeded");
+    let runs = runs_before_takeover + syncs.join().expect("every sync succeeded");
     // The second watch became the writer: its watcher keeps the index.
     procs::wait_for_engine(&root, &mut watch2);
     edit(&root, &mut rng, 20);
