@@ -471,15 +471,12 @@ impl App {
         self.dirty = true;
     }
 
-    /// The first row the panel shows, clamped so the last page stays full (and stored
-    /// back, so scrolling up from past the end responds at once).
-    pub fn clamp_scroll(&self, panel: Panel, rows: usize, visible: usize) -> usize {
-        self.scroll[panel.index()].min(rows.saturating_sub(visible))
-    }
-
-    pub fn store_clamped_scroll(&mut self, panel: Panel, rows: usize, visible: usize) {
-        let clamped = self.clamp_scroll(panel, rows, visible);
-        self.scroll[panel.index()] = clamped;
+    /// The first row the panel shows, clamped so the last page stays full — and stored
+    /// back, so scrolling up from past the end responds at once.
+    pub fn first_visible(&mut self, panel: Panel, rows: usize, visible: usize) -> usize {
+        let offset = &mut self.scroll[panel.index()];
+        *offset = (*offset).min(rows.saturating_sub(visible));
+        *offset
     }
 }
 
@@ -730,7 +727,8 @@ mod tests {
         app.on_key(press(KeyCode::Char('j')));
         app.on_key(press(KeyCode::PageDown));
         assert_eq!(app.scroll[Panel::Events.index()], 11);
-        assert_eq!(app.clamp_scroll(Panel::Events, 5, 3), 2);
+        assert_eq!(app.first_visible(Panel::Events, 5, 3), 2);
+        assert_eq!(app.scroll[Panel::Events.index()], 2, "stored back");
         assert_eq!(
             app.on_key(press(KeyCode::Char('m'))),
             Some(Effect::SetMouseCapture(false))

@@ -502,8 +502,7 @@ fn render_pending(frame: &mut Frame, app: &mut App, snapshot: &Snapshot, area: R
         return;
     }
     let visible = inner.height as usize;
-    app.store_clamped_scroll(Panel::Pending, count, visible);
-    let first = app.clamp_scroll(Panel::Pending, count, visible);
+    let first = app.first_visible(Panel::Pending, count, visible);
     let width = inner.width as usize;
     // Only the visible rows are formatted: 10,000 pending files cost one screenful.
     let lines: Vec<Line> = snapshot.pending[first..(first + visible).min(count)]
@@ -548,8 +547,7 @@ fn render_debounce(
     frame.render_widget(block, area);
     let rows = snapshot.directories.len();
     let visible = inner.height as usize;
-    app.store_clamped_scroll(Panel::Debounce, rows, visible);
-    let first = app.clamp_scroll(Panel::Debounce, rows, visible);
+    let first = app.first_visible(Panel::Debounce, rows, visible);
     let width = inner.width as usize;
     let lines: Vec<Line> = snapshot.directories[first..(first + visible).min(rows)]
         .iter()
@@ -679,8 +677,7 @@ fn render_telemetry(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme, 
         }
     }
     let visible = inner.height as usize;
-    app.store_clamped_scroll(Panel::Telemetry, lines.len(), visible);
-    let first = app.clamp_scroll(Panel::Telemetry, lines.len(), visible);
+    let first = app.first_visible(Panel::Telemetry, lines.len(), visible);
     let lines: Vec<Line> = lines.into_iter().skip(first).collect();
     frame.render_widget(Paragraph::new(lines), inner);
 }
@@ -702,8 +699,7 @@ fn render_events(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) {
     }
     let visible = inner.height as usize;
     let rows = app.events.len();
-    app.store_clamped_scroll(Panel::Events, rows, visible);
-    let first = app.clamp_scroll(Panel::Events, rows, visible);
+    let first = app.first_visible(Panel::Events, rows, visible);
     let lines: Vec<Line> = app
         .events
         .iter()
