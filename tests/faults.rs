@@ -8,7 +8,7 @@ mod common;
 #[path = "support/freshness.rs"]
 mod freshness;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -169,7 +169,7 @@ fn serve(mut stream: TcpStream, answer: Answer, seen: &Mutex<Vec<String>>) {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let body = read_body(&mut stream);
+    let body = read_http_request(&mut stream);
     seen.lock().unwrap().push(body);
     let reply: &[u8] = match answer {
         Answer::Ok => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
@@ -182,29 +182,6 @@ fn serve(mut stream: TcpStream, answer: Answer, seen: &Mutex<Vec<String>>) {
         }
     };
     let _ = stream.write_all(reply);
-}
-
-fn read_body(stream: &mut TcpStream) -> String {
-    let mut reader = BufReader::new(stream);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return String::new();
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn indexed_repo() -> TestRepo {

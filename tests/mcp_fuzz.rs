@@ -16,39 +16,17 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::*;
 use serde_json::{Map, Value, json};
 
 const MESSAGES: usize = 1_000;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// xorshift64*: small, deterministic, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 fn random_string(rng: &mut Rng) -> String {
-    match rng.below(12) {
+    match rng.index(12) {
         0 => String::new(),
-        1 => "x".repeat(100_000 + rng.below(50_000)),
+        1 => "x".repeat(100_000 + rng.index(50_000)),
         2 => "a\0b\0".to_string(),
         3 => "../../../../etc/passwd".to_string(),
         4 => "/etc/shadow".to_string(),
@@ -58,14 +36,14 @@ fn random_string(rng: &mut Rng) -> String {
         8 => "\\u0000\"'`;$(rm -rf /)".to_string(),
         9 => "Store".to_string(),
         10 => "src/store.rs".to_string(),
-        _ => (0..rng.below(40))
-            .map(|_| char::from(b' ' + rng.below(95) as u8))
+        _ => (0..rng.index(40))
+            .map(|_| char::from(b' ' + rng.index(95) as u8))
             .collect(),
     }
 }
 
 fn random_number(rng: &mut Rng) -> Value {
-    match rng.below(8) {
+    match rng.index(8) {
         0 => json!(0),
         1 => json!(-1),
         2 => json!(i64::MAX),
@@ -73,7 +51,7 @@ fn random_number(rng: &mut Rng) -> Value {
         4 => json!(u64::MAX),
         5 => json!(1.5e300),
         6 => json!(-0.5),
-        _ => json!(rng.below(1000)),
+        _ => json!(rng.index(1000)),
     }
 }
 
@@ -90,24 +68,24 @@ fn deep(depth: usize, array: bool) -> Value {
 }
 
 fn random_value(rng: &mut Rng, depth: usize) -> Value {
-    match rng.below(if depth > 3 { 5 } else { 8 }) {
+    match rng.index(if depth > 3 { 5 } else { 8 }) {
         0 => Value::Null,
         1 => json!(rng.chance(50)),
         2 => random_number(rng),
         3 | 4 => json!(random_string(rng)),
         5 => Value::Array(
-            (0..rng.below(4))
+            (0..rng.index(4))
                 .map(|_| random_value(rng, depth + 1))
                 .collect(),
         ),
         6 => {
             let mut map = Map::new();
-            for _ in 0..rng.below(4) {
+            for _ in 0..rng.index(4) {
                 map.insert(random_string(rng), random_value(rng, depth + 1));
             }
             Value::Object(map)
         }
-        _ => deep(20 + rng.below(60), rng.chance(50)),
+        _ => deep(20 + rng.index(60), rng.chance(50)),
     }
 }
 
@@ -158,7 +136,7 @@ fn arguments_for(rng: &mut Rng, schema: &Value) -> Value {
     if rng.chance(15) {
         args.insert(random_string(rng), random_value(rng, 0));
     }
-    match rng.below(20) {
+    match rng.index(20) {
         0 => random_value(rng, 0),
         1 => Value::Null,
         _ => Value::Object(args),
@@ -197,7 +175,7 @@ fn request_params(rng: &mut Rng, method: &str, tools: &[(String, Value)]) -> Val
     match method {
         "tools/call" => {
             let (name, schema) = rng.pick(tools);
-            let name = match rng.below(12) {
+            let name = match rng.index(12) {
                 0 => json!("no_such_tool"),
                 1 => random_value(rng, 0),
                 _ => json!(name),
@@ -226,7 +204,7 @@ fn generate(rng: &mut Rng, n: usize, tools: &[(String, Value)]) -> Message {
     let numeric_id = json!(1_000_000 + n);
     let method = *rng.pick(METHODS);
     let line = |value: Value| value.to_string().into_bytes();
-    match rng.below(20) {
+    match rng.index(20) {
         // Well-formed requests (most of the run): each must get exactly one answer.
         0..=10 => {
             let id = if rng.chance(50) { id } else { numeric_id };
@@ -266,7 +244,7 @@ fn generate(rng: &mut Rng, n: usize, tools: &[(String, Value)]) -> Message {
         }
         // Broken envelopes: the answer, if any, must still be JSON-RPC.
         13 => {
-            let envelope = match rng.below(8) {
+            let envelope = match rng.index(8) {
                 0 => json!({"jsonrpc": "1.0", "id": id, "method": "ping"}),
                 1 => json!({"id": id, "method": "ping"}),
                 2 => json!({"jsonrpc": "2.0", "id": random_value(rng, 0), "method": "ping"}),
@@ -283,7 +261,7 @@ fn generate(rng: &mut Rng, n: usize, tools: &[(String, Value)]) -> Message {
         }
         // Batches (JSON-RPC 2.0 allows them; MCP 2025-06-18 does not).
         14 => {
-            let batch: Vec<Value> = (0..rng.below(4))
+            let batch: Vec<Value> = (0..rng.index(4))
                 .map(
                     |k| json!({"jsonrpc": "2.0", "id": format!("batch-{n}-{k}"), "method": "ping"}),
                 )
@@ -298,7 +276,7 @@ fn generate(rng: &mut Rng, n: usize, tools: &[(String, Value)]) -> Message {
             let mut text = String::from(
                 "{\"jsonrpc\":\"2.0\",\"id\":\"deep\",\"method\":\"ping\",\"params\":",
             );
-            let depth = 1_000 + rng.below(50_000);
+            let depth = 1_000 + rng.index(50_000);
             text.push_str(&"[".repeat(depth));
             text.push_str(&"]".repeat(depth));
             text.push('}');
@@ -323,8 +301,8 @@ fn generate(rng: &mut Rng, n: usize, tools: &[(String, Value)]) -> Message {
         // Not JSON, or truncated JSON.
         17 => {
             let whole = json!({"jsonrpc": "2.0", "id": id, "method": "ping"}).to_string();
-            let cut = rng.below(whole.len());
-            let text = match rng.below(5) {
+            let cut = rng.index(whole.len());
+            let text = match rng.index(5) {
                 0 => whole[..cut].to_string(),
                 1 => String::new(),
                 2 => "   ".to_string(),
@@ -341,7 +319,7 @@ fn generate(rng: &mut Rng, n: usize, tools: &[(String, Value)]) -> Message {
             let mut bytes = json!({"jsonrpc": "2.0", "id": id, "method": "ping"})
                 .to_string()
                 .into_bytes();
-            let at = rng.below(bytes.len());
+            let at = rng.index(bytes.len());
             bytes.insert(at, 0);
             bytes.insert(0, 0x1b);
             Message {
@@ -465,7 +443,7 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x00C0_DE1E_75EE_D5EE);
     eprintln!("mcp fuzz: seed {seed} (replay with CODELENS_FUZZ_SEED={seed})");
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
 
     let repo = TestRepo::new();
     repo.write("src/store.rs", RUST_SRC);

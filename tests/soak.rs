@@ -16,23 +16,8 @@ mod freshness;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::*;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -77,12 +62,12 @@ impl Drop for Watch {
 const DIRS: usize = 20;
 
 fn source(rng: &mut Rng, n: usize) -> String {
-    let functions = 1 + rng.below(8);
+    let functions = 1 + rng.index(8);
     (0..functions)
         .map(|k| {
             format!(
                 "pub fn soak_{n}_{k}_{}() -> u64 {{ {} }}\n",
-                rng.next() % 1000,
+                rng.next_u64() % 1000,
                 k
             )
         })
@@ -96,24 +81,24 @@ fn mutate(
     files: &mut Vec<String>,
     counter: &mut usize,
 ) -> &'static str {
-    let pick = rng.below(100);
+    let pick = rng.index(100);
     if files.is_empty() || pick < 25 {
         *counter += 1;
-        let path = format!("d{}/new_{counter}.rs", rng.below(DIRS));
+        let path = format!("d{}/new_{counter}.rs", rng.index(DIRS));
         repo.write(&path, &source(rng, *counter));
         files.push(path);
         return "create";
     }
-    let i = rng.below(files.len());
+    let i = rng.index(files.len());
     match pick {
         25..=69 => {
-            let n = rng.below(1_000_000);
+            let n = rng.index(1_000_000);
             repo.write(&files[i], &source(rng, n));
             "edit"
         }
         70..=84 => {
             *counter += 1;
-            let to = format!("d{}/moved_{counter}.rs", rng.below(DIRS));
+            let to = format!("d{}/moved_{counter}.rs", rng.index(DIRS));
             std::fs::create_dir_all(repo.path(&to).parent().unwrap()).unwrap();
             if std::fs::rename(repo.path(&files[i]), repo.path(&to)).is_ok() {
                 files[i] = to;
@@ -139,7 +124,7 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
     let total = Duration::from_secs(env_secs("CODELENS_SOAK_SECS", 600));
     let every = Duration::from_secs(env_secs("CODELENS_SOAK_CHECK_SECS", 30));
     let seed = env_secs("CODELENS_SOAK_SEED", 0x50A4_5EED);
-    let mut rng = Rng(seed.max(1));
+    let mut rng = Rng::new(seed);
     eprintln!("soak: {total:?}, checked every {every:?}, seed {seed}");
 
     let repo = TestRepo::new();
@@ -180,7 +165,7 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
     while started.elapsed() < total {
         let round = Instant::now();
         while round.elapsed() < every && started.elapsed() < total {
-            if rng.below(400) == 0 {
+            if rng.index(400) == 0 {
                 // A branch switch, as a user does it: commit what is there, check out.
                 repo.git(&["add", "-A"]);
                 repo.git(&["commit", "-q", "--allow-empty", "-m", "wip"]);
@@ -198,8 +183,8 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
                     .or_default() += 1;
             }
             // Bursts and pauses, like a person and their tools.
-            if rng.below(20) == 0 {
-                std::thread::sleep(Duration::from_millis(rng.below(300) as u64));
+            if rng.index(20) == 0 {
+                std::thread::sleep(Duration::from_millis(rng.index(300) as u64));
             }
         }
         // Edits pause; the kernel's events reach the engine (a moment, not a bound).

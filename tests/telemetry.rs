@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use common::{RUST_SRC, TestRepo, assert_success, codelens_command};
+use common::{RUST_SRC, TestRepo, assert_success, codelens_command, read_http_request};
 
 /// Every variable that can switch telemetry, removed from each child so the test
 /// decides (our CI sets `CI=true`).
@@ -158,7 +158,7 @@ impl Listener {
                         stream
                             .set_read_timeout(Some(Duration::from_secs(5)))
                             .unwrap();
-                        seen.lock().unwrap().push(read_request(&mut stream));
+                        seen.lock().unwrap().push(read_http_request(&mut stream));
                         let _ = stream.write_all(
                             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
                         );
@@ -184,30 +184,6 @@ impl Drop for Listener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// Reads one HTTP/1.1 request with a content-length body; returns the body.
-fn read_request(stream: &mut TcpStream) -> String {
-    let mut reader = BufReader::new(stream);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return String::new();
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The real `codelens-ingest`, on 127.0.0.1 with a port of its own.

@@ -172,3 +172,29 @@ pub const PYTHON_SRC: &str =
 pub const TS_SRC: &str = "export interface Shape {\n  area(): number;\n}\n\nexport function render(shape: Shape): string {\n  return String(shape.area());\n}\n";
 pub const GO_SRC: &str =
     "package server\n\ntype Server struct{}\n\nfunc (s *Server) Start() error {\n\treturn nil\n}\n";
+
+/// Reads one HTTP/1.1 request with a content-length body from a test listener's
+/// connection; returns the body (empty when the client hung up early).
+pub fn read_http_request(stream: &mut std::net::TcpStream) -> String {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return String::new();
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    String::from_utf8_lossy(&body).into_owned()
+}
