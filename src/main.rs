@@ -500,33 +500,34 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
     let _lock = project.lock_for_writing()?;
     let progress = progress_bar(quiet);
     let _counted = NoteOnExit(&project);
-    if let Some(seed) = project.main_checkout_index() {
-        match reconcile::build_seeded(&project, &seed, &progress) {
-            Ok(report) => {
-                progress.finish_and_clear();
-                warn_walk_errors(&report.walk_errors);
-                if !quiet {
-                    let stats = Store::open_read_only(&project.db_path())?.stats()?;
-                    println!(
-                        "indexed {} files, {} symbols in {}, seeded from the index of {} ({}) → {}",
-                        thousands(stats.files),
-                        thousands(stats.symbols),
-                        human_ms(report.duration_ms),
-                        seed.root.display(),
-                        sync_changes(&report),
-                        project.db_path().display()
-                    );
-                }
-                return Ok(());
+    let report = match reconcile::build_index(&project, &progress)? {
+        reconcile::Built::Seeded { seed, report } => {
+            progress.finish_and_clear();
+            warn_walk_errors(&report.walk_errors);
+            if !quiet {
+                let stats = Store::open_read_only(&project.db_path())?.stats()?;
+                println!(
+                    "indexed {} files, {} symbols in {}, seeded from the index of {} ({}) → {}",
+                    thousands(stats.files),
+                    thousands(stats.symbols),
+                    human_ms(report.duration_ms),
+                    seed.root.display(),
+                    sync_changes(&report),
+                    project.db_path().display()
+                );
             }
-            // The seed is only a shortcut: build from scratch when it cannot be used.
-            Err(error) => eprintln!(
-                "codelens: warning: not seeding from {}: {error}",
-                seed.root.display()
-            ),
+            return Ok(());
         }
-    }
-    let report = reconcile::build(&project, &progress)?;
+        reconcile::Built::Fresh { report, seed_error } => {
+            if let Some((seed, error)) = seed_error {
+                eprintln!(
+                    "codelens: warning: not seeding from {}: {error}",
+                    seed.root.display()
+                );
+            }
+            report
+        }
+    };
     progress.finish_and_clear();
     warn_walk_errors(&report.walk_errors);
     if !quiet {

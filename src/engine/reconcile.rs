@@ -141,6 +141,35 @@ fn fill_new_database(
     store.finish_build()
 }
 
+/// How [`build_index`] built an index.
+pub enum Built {
+    /// From a copy of the main checkout's index (`seed`), reconciled with this tree.
+    Seeded { seed: Project, report: SyncReport },
+    /// From scratch; `seed_error` says why a main checkout's index could not be used.
+    Fresh {
+        report: BuildReport,
+        seed_error: Option<(Project, Error)>,
+    },
+}
+
+/// `codelens init`'s build, for the CLI and the dashboard alike: from a copy of the
+/// main checkout's index when the project is a linked worktree of one that has an index
+/// (only files that differ are parsed again), else — or when that copy cannot be
+/// used, the seed being only a shortcut — from scratch. The caller holds the write lock.
+pub fn build_index(project: &Project, progress: &ProgressBar) -> Result<Built> {
+    let mut seed_error = None;
+    if let Some(seed) = project.main_checkout_index() {
+        match build_seeded(project, &seed, progress) {
+            Ok(report) => return Ok(Built::Seeded { seed, report }),
+            Err(error) => seed_error = Some((seed, error)),
+        }
+    }
+    Ok(Built::Fresh {
+        report: build(project, progress)?,
+        seed_error,
+    })
+}
+
 /// Builds `project`'s index from a copy of `seed`, the index of another checkout of the
 /// same repository (a linked worktree's main checkout), reconciled with this tree: every
 /// file is stat-ed and hashed, but only files whose content differs between the two

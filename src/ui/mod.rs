@@ -467,12 +467,7 @@ fn spawn_build(tx: &Sender<UiEvent>, dir: PathBuf, own_worktree: bool, progress:
             let project = Project::for_init(&dir, own_worktree)?;
             project.ensure_no_engine()?;
             let _lock = project.lock_for_writing()?;
-            let seeded = project
-                .main_checkout_index()
-                .and_then(|seed| reconcile::build_seeded(&project, &seed, &progress).ok());
-            if seeded.is_none() {
-                reconcile::build(&project, &progress)?;
-            }
+            reconcile::build_index(&project, &progress)?;
             Ok(project)
         })();
         let _ = tx.send(UiEvent::Built(
