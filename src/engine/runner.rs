@@ -345,6 +345,10 @@ const HEARTBEAT_GRACE: Duration = Duration::from_secs(5);
 /// README's watcher benchmark include it).
 const CHECK_PER_HEARTBEAT: usize = 2_000;
 const REARM_PER_HEARTBEAT: usize = 250;
+/// A new directory is crawled again while each crawl finds subdirectories it has just
+/// had to watch (files written into them before their watch have no event); a tree
+/// still growing past this many rounds is left to its re-index when due.
+const MAX_NEW_DIR_CRAWLS: usize = 4;
 /// How often the consent files are read again (two small files).
 const TELEMETRY_RECHECK: Duration = Duration::from_secs(5);
 
@@ -937,20 +941,31 @@ impl Worker {
             }
             FsChange::NewDir(dir) => {
                 // Watch first, then crawl: a file written in between has an event, one
-                // written before is found by the crawl (and by the subtree's re-index,
-                // which walks it again when it is due). Directories found by the crawl
-                // may have missed their own creation event: watch those too.
+                // written before is found by the crawl. Subdirectories the crawl finds
+                // get their watch only after it passed them, so a file written into one
+                // in between has no event: the crawl runs again once they are watched,
+                // until it finds no directory it had not watched (usually twice).
                 if let Some(watcher) = &mut self.watcher {
                     watcher.watch_dir(&dir);
                 }
-                let walked = scan::walk_scope(&self.project.root, &dir, true);
-                if let Some(watcher) = &mut self.watcher {
+                let mut crawled = std::collections::HashSet::new();
+                for _ in 0..MAX_NEW_DIR_CRAWLS {
+                    let walked = scan::walk_scope(&self.project.root, &dir, true);
+                    let mut unwatched = 0;
                     for sub in &walked.dirs {
-                        watcher.watch_dir(sub);
+                        if crawled.insert(sub.clone()) {
+                            unwatched += 1;
+                            if let Some(watcher) = &mut self.watcher {
+                                watcher.watch_dir(sub);
+                            }
+                        }
                     }
-                }
-                for file in walked.files {
-                    self.mark_pending(file.path, Change::Added, edited);
+                    for file in walked.files {
+                        self.mark_pending(file.path, Change::Added, edited);
+                    }
+                    if unwatched == 0 || self.watcher.is_none() {
+                        break;
+                    }
                 }
                 self.wait_on(dir, true, now);
                 self.refresh_watcher_status();
