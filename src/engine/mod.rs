@@ -3,6 +3,7 @@
 //! SQLite or the walker themselves.
 
 pub mod banner;
+pub mod dircache;
 pub mod git;
 pub mod hooks;
 pub mod lang;
@@ -127,6 +128,16 @@ impl RelPath {
             || (self.0.starts_with(prefix) && self.0.get(prefix.len()) == Some(&b'/'))
     }
 
+    /// The directory holding this path (the empty path for a top-level entry), or
+    /// `None` for the root itself.
+    pub fn parent(&self) -> Option<RelPath> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let end = self.0.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        Some(RelPath(self.0[..end].to_vec()))
+    }
+
     /// The file name: the part after the last `/`.
     pub fn file_name(&self) -> &[u8] {
         let start = self.0.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
@@ -183,5 +194,17 @@ mod tests {
         assert_eq!(rel("/src/app/", "/src/app/a.rs").as_deref(), Some("a.rs"));
         assert_eq!(rel("/", "/etc/hosts").as_deref(), Some("etc/hosts"));
         assert_eq!(rel("/src/app", "/src/app//a.rs").as_deref(), Some("a.rs"));
+    }
+
+    #[test]
+    fn parents_end_at_the_root() {
+        let parent = |p: &str| {
+            RelPath::from_bytes(p.into())
+                .parent()
+                .map(|p| p.to_string())
+        };
+        assert_eq!(parent("a/b/c.rs").as_deref(), Some("a/b"));
+        assert_eq!(parent("c.rs").as_deref(), Some(""));
+        assert_eq!(parent(""), None);
     }
 }

@@ -7,15 +7,15 @@
 //! within [`RACY_WINDOW_NS`] of its mtime, so a later write could leave the same stat —
 //! is re-hashed instead of trusted.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use indicatif::ProgressBar;
 use serde::Serialize;
 
+use super::dircache::{self, DirCache};
 use super::project::Project;
 use super::scan::{self, FileStat, LoadedFile, WalkResult, WalkedFile};
-use super::store::{self, FileRow, Store};
+use super::store::{self, FileRow, FileRows, Store};
 use super::{Error, RelPath, Result, git, now_ns};
 
 /// Covers the coarsest common timestamp granularity (FAT's 2 s) and the lag of the
@@ -41,6 +41,9 @@ pub struct SyncReport {
     pub unchanged: u64,
     /// Files read and hashed: new files, and known files whose stat changed or was racy.
     pub hashed: u64,
+    /// Directories listed: all of them on a full walk; with the directory cache, only
+    /// those whose entries changed (and new ones).
+    pub dirs_listed: u64,
     pub duration_ms: u64,
     #[serde(skip)]
     pub walk_errors: Vec<String>,
@@ -74,7 +77,9 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
     let started = Instant::now();
     let git = git::discover(&project.root)?;
     progress.set_message("scanning");
-    let walked = scan::walk(&project.root);
+    let dircache::Walked {
+        walked, dir_cache, ..
+    } = dircache::full_walk(&project.root);
     progress.set_length(walked.files.len() as u64);
     progress.set_message("indexing");
 
@@ -87,6 +92,7 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
         project,
         &building,
         walked.files,
+        dir_cache.as_ref(),
         git.as_ref(),
         progress,
         &mut report,
@@ -106,6 +112,7 @@ fn fill_new_database(
     project: &Project,
     building: &std::path::Path,
     files: Vec<WalkedFile>,
+    dir_cache: Option<&DirCache>,
     git: Option<&git::GitInfo>,
     progress: &ProgressBar,
     report: &mut BuildReport,
@@ -134,6 +141,9 @@ fn fill_new_database(
         batch.set_meta("root", &project.root.to_string_lossy())?;
         batch.set_meta("created_at", &rfc3339_now())?;
         batch.set_meta("codelens_version", env!("CARGO_PKG_VERSION"))?;
+        if let Some(cache) = dir_cache {
+            batch.replace_dir_cache(cache)?;
+        }
         write_sync_meta(&batch, git)?;
         batch.commit()?;
     }
@@ -188,6 +198,8 @@ pub fn build_seeded(
             batch.set_meta("root", &project.root.to_string_lossy())?;
             batch.set_meta("created_at", &rfc3339_now())?;
             batch.set_meta("seeded_from", &seed.root.to_string_lossy())?;
+            // The seed's directories are another tree's: nothing there can be trusted.
+            batch.replace_dir_cache(&DirCache::default())?;
             batch.commit()?;
         }
         let report = sync(project, &mut store, progress)?;
@@ -209,8 +221,12 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
     let started = Instant::now();
     let git = git::discover(&project.root)?;
     progress.set_message("scanning");
-    let plan = plan_against_tree(project, store)?;
+    let mut plan = plan_against_tree(project, store)?;
+    let dir_cache = plan.dir_cache.take();
     let mut report = apply_plan(project, store, plan, progress, |batch| {
+        if let Some(cache) = &dir_cache {
+            batch.replace_dir_cache(cache)?;
+        }
         write_sync_meta(batch, git.as_ref())
     })?;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -238,7 +254,7 @@ pub fn reindex_scope(
     } else {
         WalkResult::default()
     };
-    let mut looked_at: Vec<RelPath> = rows.keys().cloned().collect();
+    let mut looked_at: Vec<RelPath> = rows.iter().map(|(path, _)| path.clone()).collect();
     looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
     let plan = plan(rows, walked);
     let mut report = apply_plan(project, store, plan, &ProgressBar::hidden(), |batch| {
@@ -265,6 +281,7 @@ fn apply_plan(
     let mut report = SyncReport {
         unchanged: plan.unchanged,
         hashed: plan.candidates.len() as u64,
+        dirs_listed: plan.dirs_listed,
         walk_errors: plan.walk_errors,
         ..Default::default()
     };
@@ -409,43 +426,64 @@ struct Plan {
     walk_errors: Vec<String>,
     /// The directories walked.
     dirs: Vec<RelPath>,
+    dirs_listed: u64,
+    /// The directory cache to record with the plan's changes, when it changed.
+    dir_cache: Option<DirCache>,
 }
 
 fn is_racy(row: &FileRow) -> bool {
     row.stat.mtime_ns >= row.indexed_at_ns.saturating_sub(RACY_WINDOW_NS)
 }
 
-/// Walks the tree while the index's rows load (the walk waits on the kernel, the load
-/// on SQLite: overlapped, they cost the longer of the two), then plans.
+/// Walks the tree — with the directory cache when it holds, else in full — while the
+/// index's rows load (the walk waits on the kernel, the load on SQLite: overlapped,
+/// they cost the longer of the two), then plans.
 fn plan_against_tree(project: &Project, store: &Store) -> Result<Plan> {
-    let (rows, walked) = std::thread::scope(|scope| {
-        let walker = scope.spawn(|| scan::walk(&project.root));
+    let root = &project.root;
+    let cache = store.dir_cache()?;
+    let (rows, walk) = std::thread::scope(|scope| {
+        let walker = scope.spawn(|| dircache::start(root, &cache));
         let rows = store.file_rows();
         (rows, walker.join())
     });
-    let walked = walked.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    Ok(plan(rows?, walked))
+    let rows = rows?;
+    let walked = walk
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        .finish(root, &rows);
+    Ok(Plan {
+        dirs_listed: walked.dirs_listed,
+        dir_cache: walked.dir_cache,
+        ..plan(rows, walked.walked)
+    })
 }
 
-/// Splits the walked files into trusted-unchanged and to-be-read, by stat alone.
-fn plan(mut rows: HashMap<RelPath, FileRow>, walked: WalkResult) -> Plan {
+/// Splits the walked files into trusted-unchanged and to-be-read, by stat alone: a
+/// merge of the rows and the walked files, both sorted by path.
+fn plan(rows: FileRows, walked: WalkResult) -> Plan {
     let mut plan = Plan {
         candidates: Vec::new(),
         removed: Vec::new(),
         unchanged: 0,
         walk_errors: walked.errors,
+        dirs_listed: walked.listed.len() as u64,
         dirs: walked.dirs,
+        dir_cache: None,
     };
+    let mut rows = rows.into_iter().peekable();
+    let mut not_walked = Vec::new();
     for file in walked.files {
-        match rows.remove(&file.path) {
-            Some(row) if row.stat == file.stat && !is_racy(&row) => plan.unchanged += 1,
+        while let Some(row) = rows.next_if(|(path, _)| *path < file.path) {
+            not_walked.push(row);
+        }
+        match rows.next_if(|(path, _)| *path == file.path) {
+            Some((_, row)) if row.stat == file.stat && !is_racy(&row) => plan.unchanged += 1,
             previous => plan.candidates.push(Candidate {
                 walked: file,
-                previous,
+                previous: previous.map(|(_, row)| row),
             }),
         }
     }
-    for (path, row) in rows {
+    for (path, row) in not_walked.into_iter().chain(rows) {
         if walked.unreadable.iter().any(|dir| path.is_within(dir)) {
             // Not seen because it could not be read, not because it is gone.
             plan.unchanged += 1;
@@ -539,7 +577,7 @@ mod tests {
 
     fn plan_one(row: FileRow, stat: FileStat) -> Plan {
         let path = RelPath::from_bytes(b"a.rs".to_vec());
-        let rows = HashMap::from([(path.clone(), row)]);
+        let rows = vec![(path.clone(), row)];
         plan(
             rows,
             WalkResult {
@@ -592,8 +630,51 @@ mod tests {
     }
 
     #[test]
+    fn rows_and_walked_files_are_merged_by_path() {
+        let path = |p: &str| RelPath::from_bytes(p.as_bytes().to_vec());
+        let old = row(1_000_000_000_000, 1_000_000_000_000 + 3 * RACY_WINDOW_NS);
+        let changed = FileStat {
+            size: 99,
+            ..old.stat
+        };
+        // Byte order: "a-b" < "a/b" < "a0" ('-' < '/' < '0').
+        let rows = ["a-b", "a/b", "a/c", "z"].map(|p| (path(p), old.clone()));
+        let walked = [
+            ("a/b", old.stat),
+            ("a/bb", old.stat),
+            ("a0", old.stat),
+            ("z", changed),
+        ];
+        let plan = plan(
+            rows.into(),
+            WalkResult {
+                files: walked
+                    .map(|(p, stat)| WalkedFile {
+                        path: path(p),
+                        stat,
+                    })
+                    .into(),
+                ..WalkResult::default()
+            },
+        );
+        assert_eq!(plan.unchanged, 1);
+        let candidates: Vec<(String, bool)> = plan
+            .candidates
+            .iter()
+            .map(|c| (c.walked.path.to_string(), c.previous.is_some()))
+            .collect();
+        let expected = [("a/bb", false), ("a0", false), ("z", true)];
+        assert_eq!(
+            candidates,
+            expected.map(|(p, known)| (p.to_string(), known))
+        );
+        let removed: Vec<String> = plan.removed.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(removed, ["a-b", "a/c"]);
+    }
+
+    #[test]
     fn rows_not_walked_are_removed() {
-        let rows = HashMap::from([(RelPath::from_bytes(b"gone.rs".to_vec()), row(1, 2))]);
+        let rows = vec![(RelPath::from_bytes(b"gone.rs".to_vec()), row(1, 2))];
         let plan = plan(rows, WalkResult::default());
         assert_eq!(plan.removed.len(), 1);
     }
@@ -601,11 +682,11 @@ mod tests {
     #[test]
     fn rows_under_an_unreadable_directory_are_kept() {
         let path = |p: &str| RelPath::from_bytes(p.as_bytes().to_vec());
-        let rows = HashMap::from([
+        let rows = vec![
             (path("locked/a.rs"), row(1, 2)),
             (path("locked/deep/b.rs"), row(1, 2)),
             (path("lockedness.rs"), row(1, 2)),
-        ]);
+        ];
         let walked = WalkResult {
             unreadable: vec![path("locked")],
             ..WalkResult::default()

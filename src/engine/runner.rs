@@ -977,7 +977,7 @@ impl Worker {
                 let rows: Vec<RelPath> = self
                     .store
                     .file_rows_in(&dir, true)
-                    .map(|r| r.into_keys().collect())
+                    .map(|rows| rows.into_iter().map(|(path, _)| path).collect())
                     .unwrap_or_default();
                 for path in rows {
                     self.mark_pending(path, Change::Deleted, edited);

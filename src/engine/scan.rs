@@ -10,8 +10,8 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ignore::{WalkBuilder, WalkState};
 use sha2::{Digest, Sha256};
@@ -26,6 +26,8 @@ pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 const BINARY_SNIFF_BYTES: usize = 8000;
 /// The name of the per-project index directory.
 pub const INDEX_DIR_NAME: &str = ".codelens";
+/// The per-directory files whose rules the walk honours.
+pub const IGNORE_FILE_NAMES: [&str; 3] = [".gitignore", ".ignore", ".codelensignore"];
 
 /// The part of `stat(2)` that tells whether a file may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,6 +114,54 @@ pub struct WalkResult {
     pub unreadable: Vec<RelPath>,
     /// Every directory walked (the root is the empty path): what the watcher watches.
     pub dirs: Vec<RelPath>,
+    /// The directories listed — the top of the walk, and all below it when recursive —
+    /// each with its stat taken *before* it was listed, so that any later change to its
+    /// entries shows as a different stat (what the directory cache relies on).
+    pub listed: Vec<ListedDir>,
+    /// Nested repositories or worktrees met and not entered, with their stats.
+    pub nested: Vec<ListedDir>,
+    /// The ignore files present in the listed directories, stat'ed before the walk
+    /// read them.
+    pub ignore_files: Vec<IgnoreSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDir {
+    pub path: RelPath,
+    pub stat: FileStat,
+}
+
+/// A file whose content decides what is ignored, and its stat (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoreSource {
+    pub path: PathBuf,
+    pub stat: Option<FileStat>,
+}
+
+impl IgnoreSource {
+    pub fn read(path: PathBuf) -> IgnoreSource {
+        let stat = path
+            .symlink_metadata()
+            .ok()
+            .map(|m| FileStat::from_metadata(&m));
+        IgnoreSource { path, stat }
+    }
+}
+
+/// The ignore files present in `dir`.
+pub fn probe_ignore_files(dir: &Path) -> impl Iterator<Item = IgnoreSource> {
+    IGNORE_FILE_NAMES
+        .iter()
+        .map(|name| IgnoreSource::read(dir.join(name)))
+        .filter(|source| source.stat.is_some())
+}
+
+/// What the walk's entry filter records about directories, before they are listed.
+#[derive(Default)]
+struct DirsSeen {
+    listed: Vec<ListedDir>,
+    nested: Vec<ListedDir>,
+    ignore_files: Vec<IgnoreSource>,
 }
 
 /// The path an `ignore` error is about, if it names one.
@@ -134,6 +184,17 @@ pub fn walk(root: &Path) -> WalkResult {
 /// `recursive`. The ignore rules of `dir`'s parents inside the project apply too.
 pub fn walk_scope(root: &Path, dir: &RelPath, recursive: bool) -> WalkResult {
     let top = dir.to_path(root);
+    let seen = Arc::new(Mutex::new(DirsSeen::default()));
+    if let Ok(meta) = top.symlink_metadata()
+        && meta.is_dir()
+    {
+        let mut seen = lock(&seen);
+        seen.listed.push(ListedDir {
+            path: dir.clone(),
+            stat: FileStat::from_metadata(&meta),
+        });
+        seen.ignore_files.extend(probe_ignore_files(&top));
+    }
     let mut builder = WalkBuilder::new(&top);
     builder
         .hidden(false)
@@ -145,25 +206,72 @@ pub fn walk_scope(root: &Path, dir: &RelPath, recursive: bool) -> WalkResult {
         .follow_links(false)
         .add_custom_ignore_filename(".codelensignore")
         .threads(worker_count())
-        .filter_entry(|entry| {
-            let name = entry.file_name();
-            if name == ".git" || name == INDEX_DIR_NAME {
-                return false;
+        .filter_entry({
+            let (seen, root) = (Arc::clone(&seen), root.to_path_buf());
+            move |entry| {
+                let name = entry.file_name();
+                if name == ".git" || name == INDEX_DIR_NAME {
+                    return false;
+                }
+                let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+                if !is_dir || entry.depth() == 0 {
+                    return true;
+                }
+                // The filter runs before the walker lists the directory: its stat and
+                // ignore files are taken now, so a change made while or after it is
+                // listed gives it a stat other than the one recorded.
+                let stat = entry.path().symlink_metadata();
+                // A nested repository or worktree has its own history (and maybe its own
+                // index): like git, do not descend into it.
+                let nested = entry.path().join(".git").symlink_metadata().is_ok();
+                if let (Ok(meta), Some(path)) = (stat, RelPath::from_path(&root, entry.path())) {
+                    let dir = ListedDir {
+                        path,
+                        stat: FileStat::from_metadata(&meta),
+                    };
+                    if nested {
+                        lock(&seen).nested.push(dir);
+                    } else if recursive {
+                        let ignore_files: Vec<IgnoreSource> =
+                            probe_ignore_files(entry.path()).collect();
+                        let mut seen = lock(&seen);
+                        seen.listed.push(dir);
+                        seen.ignore_files.extend(ignore_files);
+                    }
+                }
+                !nested
             }
-            // A nested repository or worktree has its own history (and maybe its own
-            // index): like git, do not descend into it.
-            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-            !(is_dir && entry.depth() > 0 && entry.path().join(".git").symlink_metadata().is_ok())
         });
 
     let shared = Mutex::new(WalkResult::default());
-    builder.build_parallel().visit(&mut WalkCollectorBuilder {
-        root,
-        shared: &shared,
-    });
+    if recursive {
+        builder.build_parallel().visit(&mut WalkCollectorBuilder {
+            root,
+            shared: &shared,
+        });
+    } else {
+        // One directory's entries: not worth starting threads for.
+        let mut collector = WalkCollector {
+            root,
+            shared: &shared,
+            local: WalkResult::default(),
+        };
+        for entry in builder.build() {
+            ignore::ParallelVisitor::visit(&mut collector, entry);
+        }
+    }
     let mut result = shared.into_inner().unwrap_or_else(|e| e.into_inner());
     result.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    // The walker (and with it the filter's clone) is gone: this is the last holder.
+    let seen = std::mem::take(&mut *lock(&seen));
+    result.listed = seen.listed;
+    result.nested = seen.nested;
+    result.ignore_files = seen.ignore_files;
     result
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct WalkCollectorBuilder<'a> {
@@ -237,7 +345,7 @@ impl ignore::ParallelVisitor for WalkCollector<'_> {
 
 impl Drop for WalkCollector<'_> {
     fn drop(&mut self) {
-        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared = lock(self.shared);
         shared.files.append(&mut self.local.files);
         shared.errors.append(&mut self.local.errors);
         shared.unreadable.append(&mut self.local.unreadable);
@@ -362,6 +470,118 @@ pub fn analyze(loaded: LoadedFile, extractor: &mut SymbolExtractor) -> IndexedFi
         symbols,
         skipped: loaded.skipped,
         indexed_at_ns: loaded.indexed_at_ns,
+    }
+}
+
+/// `f` over `items` on all cores, in order; small inputs stay on this thread.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    parallel_chunks(items, |part| part.iter().map(&f).collect())
+}
+
+/// `f` over consecutive parts of `items` on all cores, the results in order.
+fn parallel_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    let threads = worker_count().min(items.len() / 256 + 1);
+    if threads <= 1 {
+        return f(items);
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || f(part)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| part.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// What `lstat` says of a path the walk knew as a file: `Ok(None)` when it is there but
+/// no longer a regular file.
+pub type FileProbe = std::io::Result<Option<FileStat>>;
+
+/// `lstat`s many files under `root`, given in path order: each directory is opened
+/// once (relative to its parent, the walk being depth-first) and its files stat'ed by
+/// name, so the kernel resolves one path component per file instead of the whole path
+/// (most of a stat's cost in a deep tree).
+pub fn stat_files(root: &Path, paths: &[&RelPath]) -> Vec<FileProbe> {
+    parallel_chunks(paths, |part| {
+        let mut dirs = OpenDirs::default();
+        part.iter().map(|path| dirs.stat(root, path)).collect()
+    })
+}
+
+/// The directories from the root down to the one [`stat_files`] is in, each open.
+#[derive(Default)]
+struct OpenDirs {
+    #[cfg(unix)]
+    stack: Vec<(Vec<u8>, std::io::Result<std::os::fd::OwnedFd>)>,
+}
+
+impl OpenDirs {
+    #[cfg(unix)]
+    fn stat(&mut self, root: &Path, path: &RelPath) -> FileProbe {
+        use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+        let bytes = path.as_bytes();
+        let (dir, name) = match bytes.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (&b""[..], bytes),
+        };
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // Leave the directories that do not hold this one.
+        while let Some((open, _)) = self.stack.last() {
+            let holds = open.is_empty()
+                || dir == open.as_slice()
+                || (dir.starts_with(open) && dir.get(open.len()) == Some(&b'/'));
+            if holds {
+                break;
+            }
+            self.stack.pop();
+        }
+        if self.stack.is_empty() {
+            let opened = rustix::fs::open(root, flags, Mode::empty()).map_err(Into::into);
+            self.stack.push((Vec::new(), opened));
+        }
+        if let Some((open, parent)) = self.stack.last()
+            && open.as_slice() != dir
+        {
+            let rest = if open.is_empty() {
+                dir
+            } else {
+                &dir[open.len() + 1..]
+            };
+            let opened = match parent {
+                Ok(parent) => {
+                    rustix::fs::openat(parent, rest, flags, Mode::empty()).map_err(Into::into)
+                }
+                Err(error) => Err(std::io::Error::from(error.kind())),
+            };
+            self.stack.push((dir.to_vec(), opened));
+        }
+        let fd = match self.stack.last() {
+            Some((_, Ok(fd))) => fd,
+            Some((_, Err(error))) => return Err(std::io::Error::from(error.kind())),
+            None => unreachable!("the root is pushed above"),
+        };
+        let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Ok(None);
+        }
+        // As `FileStat::from_metadata` computes them, so the two always compare equal.
+        let ns = |secs: i64, nsecs: i64| secs.saturating_mul(1_000_000_000).saturating_add(nsecs);
+        Ok(Some(FileStat {
+            size: stat.st_size as u64,
+            mtime_ns: ns(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            ctime_ns: ns(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+            inode: stat.st_ino as u64,
+        }))
+    }
+
+    #[cfg(not(unix))]
+    fn stat(&mut self, root: &Path, path: &RelPath) -> FileProbe {
+        let meta = path.to_path(root).symlink_metadata()?;
+        Ok(meta.is_file().then(|| FileStat::from_metadata(&meta)))
     }
 }
 

@@ -4,14 +4,15 @@
 //! database that replaces the old one only once complete, so a crash or `kill -9` at any
 //! moment leaves the previous index intact.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
+use super::dircache::{CachedDir, DirCache};
 use super::lang::Lang;
-use super::scan::{FileStat, IndexedFile, Skip};
+use super::scan::{FileStat, IgnoreSource, IndexedFile, Skip};
 use super::{Error, RelPath, Result};
 
 /// The schema this build reads and writes. Bump it on any incompatible change.
@@ -31,6 +32,32 @@ CREATE TABLE IF NOT EXISTS pending (
     first_edit_ns INTEGER NOT NULL,      -- 0 when unknown (a deleted file)
     last_edit_ns  INTEGER NOT NULL,
     state         TEXT NOT NULL          -- 'waiting', 'indexing', 'failed' …
+) WITHOUT ROWID;
+"
+    };
+}
+
+/// The directory cache (see `dircache`): every directory of the tree with its stat when
+/// last listed, and the ignore files the walk read. Also created on open, for indexes
+/// built before it existed (an empty cache only means one full walk).
+macro_rules! dir_cache_tables {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS dirs (
+    path          BLOB PRIMARY KEY,      -- relative to the root; '' is the root
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    ctime_ns      INTEGER NOT NULL,
+    inode         INTEGER NOT NULL,
+    listed_at_ns  INTEGER NOT NULL,      -- wall clock read before it was listed
+    nested        INTEGER NOT NULL       -- 1: a nested repository, not entered
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ignore_sources (
+    path          BLOB PRIMARY KEY,      -- absolute
+    size          INTEGER,               -- all NULL: the file is absent
+    mtime_ns      INTEGER,
+    ctime_ns      INTEGER,
+    inode         INTEGER
 ) WITHOUT ROWID;
 "
     };
@@ -62,13 +89,46 @@ CREATE TABLE symbols (
     container TEXT
 );
 ",
-    pending_table!()
+    pending_table!(),
+    dir_cache_tables!()
 );
 /// Created after a bulk build (faster than maintaining them row by row).
 const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name);
 CREATE INDEX IF NOT EXISTS symbols_by_file ON symbols(file_id);
 ";
+
+fn stat_from_row(size: i64, mtime_ns: i64, ctime_ns: i64, inode: i64) -> FileStat {
+    FileStat {
+        size: size as u64,
+        mtime_ns,
+        ctime_ns,
+        inode: inode as u64,
+    }
+}
+
+#[cfg(unix)]
+fn path_to_bytes(path: &Path) -> Vec<u8> {
+    std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec()
+}
+
+#[cfg(not(unix))]
+fn path_to_bytes(path: &Path) -> Vec<u8> {
+    path.to_string_lossy().into_owned().into_bytes()
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Files' rows, sorted by path (byte order, as SQLite compares blobs).
+pub type FileRows = Vec<(RelPath, FileRow)>;
 
 /// What the store holds about a file, for deciding whether it changed.
 #[derive(Debug, Clone)]
@@ -221,6 +281,7 @@ impl Store {
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.execute_batch(pending_table!())?;
+        self.conn.execute_batch(dir_cache_tables!())?;
         Ok(())
     }
 
@@ -311,16 +372,12 @@ impl Store {
     }
 
     /// Every file row, keyed by path, for reconciliation.
-    pub fn file_rows(&self) -> Result<HashMap<RelPath, FileRow>> {
+    pub fn file_rows(&self) -> Result<FileRows> {
         self.file_rows_in(&RelPath::from_bytes(Vec::new()), true)
     }
 
     /// The rows of files in `dir`: all below it, or only its own when not `recursive`.
-    pub fn file_rows_in(
-        &self,
-        dir: &RelPath,
-        recursive: bool,
-    ) -> Result<HashMap<RelPath, FileRow>> {
+    pub fn file_rows_in(&self, dir: &RelPath, recursive: bool) -> Result<FileRows> {
         // Paths under `dir/` sort between `dir/` and `dir0` ('0' follows '/'); every
         // path sorts below a run of 0xFF bytes.
         let (low, high) = match dir.as_bytes() {
@@ -329,7 +386,7 @@ impl Store {
         };
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, path, size, mtime_ns, ctime_ns, inode, sha256, indexed_at_ns, skipped FROM files
-             WHERE path >= ?1 AND path < ?2",
+             WHERE path >= ?1 AND path < ?2 ORDER BY path",
         )?;
         let prefix_len = low.len();
         let rows = stmt.query_map(params![low, high], |r| {
@@ -339,26 +396,64 @@ impl Store {
                 RelPath::from_bytes(r.get(1)?),
                 FileRow {
                     id: r.get(0)?,
-                    stat: FileStat {
-                        size: r.get::<_, i64>(2)? as u64,
-                        mtime_ns: r.get(3)?,
-                        ctime_ns: r.get(4)?,
-                        inode: r.get::<_, i64>(5)? as u64,
-                    },
+                    stat: stat_from_row(r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
                     sha256: sha.and_then(|s| s.try_into().ok()),
                     indexed_at_ns: r.get(7)?,
                     skipped: skipped.as_deref().and_then(Skip::from_name),
                 },
             ))
         })?;
-        let mut map = HashMap::new();
+        let mut found = Vec::new();
         for row in rows {
             let (path, row) = row?;
             if recursive || !path.as_bytes()[prefix_len..].contains(&b'/') {
-                map.insert(path, row);
+                found.push((path, row));
             }
         }
-        Ok(map)
+        Ok(found)
+    }
+
+    /// The directory cache; empty when there is none (or the index predates it).
+    pub fn dir_cache(&self) -> Result<DirCache> {
+        let missing_table = |e: &rusqlite::Error| matches!(e, rusqlite::Error::SqliteFailure(_, Some(m)) if m.contains("no such table"));
+        let read = || -> rusqlite::Result<DirCache> {
+            let mut stmt = self.conn.prepare(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, listed_at_ns, nested FROM dirs ORDER BY path",
+            )?;
+            let dirs = stmt
+                .query_map([], |r| {
+                    Ok(CachedDir {
+                        path: RelPath::from_bytes(r.get(0)?),
+                        stat: stat_from_row(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                        listed_at_ns: r.get(5)?,
+                        nested: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = self
+                .conn
+                .prepare("SELECT path, size, mtime_ns, ctime_ns, inode FROM ignore_sources")?;
+            let sources = stmt
+                .query_map([], |r| {
+                    let size: Option<i64> = r.get(1)?;
+                    Ok(IgnoreSource {
+                        path: path_from_bytes(r.get(0)?),
+                        stat: match size {
+                            Some(size) => {
+                                Some(stat_from_row(size, r.get(2)?, r.get(3)?, r.get(4)?))
+                            }
+                            None => None,
+                        },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(DirCache { dirs, sources })
+        };
+        match read() {
+            Ok(cache) => Ok(cache),
+            Err(e) if missing_table(&e) => Ok(DirCache::default()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn stats(&self) -> Result<IndexStats> {
@@ -672,6 +767,41 @@ impl Batch<'_> {
         let next = current.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
         self.set_meta("generation", &next.to_string())?;
         Ok(next)
+    }
+
+    /// Replaces the directory cache.
+    pub fn replace_dir_cache(&self, cache: &DirCache) -> Result<()> {
+        self.tx.execute("DELETE FROM dirs", [])?;
+        self.tx.execute("DELETE FROM ignore_sources", [])?;
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO dirs (path, size, mtime_ns, ctime_ns, inode, listed_at_ns, nested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for dir in &cache.dirs {
+            let s = &dir.stat;
+            stmt.execute(params![
+                dir.path.as_bytes(),
+                s.size as i64,
+                s.mtime_ns,
+                s.ctime_ns,
+                s.inode as i64,
+                dir.listed_at_ns,
+                dir.nested
+            ])?;
+        }
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO ignore_sources (path, size, mtime_ns, ctime_ns, inode) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for source in &cache.sources {
+            let s = source.stat.as_ref();
+            stmt.execute(params![
+                path_to_bytes(&source.path),
+                s.map(|s| s.size as i64),
+                s.map(|s| s.mtime_ns),
+                s.map(|s| s.ctime_ns),
+                s.map(|s| s.inode as i64)
+            ])?;
+        }
+        Ok(())
     }
 
     /// Replaces the published pending set.

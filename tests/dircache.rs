@@ -1,0 +1,262 @@
+//! The directory cache behind `sync`, catch-up and `status`: a directory whose entries
+//! did not change is not listed again, only its files stat'ed. Whatever changes — files,
+//! directories, ignore rules, nested repositories — the index must still end equal to
+//! the tree (the oracle: `git ls-files` and SHA-256 of every file), and the counts in
+//! `sync --json` say which directories were listed.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::rng::Rng;
+use common::*;
+
+fn sample_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "target/\n*.log\n");
+    repo.write("src/store.rs", RUST_SRC);
+    repo.write("src/engine/mod.rs", "pub mod store;\n");
+    repo.write(
+        "tools/deep/nested/dir/indexer.py",
+        "def index():\n    pass\n",
+    );
+    repo.write("web/render.ts", "export function render() {}\n");
+    repo.write("target/debug/generated.rs", "fn generated() {}\n");
+    repo.write("build.log", "ignored\n");
+    // A directory whose own ignore file ignores everything, itself included (as
+    // `.pytest_cache/` and virtualenvs do).
+    repo.write("cache/.gitignore", "*\n");
+    repo.write("cache/keep.txt", "kept out of the index for now\n");
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    repo
+}
+
+/// Every directory of the tree (not `.git`'s or `.codelens`'s).
+fn tree_dirs(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        for entry in std::fs::read_dir(&dirs[i]).unwrap().flatten() {
+            let name = entry.file_name();
+            if entry.file_type().unwrap().is_dir() && name != ".git" && name != ".codelens" {
+                dirs.push(entry.path());
+            }
+        }
+        i += 1;
+    }
+    dirs
+}
+
+/// Moves every directory's and file's mtime an hour back. What was modified shortly
+/// before it was read is read again next time (a later change could leave the same
+/// mtime in the same clock tick); what is old is trusted while its stat holds.
+fn age_tree(root: &Path) {
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for dir in tree_dirs(root) {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_file() {
+                let file = std::fs::File::options().append(true).open(entry.path());
+                file.unwrap().set_modified(hour_ago).unwrap();
+            }
+        }
+        let handle = std::fs::File::open(&dir).unwrap();
+        handle.set_modified(hour_ago).unwrap();
+    }
+}
+
+/// Brings the cache to trusting every directory: aged directories have a new ctime, so
+/// one sync lists them again; the next lists none.
+fn settle(repo: &TestRepo) {
+    age_tree(&repo.root());
+    repo.sync_json();
+    let again = repo.sync_json();
+    assert_eq!(
+        again["dirs_listed"], 0,
+        "a settled tree lists nothing: {again}"
+    );
+    oracle::assert_agrees(&repo.root());
+}
+
+fn sync_and_check(repo: &TestRepo, what: &str) -> serde_json::Value {
+    let report = repo.sync_json();
+    if let Err(why) = oracle::check_agrees(&repo.root()) {
+        panic!("after {what} (sync said {report}): {why}");
+    }
+    report
+}
+
+#[test]
+fn an_unchanged_tree_lists_no_directory_and_an_edit_lists_none() {
+    let repo = sample_repo();
+    settle(&repo);
+    let dirs = tree_dirs(&repo.root()).len();
+    assert!(dirs >= 8, "the sample has {dirs} directories");
+
+    // Edited in place: the directory's entries are the same, only the file is read.
+    repo.write("src/engine/mod.rs", "pub mod store;\npub mod scan;\n");
+    let pending = pending_of(&repo.status_json());
+    assert_eq!(
+        pending,
+        ["modified:src/engine/mod.rs"],
+        "status sees the edit"
+    );
+    let report = sync_and_check(&repo, "an edit");
+    assert_eq!(
+        (
+            &report["modified"],
+            &report["hashed"],
+            &report["dirs_listed"]
+        ),
+        (&1.into(), &1.into(), &0.into()),
+        "{report}"
+    );
+}
+
+#[test]
+fn only_the_directories_whose_entries_changed_are_listed() {
+    let repo = sample_repo();
+    settle(&repo);
+    repo.write("tools/deep/nested/dir/added.py", "def added():\n    pass\n");
+    let report = sync_and_check(&repo, "adding a file");
+    assert_eq!(report["added"], 1, "{report}");
+    assert_eq!(report["dirs_listed"], 1, "only its directory: {report}");
+
+    settle(&repo);
+    std::fs::create_dir_all(repo.path("web/components/forms")).unwrap();
+    repo.write("web/components/forms/input.ts", "export class Input {}\n");
+    repo.write("web/components/button.ts", "export class Button {}\n");
+    let report = sync_and_check(&repo, "adding a subtree");
+    assert_eq!(report["added"], 2, "{report}");
+    // `web` listed again; its new subtree walked (two directories).
+    assert_eq!(report["dirs_listed"], 3, "{report}");
+}
+
+/// One change made to the tree.
+type Step<'a> = Box<dyn Fn() + 'a>;
+
+#[test]
+fn every_kind_of_tree_change_leaves_the_index_equal_to_the_tree() {
+    let repo = sample_repo();
+    let root = repo.root();
+    settle(&repo);
+    let steps: Vec<(&str, Step)> = vec![
+        ("deleting a file", Box::new(|| repo.remove("web/render.ts"))),
+        (
+            "renaming a directory",
+            Box::new(|| {
+                std::fs::rename(repo.path("tools/deep"), repo.path("tools/shallow")).unwrap()
+            }),
+        ),
+        (
+            "replacing a file by a directory of the same name",
+            Box::new(|| {
+                repo.remove("src/store.rs");
+                repo.write("src/store.rs/inner.rs", "fn inner() {}\n");
+            }),
+        ),
+        (
+            "un-ignoring a directory in .gitignore",
+            Box::new(|| repo.write(".gitignore", "*.log\n")),
+        ),
+        (
+            "a new .gitignore in a subdirectory",
+            Box::new(|| repo.write("target/debug/.gitignore", "generated.rs\n")),
+        ),
+        (
+            "editing an ignore file that ignores itself",
+            Box::new(|| repo.write("cache/.gitignore", "*\n!keep.txt\n")),
+        ),
+        (
+            "an untracked file",
+            Box::new(|| repo.write("scratch/notes.md", "# notes\n")),
+        ),
+        (
+            // (Untracked: git's own listing, the oracle, excludes no tracked file.)
+            "a pattern in .git/info/exclude",
+            Box::new(|| {
+                std::fs::create_dir_all(repo.path(".git/info")).unwrap();
+                std::fs::write(repo.path(".git/info/exclude"), "scratch/\n").unwrap();
+            }),
+        ),
+        (
+            "a directory becoming a nested repository",
+            Box::new(|| {
+                git_in(&repo.path("tools/shallow"), &["init", "-q"]);
+            }),
+        ),
+        (
+            "a nested repository becoming a plain directory",
+            Box::new(|| std::fs::remove_dir_all(repo.path("tools/shallow/.git")).unwrap()),
+        ),
+        (
+            "a symbolic link to a directory",
+            Box::new(|| {
+                std::os::unix::fs::symlink(repo.path("web"), repo.path("src/web-link")).unwrap()
+            }),
+        ),
+        (
+            "removing a whole subtree",
+            Box::new(|| std::fs::remove_dir_all(repo.path("tools")).unwrap()),
+        ),
+    ];
+    for (what, change) in steps {
+        change();
+        sync_and_check(&repo, what);
+        settle(&repo);
+    }
+    // The un-ignored build output, and the file its own ignore file now lets through.
+    let index = oracle::read_index(&root);
+    for path in [
+        "target/debug/generated.rs",
+        "scratch/notes.md",
+        "cache/keep.txt",
+    ] {
+        let indexed = index.rows.contains_key(path.as_bytes());
+        let expected = path == "cache/keep.txt";
+        assert_eq!(indexed, expected, "{path}");
+    }
+}
+
+#[test]
+fn random_changes_between_syncs_never_leave_the_index_stale() {
+    let (mut rng, seed) = Rng::from_env_or(0x00d1_cace);
+    let repo = sample_repo();
+    let root = repo.root();
+    let dirs = [
+        "src",
+        "src/engine",
+        "web",
+        "web/ui",
+        "tools/deep",
+        "docs/a/b",
+    ];
+    for round in 0..12 {
+        // Age the tree half the time, so rounds mix trusted and freshly changed
+        // directories.
+        if rng.chance(50) {
+            age_tree(&root);
+            repo.sync_json();
+        }
+        for _ in 0..1 + rng.index(6) {
+            let dir = dirs[rng.index(dirs.len())];
+            let file = format!("{dir}/f{}.rs", rng.index(5));
+            match rng.index(4) {
+                0 | 1 => repo.write(&file, &format!("fn f{round}() {{}}\n")),
+                2 => {
+                    let _ = std::fs::remove_file(repo.path(&file));
+                }
+                _ => {
+                    let target = format!("{}/moved{round}", dirs[rng.index(dirs.len())]);
+                    let _ = std::fs::create_dir_all(repo.path(&target));
+                    let _ = std::fs::rename(repo.path(dir), repo.path(&target).join("d"));
+                }
+            }
+        }
+        let report = repo.sync_json();
+        if let Err(why) = oracle::check_agrees(&root) {
+            panic!("seed {seed}, round {round} (sync said {report}): {why}");
+        }
+    }
+}
