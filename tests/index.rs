@@ -200,6 +200,61 @@ fn sync_reports_edits_additions_deletions_and_renames() {
     assert_eq!(repo.ok(&["sync", "-q"]), "");
 }
 
+/// Every symbol of the index, with its file, in one canonical order.
+fn all_symbols(repo: &TestRepo) -> Vec<String> {
+    let conn = rusqlite::Connection::open(repo.db_path()).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT f.path, s.name, s.kind, s.line, s.col, s.end_line, s.container
+             FROM symbols s JOIN files f ON f.id = s.file_id",
+        )
+        .unwrap();
+    let mut symbols: Vec<String> = stmt
+        .query_map([], |r| {
+            let path: Vec<u8> = r.get(0)?;
+            let (name, kind): (String, String) = (r.get(1)?, r.get(2)?);
+            let place: (u32, u32, u32) = (r.get(3)?, r.get(4)?, r.get(5)?);
+            let container: Option<String> = r.get(6)?;
+            Ok(format!(
+                "{}:{name}:{kind}:{place:?}:{container:?}",
+                String::from_utf8_lossy(&path)
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    symbols.sort();
+    symbols
+}
+
+#[test]
+fn a_synced_file_has_the_symbols_a_fresh_index_gives_it() {
+    let repo = TestRepo::new();
+    let before = "struct A;\nimpl A {\n    fn new() -> A { A }\n    fn keep(&self) {}\n}\n\
+                  struct B;\nimpl B {\n    fn new() -> B { B }\n}\nfn gone() {}\nfn moved() {}\n";
+    repo.write("src/lib.rs", before);
+    repo.write("src/other.rs", "fn untouched() {}\n");
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    // Lines shift, a function is renamed, one removed, one added, and a name that
+    // appears twice in different containers gains a third.
+    let after = "// a new first line\nstruct A;\nimpl A {\n    fn new() -> A { A }\n    fn kept(&self) {}\n}\n\
+                 struct B;\nimpl B {\n    fn new() -> B { B }\n}\nfn moved() {}\nfn added() {}\n\
+                 struct C;\nimpl C {\n    fn new() -> C { C }\n}\n";
+    repo.write("src/lib.rs", after);
+    let report = repo.sync_json();
+    assert_eq!(report["modified"], 1, "{report}");
+    let synced = all_symbols(&repo);
+    assert!(
+        synced.iter().any(|s| s.starts_with("src/lib.rs:added:")),
+        "{synced:#?}"
+    );
+
+    std::fs::remove_dir_all(repo.path(".codelens")).unwrap();
+    repo.ok(&["init", "-q"]);
+    assert_eq!(synced, all_symbols(&repo));
+}
+
 #[test]
 fn same_size_edit_with_new_mtime_is_modified_and_touch_is_not() {
     let repo = sample_repo();

@@ -4,7 +4,7 @@
 //! database that replaces the old one only once complete, so a crash or `kill -9` at any
 //! moment leaves the previous index intact.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use super::dircache::{CachedDir, DirCache};
 use super::lang::Lang;
 use super::scan::{FileStat, IgnoreSource, IndexedFile, Skip};
+use super::symbols::Symbol;
 use super::{Error, RelPath, Result};
 
 /// The schema this build reads and writes. Bump it on any incompatible change.
@@ -701,15 +702,18 @@ impl Batch<'_> {
                 file.skipped.map(Skip::name),
             ])?;
         let id = self.tx.last_insert_rowid();
-        self.insert_symbols(id, file)
+        for symbol in &file.symbols {
+            self.insert_symbol(id, symbol)?;
+        }
+        Ok(())
     }
 
-    fn insert_symbols(&self, file_id: i64, file: &IndexedFile) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO symbols (file_id, name, kind, line, col, end_line, container) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for s in &file.symbols {
-            stmt.execute(params![
+    fn insert_symbol(&self, file_id: i64, s: &Symbol) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO symbols (file_id, name, kind, line, col, end_line, container) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
                 file_id,
                 s.name,
                 s.kind,
@@ -718,15 +722,72 @@ impl Batch<'_> {
                 s.end_line,
                 s.container
             ])?;
-        }
         Ok(())
     }
 
-    /// Replaces everything stored about a file (its row id changes; nothing outside
-    /// this database refers to it).
+    /// Replaces what is stored about a file whose content changed, keeping its row.
+    /// A symbol that kept its name, kind and container is updated in place, so the
+    /// name index — its pages spread over the whole tree's symbols — is only written
+    /// for symbols that appeared or went away: an edit mostly moves lines.
     pub fn replace_file(&self, id: i64, file: &IndexedFile) -> Result<()> {
-        self.remove_file(id)?;
-        self.insert_file(file)
+        self.tx
+            .prepare_cached(
+                "UPDATE files SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, inode = ?5, sha256 = ?6,
+                 language = ?7, lines = ?8, indexed_at_ns = ?9, skipped = ?10 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                file.stat.size as i64,
+                file.stat.mtime_ns,
+                file.stat.ctime_ns,
+                file.stat.inode as i64,
+                file.sha256.as_ref().map(|s| &s[..]),
+                file.language.map(Lang::name),
+                file.lines,
+                file.indexed_at_ns,
+                file.skipped.map(Skip::name),
+            ])?;
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT rowid, name, kind, container, line, col, end_line FROM symbols WHERE file_id = ?1 ORDER BY rowid",
+        )?;
+        type Key = (String, String, Option<String>);
+        let mut before: HashMap<Key, VecDeque<(i64, [u32; 3])>> = HashMap::new();
+        let rows = stmt.query_map([id], |r| {
+            Ok((
+                (r.get(1)?, r.get(2)?, r.get(3)?),
+                (r.get(0)?, [r.get(4)?, r.get(5)?, r.get(6)?]),
+            ))
+        })?;
+        for row in rows {
+            let (key, symbol) = row?;
+            before.entry(key).or_default().push_back(symbol);
+        }
+        for symbol in &file.symbols {
+            let key = (
+                symbol.name.clone(),
+                symbol.kind.clone(),
+                symbol.container.clone(),
+            );
+            let place = [symbol.line, symbol.column, symbol.end_line];
+            match before.get_mut(&key).and_then(VecDeque::pop_front) {
+                Some((_, was)) if was == place => {}
+                Some((rowid, _)) => {
+                    self.tx
+                        .prepare_cached(
+                            "UPDATE symbols SET line = ?2, col = ?3, end_line = ?4 WHERE rowid = ?1",
+                        )?
+                        .execute(params![rowid, place[0], place[1], place[2]])?;
+                }
+                None => self.insert_symbol(id, symbol)?,
+            }
+        }
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM symbols WHERE rowid = ?1")?;
+        for (rowid, _) in before.into_values().flatten() {
+            delete.execute([rowid])?;
+        }
+        Ok(())
     }
 
     /// Records a new stat for a file whose content turned out unchanged.
