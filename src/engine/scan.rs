@@ -602,27 +602,39 @@ where
     J: Sync,
     O: Send,
 {
+    // Outputs travel in small batches: one wake-up of the sink per file would cost a
+    // context switch per file (with two cores, the sink shares one with a worker).
+    const BATCH: usize = 16;
     let next = AtomicUsize::new(0);
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<O>(256);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<O>>(256 / BATCH);
     std::thread::scope(|scope| {
         for _ in 0..worker_count().min(jobs.len().max(1)) {
             let tx = tx.clone();
             let (jobs, work, next, stop) = (&jobs, &work, &next, &stop);
             scope.spawn(move || {
                 let mut extractor = SymbolExtractor::new();
+                let mut batch = Vec::with_capacity(BATCH);
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    if tx.send(work(&mut extractor, job)).is_err() {
-                        break;
+                    batch.push(work(&mut extractor, job));
+                    if batch.len() == BATCH
+                        && tx
+                            .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                            .is_err()
+                    {
+                        return;
                     }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
                 }
             });
         }
         drop(tx);
         let mut outcome = Ok(());
-        for output in rx.iter() {
+        for output in rx.iter().flatten() {
             if outcome.is_ok() {
                 outcome = sink(output);
                 if outcome.is_err() {
