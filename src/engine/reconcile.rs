@@ -219,9 +219,15 @@ pub fn build_seeded(
 /// Brings `store` up to date with the tree, in one transaction.
 pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Result<SyncReport> {
     let started = Instant::now();
-    let git = git::discover(&project.root)?;
     progress.set_message("scanning");
-    let mut plan = plan_against_tree(project, store)?;
+    // Reading git's HEAD and branch waits on other files than the walk: overlapped.
+    let (git, plan) = std::thread::scope(|scope| {
+        let git = scope.spawn(|| git::discover(&project.root));
+        let plan = plan_against_tree(project, store);
+        (git.join(), plan)
+    });
+    let git = git.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    let mut plan = plan?;
     let dir_cache = plan.dir_cache.take();
     let mut report = apply_plan(project, store, plan, progress, |batch| {
         if let Some(cache) = &dir_cache {
