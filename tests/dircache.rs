@@ -260,3 +260,28 @@ fn random_changes_between_syncs_never_leave_the_index_stale() {
         }
     }
 }
+
+#[test]
+fn a_linked_worktree_notices_a_change_to_the_shared_info_exclude() {
+    let repo = sample_repo();
+    repo.git(&["worktree", "add", "-q", "-b", "feature", "wt"]);
+    let wt = repo.path("wt").canonicalize().unwrap();
+    std::fs::write(wt.join("notes.md"), "# untracked\n").unwrap();
+    assert_success(&codelens_in(&wt, &["init", "-i", "-q"]), &["init", "-i"]);
+    let sync = || -> serde_json::Value {
+        let out = codelens_in(&wt, &["sync", "--json"]);
+        assert_success(&out, &["sync", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    age_tree(&wt);
+    sync();
+    assert_eq!(sync()["dirs_listed"], 0);
+    assert!(oracle::read_index(&wt).rows.contains_key(&b"notes.md"[..]));
+
+    // A worktree's `.git` is a file; `info/exclude` lives in the main repository's git
+    // directory, shared by all its worktrees.
+    std::fs::write(repo.path(".git/info/exclude"), "notes.md\n").unwrap();
+    let report = sync();
+    assert_eq!(report["removed"], 1, "{report}");
+    oracle::assert_agrees(&wt);
+}
