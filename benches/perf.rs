@@ -248,10 +248,7 @@ fn index_case(ctx: &Ctx) -> Vec<Row> {
             .step_by(7)
             .take(changed)
         {
-            let path = ctx.tree.join(rel);
-            let mut content = std::fs::read_to_string(&path).unwrap();
-            content.push_str(&format!("\n// edited in round {round}\n"));
-            std::fs::write(&path, content).unwrap();
+            append_comment(&ctx.tree.join(rel), &format!("edited in round {round}"));
         }
         git_runs.push(run(&ctx.tree, "git", &["status", "--porcelain"]));
         ours_runs.push(run(&ctx.tree, BIN, &["sync", "-q"]));
@@ -337,10 +334,8 @@ fn catchup_case(ctx: &Ctx) -> Vec<Row> {
             .step_by(7)
             .take(changed)
         {
-            let path = ctx.tree.join(rel);
-            let mut content = std::fs::read_to_string(&path).unwrap();
-            content.push_str(&format!("\n// edited while no engine ran, round {round}\n"));
-            std::fs::write(&path, content).unwrap();
+            let what = format!("edited while no engine ran, round {round}");
+            append_comment(&ctx.tree.join(rel), &what);
         }
         git_runs.push(run(&ctx.tree, "git", &["status", "--porcelain"]));
         let (first, total) = catch_up();
@@ -389,10 +384,7 @@ fn worktree_case(ctx: &Ctx) -> Vec<Row> {
     let wt = ctx.tree.join(wt_name);
     let changed = (ctx.sources.len() / 100).max(1);
     for rel in ctx.sources.iter().skip(11).step_by(97).take(changed) {
-        let path = wt.join(rel);
-        let mut content = std::fs::read_to_string(&path).unwrap();
-        content.push_str("\n// changed on the feature branch\n");
-        std::fs::write(&path, content).unwrap();
+        append_comment(&wt.join(rel), "changed on the feature branch");
     }
     let seeded = median_of(3, || run(&wt, BIN, &["init", "-i", "-q"]));
     // The same worktree built from scratch: no main checkout index to seed from.
@@ -877,6 +869,19 @@ fn camel(rng: &mut Rng) -> String {
         .iter()
         .map(|w| format!("{}{}", &w[..1].to_uppercase(), &w[1..]))
         .collect()
+}
+
+/// Appends a line comment in the file's own syntax: an edit a developer would make, not
+/// a syntax error (whose recovery would cost the parser extra and git nothing).
+fn append_comment(path: &Path, text: &str) {
+    let mut content = std::fs::read_to_string(path).unwrap();
+    let line = match path.extension().and_then(|e| e.to_str()) {
+        Some("py") => format!("\n# {text}\n"),
+        Some("md") => format!("\n<!-- {text} -->\n"),
+        _ => format!("\n// {text}\n"),
+    };
+    content.push_str(&line);
+    std::fs::write(path, content).unwrap();
 }
 
 /// Writes `files` source files (≈ 40 % TypeScript, 20 % Rust, 20 % Python, 15 % Go,

@@ -606,3 +606,26 @@ fn a_second_writer_waits_for_the_first() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["added"], 1);
 }
+
+#[test]
+fn the_wal_stays_small_across_many_short_lived_syncs() {
+    // `sync` leaves the WAL in place on exit (checkpointing it each time would cost
+    // more than a no-change sync); a writer that finds it large truncates it. Without
+    // that, every sync's pages would pile up — and every process opening the index
+    // reads the whole WAL first.
+    let repo = big_repo(200);
+    repo.ok(&["init", "-q"]);
+    let wal = repo.path(".codelens/index.db-wal");
+    let mut largest = 0;
+    for round in 0..40 {
+        for i in (round % 10..200).step_by(10) {
+            let body = format!("pub fn renamed_{round}_{i}() {{}}\npub fn second_{i}() {{}}\n");
+            repo.write(&format!("src/m{}/file_{i}.rs", i % 50), &body);
+        }
+        repo.ok(&["sync", "-q"]);
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    assert!(largest > 0, "sync keeps its WAL on exit");
+    assert!(largest < 2 << 20, "the WAL reached {largest} bytes");
+    oracle::assert_agrees(&repo.root());
+}

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::dircache::{CachedDir, DirCache};
@@ -19,6 +20,8 @@ use super::{Error, RelPath, Result};
 /// The schema this build reads and writes. Bump it on any incompatible change.
 pub const SCHEMA_VERSION: i64 = 1;
 pub const DB_FILE_NAME: &str = "index.db";
+/// A WAL larger than this is checkpointed and truncated when a writer opens the index.
+const WAL_TRUNCATE_BYTES: u64 = 1 << 20;
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -281,6 +284,20 @@ impl Store {
         // (a power cut can lose the last transaction, never corrupt the database).
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A short-lived writer (`codelens sync`) would otherwise checkpoint the WAL into
+        // the database and fsync it on every exit, costing more than a no-change sync
+        // itself. Instead the WAL is checkpointed and truncated here once it passes a
+        // megabyte: kept small, because every process that opens the index first has
+        // to read all of it (the first connection rebuilds SQLite's WAL index).
+        // `Store::close` still checkpoints when asked to.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        let wal_bytes = std::fs::metadata(sidecar(&self.path, "-wal")).map_or(0, |m| m.len());
+        if wal_bytes > WAL_TRUNCATE_BYTES {
+            // Busy (a reader holds part of it) is fine: the next writer tries again.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         self.conn.execute_batch(pending_table!())?;
         self.conn.execute_batch(dir_cache_tables!())?;
         Ok(())
@@ -356,8 +373,10 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the connection, checkpointing the WAL into the database file.
+    /// Checkpoints the whole WAL into the database file, then closes the connection.
     pub fn close(self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         self.conn.close().map_err(|(_, e)| Error::Sqlite(e))
     }
 
