@@ -59,6 +59,14 @@ pub struct DirCache {
     pub sources: Vec<IgnoreSource>,
 }
 
+impl DirCache {
+    /// The directories a full walk enters (nested repositories excluded).
+    pub fn watched_dirs(self) -> Vec<RelPath> {
+        let dirs = self.dirs.into_iter().filter(|d| !d.nested);
+        dirs.map(|d| d.path).collect()
+    }
+}
+
 /// How a walk of the tree went, and the cache to record for the next one.
 pub struct Walked {
     pub walked: WalkResult,

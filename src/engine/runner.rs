@@ -1322,7 +1322,14 @@ impl Worker {
             .ok()
             .flatten()
             .map(|g| g.git_dir);
-        let dirs = scan::walk(&self.project.root).dirs;
+        // The directory cache names the tree's directories as of the last walk: watching
+        // those needs no walk now. The catch-up that follows arms the watches of the
+        // directories it actually finds (and crawls again any it had to add), so a
+        // stale entry costs only a failed watch.
+        let dirs = match self.store.dir_cache() {
+            Ok(cache) if !cache.dirs.is_empty() => cache.watched_dirs(),
+            _ => scan::walk(&self.project.root).dirs,
+        };
         let cap = watch
             .max_dir_watches
             .unwrap_or_else(watcher::default_max_dir_watches);
