@@ -392,23 +392,18 @@ impl Checker<'_> {
         }
         self.count_listing(walked.listed.len())?;
         let checked = &mut self.checked;
-        for dir in &walked.listed {
-            checked
-                .states
-                .insert(dir.path.as_bytes().to_vec(), DirState::Listed);
-            checked
-                .cache
-                .dirs
-                .push(CachedDir::new(dir, listed_at_ns, false));
-        }
-        for dir in &walked.nested {
-            checked
-                .states
-                .insert(dir.path.as_bytes().to_vec(), DirState::Gone);
-            checked
-                .cache
-                .dirs
-                .push(CachedDir::new(dir, listed_at_ns, true));
+        let listed = walked.listed.iter().map(|dir| (dir, false));
+        for (dir, nested) in listed.chain(walked.nested.iter().map(|dir| (dir, true))) {
+            // A nested repository's files are not ours: as good as gone.
+            let state = if nested {
+                DirState::Gone
+            } else {
+                DirState::Listed
+            };
+            let path = dir.path.as_bytes().to_vec();
+            checked.states.insert(path, state);
+            let cached = CachedDir::new(dir, listed_at_ns, nested);
+            checked.cache.dirs.push(cached);
         }
         checked.dirs.extend(walked.dirs);
         checked.listed_files.extend(walked.files);

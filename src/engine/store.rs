@@ -723,12 +723,26 @@ pub struct Batch<'a> {
 
 impl Batch<'_> {
     pub fn insert_file(&self, file: &IndexedFile) -> Result<()> {
+        let id = self.write_file_row(None, file)?;
+        for symbol in &file.symbols {
+            self.insert_symbol(id, symbol)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a file's row — a new one when `id` is `None` — and returns its id.
+    fn write_file_row(&self, id: Option<i64>, file: &IndexedFile) -> Result<i64> {
         self.tx
             .prepare_cached(
-                "INSERT INTO files (path, size, mtime_ns, ctime_ns, inode, sha256, language, lines, indexed_at_ns, skipped)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO files (id, path, size, mtime_ns, ctime_ns, inode, sha256, language, lines, indexed_at_ns, skipped)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                 ctime_ns = excluded.ctime_ns, inode = excluded.inode, sha256 = excluded.sha256,
+                 language = excluded.language, lines = excluded.lines,
+                 indexed_at_ns = excluded.indexed_at_ns, skipped = excluded.skipped",
             )?
             .execute(params![
+                id,
                 file.path.as_bytes(),
                 file.stat.size as i64,
                 file.stat.mtime_ns,
@@ -740,11 +754,7 @@ impl Batch<'_> {
                 file.indexed_at_ns,
                 file.skipped.map(Skip::name),
             ])?;
-        let id = self.tx.last_insert_rowid();
-        for symbol in &file.symbols {
-            self.insert_symbol(id, symbol)?;
-        }
-        Ok(())
+        Ok(id.unwrap_or_else(|| self.tx.last_insert_rowid()))
     }
 
     fn insert_symbol(&self, file_id: i64, s: &Symbol) -> Result<()> {
@@ -769,23 +779,7 @@ impl Batch<'_> {
     /// name index — its pages spread over the whole tree's symbols — is only written
     /// for symbols that appeared or went away: an edit mostly moves lines.
     pub fn replace_file(&self, id: i64, file: &IndexedFile) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "UPDATE files SET size = ?2, mtime_ns = ?3, ctime_ns = ?4, inode = ?5, sha256 = ?6,
-                 language = ?7, lines = ?8, indexed_at_ns = ?9, skipped = ?10 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                file.stat.size as i64,
-                file.stat.mtime_ns,
-                file.stat.ctime_ns,
-                file.stat.inode as i64,
-                file.sha256.as_ref().map(|s| &s[..]),
-                file.language.map(Lang::name),
-                file.lines,
-                file.indexed_at_ns,
-                file.skipped.map(Skip::name),
-            ])?;
+        self.write_file_row(Some(id), file)?;
         let mut stmt = self.tx.prepare_cached(
             "SELECT rowid, name, kind, container, line, col, end_line FROM symbols WHERE file_id = ?1 ORDER BY rowid",
         )?;
