@@ -285,3 +285,51 @@ fn a_linked_worktree_notices_a_change_to_the_shared_info_exclude() {
     assert_eq!(report["removed"], 1, "{report}");
     oracle::assert_agrees(&wt);
 }
+
+#[test]
+fn an_engine_started_on_a_settled_tree_sees_edits_in_every_directory() {
+    use codelens::config::Config;
+    use codelens::engine::project::Project;
+    use codelens::engine::{Catchup, Engine, EngineOptions};
+
+    let repo = sample_repo();
+    settle(&repo);
+    // Since the cache was recorded: a new directory, and one replaced under its name.
+    repo.write("docs/new/guide.md", "# guide\n");
+    std::fs::remove_dir_all(repo.path("web")).unwrap();
+    repo.write("web/render.ts", "export function render() {}\n");
+
+    // The watcher arms the directories the cache names; the catch-up then finds most of
+    // them unchanged and does not arm those again. Each must still report edits.
+    let config = Config::from_lookup(|name| {
+        (name == "CODELENS_WATCH_DEBOUNCE_MS").then(|| "100".to_string())
+    });
+    let options = EngineOptions {
+        poll_interval: Duration::from_millis(50),
+        ..EngineOptions::from_config(&config)
+    };
+    let engine = Engine::start(Project::at(repo.root()), options).expect("engine starts");
+    let caught_up = engine.wait_until(Duration::from_secs(30), |s| {
+        matches!(s.catchup, Catchup::Done { .. }) && s.pending.is_empty()
+    });
+    assert!(caught_up.is_some(), "{:?}", engine.snapshot());
+    let dirs = [
+        "",
+        "src",
+        "src/engine",
+        "tools/deep/nested/dir",
+        "docs/new",
+        "web",
+    ];
+    for (i, dir) in dirs.iter().enumerate() {
+        let path = if dir.is_empty() {
+            format!("late{i}.rs")
+        } else {
+            format!("{dir}/late{i}.rs")
+        };
+        repo.write(&path, &format!("pub fn late_{i}() {{}}\n"));
+    }
+    // Well within the heartbeat's first re-arming (30 s): only live watches get here.
+    oracle::wait_until_agrees(&repo.root(), Duration::from_secs(10));
+    drop(engine);
+}

@@ -75,6 +75,9 @@ pub struct Walked {
     pub dir_cache: Option<DirCache>,
     /// How many directories were listed.
     pub dirs_listed: u64,
+    /// The directories found holding the same names as when the cache recorded them
+    /// (none after a full walk): the very directories that were there then.
+    pub unchanged_dirs: Vec<RelPath>,
 }
 
 /// Walks the whole tree and records the cache the walk gives.
@@ -91,6 +94,7 @@ pub fn full_walk(root: &Path) -> Walked {
         dirs_listed: walked.listed.len() as u64,
         walked,
         dir_cache: Some(cache),
+        unchanged_dirs: Vec::new(),
     }
 }
 
@@ -197,6 +201,8 @@ pub struct Checked {
     listed_files: Vec<WalkedFile>,
     /// The tree's directories, as a full walk lists them.
     dirs: Vec<RelPath>,
+    /// Those of them unchanged since the cache recorded them.
+    unchanged_dirs: Vec<RelPath>,
     cache: DirCache,
     changed: bool,
     dirs_listed: u64,
@@ -228,6 +234,7 @@ fn check(root: &Path, cache: &DirCache) -> Option<Checked> {
             states: HashMap::with_capacity(cache.dirs.len()),
             listed_files: Vec::new(),
             dirs: Vec::with_capacity(cache.dirs.len()),
+            unchanged_dirs: Vec::with_capacity(cache.dirs.len()),
             cache: DirCache {
                 dirs: Vec::with_capacity(cache.dirs.len()),
                 sources: Vec::new(),
@@ -297,6 +304,7 @@ impl Checker<'_> {
                 DirState::Gone
             } else {
                 self.checked.dirs.push(dir.path.clone());
+                self.checked.unchanged_dirs.push(dir.path.clone());
                 DirState::Clean
             };
             self.checked
@@ -467,6 +475,7 @@ impl Checked {
             walked,
             dir_cache: self.changed.then_some(self.cache),
             dirs_listed: self.dirs_listed,
+            unchanged_dirs: self.unchanged_dirs,
         })
     }
 }

@@ -345,18 +345,25 @@ pub fn pending_changes(
     store: &Store,
     progress: &ProgressBar,
 ) -> Result<Vec<PendingFile>> {
-    pending_changes_and_dirs(project, store, progress).map(|(pending, _)| pending)
+    check_tree(project, store, progress).map(|checked| checked.pending)
 }
 
-/// [`pending_changes`], plus every directory the walk covered (what a watcher should
-/// watch now).
-pub fn pending_changes_and_dirs(
-    project: &Project,
-    store: &Store,
-    progress: &ProgressBar,
-) -> Result<(Vec<PendingFile>, Vec<RelPath>)> {
+/// What [`check_tree`] found.
+pub struct TreeCheck {
+    /// What differs between the index and the tree, sorted by path.
+    pub pending: Vec<PendingFile>,
+    /// Every directory the walk covered: what a watcher should watch now.
+    pub dirs: Vec<RelPath>,
+    /// Those the directory cache found unchanged since it recorded them (none after a
+    /// full walk): each is the very directory that was there then.
+    pub unchanged_dirs: Vec<RelPath>,
+}
+
+/// [`pending_changes`], with the directories the walk covered.
+pub fn check_tree(project: &Project, store: &Store, progress: &ProgressBar) -> Result<TreeCheck> {
     let mut plan = plan_against_tree(project, store)?;
     let dirs = std::mem::take(&mut plan.dirs);
+    let unchanged_dirs = std::mem::take(&mut plan.unchanged_dirs);
     progress.set_length(plan.candidates.len() as u64);
     let mut pending: Vec<PendingFile> = plan
         .removed
@@ -395,7 +402,11 @@ pub fn pending_changes_and_dirs(
         },
     )?;
     pending.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok((pending, dirs))
+    Ok(TreeCheck {
+        pending,
+        dirs,
+        unchanged_dirs,
+    })
 }
 
 fn write_sync_meta(batch: &store::Batch<'_>, git: Option<&git::GitInfo>) -> Result<()> {
@@ -435,6 +446,8 @@ struct Plan {
     dirs_listed: u64,
     /// The directory cache to record with the plan's changes, when it changed.
     dir_cache: Option<DirCache>,
+    /// The directories the cache found unchanged since it recorded them.
+    unchanged_dirs: Vec<RelPath>,
 }
 
 fn is_racy(row: &FileRow) -> bool {
@@ -459,6 +472,7 @@ fn plan_against_tree(project: &Project, store: &Store) -> Result<Plan> {
     Ok(Plan {
         dirs_listed: walked.dirs_listed,
         dir_cache: walked.dir_cache,
+        unchanged_dirs: walked.unchanged_dirs,
         ..plan(rows, walked.walked)
     })
 }
@@ -474,6 +488,7 @@ fn plan(rows: FileRows, walked: WalkResult) -> Plan {
         dirs_listed: walked.listed.len() as u64,
         dirs: walked.dirs,
         dir_cache: None,
+        unchanged_dirs: Vec::new(),
     };
     let mut rows = rows.into_iter().peekable();
     let mut not_walked = Vec::new();

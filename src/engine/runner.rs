@@ -467,6 +467,7 @@ impl Engine {
             mismatch,
             error: None,
             watcher: None,
+            watches_armed_at_generation: None,
             watcher_status: WatcherStatus::disabled("starting", debounce_ms),
             dirs: BTreeMap::new(),
             cookies: HashMap::new(),
@@ -710,6 +711,11 @@ struct Worker {
     mismatch: Option<Mismatch>,
     error: Option<String>,
     watcher: Option<DirWatcher>,
+    /// Set when the watcher has just armed every watch: the store's write counter read
+    /// before it did. If the catch-up that follows sees the same counter, the
+    /// directories it finds unchanged since the cache recorded them are the very ones
+    /// just watched, and need no second arming.
+    watches_armed_at_generation: Option<u64>,
     watcher_status: WatcherStatus,
     dirs: BTreeMap<RelPath, DirWait>,
     cookies: HashMap<u64, Sender<()>>,
@@ -1326,6 +1332,7 @@ impl Worker {
         // those needs no walk now. The catch-up that follows arms the watches of the
         // directories it actually finds (and crawls again any it had to add), so a
         // stale entry costs only a failed watch.
+        let generation = self.store.generation().ok();
         let dirs = match self.store.dir_cache() {
             Ok(cache) if !cache.dirs.is_empty() => cache.watched_dirs(),
             _ => scan::walk(&self.project.root).dirs,
@@ -1338,7 +1345,10 @@ impl Worker {
             let _ = inbox.send(Input::Fs(event));
         };
         match DirWatcher::start(&self.project.root, &dirs, cap, handler) {
-            Ok(watcher) => self.watcher = Some(watcher),
+            Ok(watcher) => {
+                self.watcher = Some(watcher);
+                self.watches_armed_at_generation = generation;
+            }
             Err(reason) => self.watcher_status = WatcherStatus::disabled(reason, debounce_ms),
         }
         self.refresh_watcher_status();
@@ -1454,23 +1464,32 @@ impl Worker {
         // Read before the scan: a write by another process during it must still be
         // noticed (and looked at) afterwards.
         let generation = self.store.generation().ok();
-        let scanned =
-            reconcile::pending_changes_and_dirs(&self.project, &self.store, &self.shared.progress);
+        let scanned = reconcile::check_tree(&self.project, &self.store, &self.shared.progress);
+        let armed_at = self.watches_armed_at_generation.take();
         let found = match scanned {
-            Ok((found, dirs)) => {
+            Ok(checked) => {
                 // Events were lost: directories created meanwhile get their watch now,
                 // and every other one is armed again (one deleted and recreated meanwhile
                 // lost its kernel watch with its old inode). Those newly watched or found
                 // replaced are crawled again once quiet: a file written there after the
-                // walk above and before its watch has no event.
+                // walk above and before its watch has no event. Right after the watcher
+                // armed everything, with no write to the index since, a directory the
+                // cache found unchanged is the one just watched: not armed twice.
+                let nothing_written =
+                    armed_at.is_some() && armed_at == self.store.generation().ok();
+                let just_armed = if nothing_written {
+                    checked.unchanged_dirs
+                } else {
+                    Vec::new()
+                };
                 if let Some(watcher) = &mut self.watcher {
-                    let renewed = watcher.sync_watches(&dirs);
+                    let renewed = watcher.sync_watches(&checked.dirs, &just_armed);
                     let now = Instant::now();
                     for dir in renewed {
                         self.wait_on(dir, true, now);
                     }
                 }
-                found
+                checked.pending
             }
             Err(error) => {
                 self.catchup = Catchup::Failed(error.to_string());

@@ -348,8 +348,11 @@ impl DirWatcher {
     ///
     /// Cost: one `stat` and one `inotify_add_watch` (`IN_MASK_ADD` on an inode already
     /// watched: idempotent, no new watch) per directory — small beside the reconcile's
-    /// walk and stat of every file that precedes it.
-    pub fn sync_watches(&mut self, dirs: &[RelPath]) -> Vec<RelPath> {
+    /// walk and stat of every file that precedes it — except for `just_armed`: watched
+    /// directories the caller knows to be the very ones whose watches were just armed
+    /// (each arming is a round trip to notify's event-loop thread).
+    pub fn sync_watches(&mut self, dirs: &[RelPath], just_armed: &[RelPath]) -> Vec<RelPath> {
+        let just_armed: HashSet<&RelPath> = just_armed.iter().collect();
         let wanted: HashSet<&RelPath> = dirs.iter().collect();
         let stale: Vec<RelPath> = self
             .watched
@@ -364,6 +367,9 @@ impl DirWatcher {
         self.unwatched.retain(|d| wanted.contains(d));
         let mut renewed = Vec::new();
         for dir in dirs {
+            if just_armed.contains(dir) && self.watched.contains_key(dir) {
+                continue;
+            }
             if self.rearm(dir) {
                 renewed.push(dir.clone());
             }
