@@ -235,6 +235,8 @@ pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Res
         }
         write_sync_meta(batch, git.as_ref())
     })?;
+    // A large sync pays for its own checkpoint, not the next process to open the index.
+    store.truncate_large_wal()?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

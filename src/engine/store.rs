@@ -296,18 +296,13 @@ impl Store {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         // A short-lived writer (`codelens sync`) would otherwise checkpoint the WAL into
         // the database and fsync it on every exit, costing more than a no-change sync
-        // itself. Instead the WAL is checkpointed and truncated here once it passes a
-        // megabyte: kept small, because every process that opens the index first has
-        // to read all of it (the first connection rebuilds SQLite's WAL index).
-        // `Store::close` still checkpoints when asked to.
+        // itself. Instead the WAL is checkpointed and truncated once it passes a
+        // megabyte — after a large write, and here, for one a process left behind: kept
+        // small, because every process that opens the index first has to read all of
+        // it (the first connection rebuilds SQLite's WAL index).
         self.conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        let wal_bytes = std::fs::metadata(sidecar(&self.path, "-wal")).map_or(0, |m| m.len());
-        if wal_bytes > WAL_TRUNCATE_BYTES {
-            // Busy (a reader holds part of it) is fine: the next writer tries again.
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        }
+        self.truncate_large_wal()?;
         self.conn.execute_batch(pending_table!())?;
         self.conn.execute_batch(dir_cache_tables!())?;
         Ok(())
@@ -380,6 +375,18 @@ impl Store {
         self.conn.close().map_err(|(_, e)| e)?;
         let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL into the database and truncates it, when it has grown past
+    /// [`WAL_TRUNCATE_BYTES`]. A reader holding part of it leaves it as it is: the next
+    /// writer tries again.
+    pub fn truncate_large_wal(&self) -> rusqlite::Result<()> {
+        let wal_bytes = std::fs::metadata(sidecar(&self.path, "-wal")).map_or(0, |m| m.len());
+        if wal_bytes > WAL_TRUNCATE_BYTES {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         Ok(())
     }
 
