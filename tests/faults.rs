@@ -374,6 +374,12 @@ impl Watch {
         self.child.id() as i32
     }
 
+    /// Lets a process stopped by [`stop_and_overflow`] run again.
+    fn resume(&self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGCONT) };
+    }
+
     fn stderr(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -406,6 +412,24 @@ fn wait_status(repo: &TestRepo, what: &str, ready: impl Fn(&Value) -> bool) -> V
     }
 }
 
+/// Stops the watching engine (SIGSTOP) and overflows its kernel event queue, leaving it
+/// stopped: what the caller changes now is lost with the overflow, until SIGCONT.
+fn stop_and_overflow(repo: &TestRepo, watch: &Watch) {
+    let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16_384);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(watch.pid(), libc::SIGSTOP) };
+    let mut a = std::fs::File::create(repo.path("src/flood_a.txt")).unwrap();
+    let mut b = std::fs::File::create(repo.path("src/flood_b.txt")).unwrap();
+    // Alternating files: consecutive identical events would be merged by the kernel.
+    for _ in 0..max_queued {
+        a.write_all(b"a").unwrap();
+        b.write_all(b"b").unwrap();
+    }
+}
+
 fn engine_up(status: &Value) -> bool {
     status["watcher"]["engine"] == "running" && status["watcher"]["mode"] != "none"
 }
@@ -413,10 +437,6 @@ fn engine_up(status: &Value) -> bool {
 #[test]
 fn a_real_inotify_queue_overflow_means_a_full_reconcile_reported_in_status() {
     let repo = indexed_repo();
-    let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(16_384);
     let watch = Watch::spawn(codelens_command(&repo.root(), &["watch"]));
     let ready = wait_status(&repo, "a native watcher", |s| {
         engine_up(s) && s["watcher"]["mode"] == "native" && s["pending"] == json!([])
@@ -424,19 +444,9 @@ fn a_real_inotify_queue_overflow_means_a_full_reconcile_reported_in_status() {
     assert_eq!(ready["watcher"]["rescans"], 0, "{ready}");
 
     // Stop the engine, overflow its kernel queue, then make the edit whose event is lost.
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(watch.pid(), libc::SIGSTOP) };
-    {
-        let mut a = std::fs::File::create(repo.path("src/flood_a.txt")).unwrap();
-        let mut b = std::fs::File::create(repo.path("src/flood_b.txt")).unwrap();
-        // Alternating files: consecutive identical events would be merged by the kernel.
-        for _ in 0..max_queued {
-            a.write_all(b"a").unwrap();
-            b.write_all(b"b").unwrap();
-        }
-    }
+    stop_and_overflow(&repo, &watch);
     repo.write("web/lost.ts", "export function lostInTheOverflow() {}\n");
-    unsafe { libc::kill(watch.pid(), libc::SIGCONT) };
+    watch.resume();
 
     let status = wait_status(&repo, "the reconcile after the overflow", |s| {
         s["watcher"]["rescans"].as_u64().unwrap_or(0) >= 1
@@ -466,31 +476,18 @@ fn a_directory_replaced_during_an_overflow_is_watched_again_after_the_reconcile(
     repo.write("web/deep/inner.ts", "export function inner() {}\n");
     repo.commit_all("deep");
     repo.ok(&["sync", "-q"]);
-    let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(16_384);
     let watch = Watch::spawn(codelens_command(&repo.root(), &["watch"]));
     wait_status(&repo, "a native watcher", |s| {
         engine_up(s) && s["watcher"]["mode"] == "native" && s["pending"] == json!([])
     });
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(watch.pid(), libc::SIGSTOP) };
-    {
-        let mut a = std::fs::File::create(repo.path("src/flood_a.txt")).unwrap();
-        let mut b = std::fs::File::create(repo.path("src/flood_b.txt")).unwrap();
-        for _ in 0..max_queued {
-            a.write_all(b"a").unwrap();
-            b.write_all(b"b").unwrap();
-        }
-    }
+    stop_and_overflow(&repo, &watch);
     // Lost in the overflow: `web/` and `web/deep/` replaced by new directories (new
     // inodes, so their old kernel watches are gone) under the same names.
     std::fs::remove_dir_all(repo.path("web")).unwrap();
     repo.write("web/render.ts", TS_SRC);
     repo.write("web/deep/inner.ts", "export function inner() {}\n");
-    unsafe { libc::kill(watch.pid(), libc::SIGCONT) };
+    watch.resume();
     wait_status(&repo, "the reconcile after the overflow", |s| {
         s["watcher"]["rescans"].as_u64().unwrap_or(0) >= 1 && s["pending"] == json!([])
     });
