@@ -23,16 +23,6 @@ use serde_json::Value;
 
 const NOBODY: u32 = 65534;
 
-fn sample_repo() -> TestRepo {
-    let repo = TestRepo::new();
-    repo.write("src/store.rs", RUST_SRC);
-    repo.write("web/render.ts", TS_SRC);
-    repo.write("tools/indexer.py", PYTHON_SRC);
-    repo.commit_all("initial");
-    repo.ok(&["init", "-q"]);
-    repo
-}
-
 /// The index opens with SQLite and passes its own integrity check; returns its file count.
 fn assert_index_intact(db: &Path) -> i64 {
     let conn =
@@ -109,7 +99,7 @@ fn open_up_for_nobody(repo: &TestRepo) -> tempfile::TempDir {
 
 #[test]
 fn a_codelens_dir_of_another_user_is_read_but_never_written() {
-    let repo = sample_repo();
+    let repo = indexed_sources_repo();
     let home = open_up_for_nobody(&repo);
     repo.write("src/store.rs", &format!("{RUST_SRC}\nfn edited() {{}}\n"));
     let before = std::fs::read(repo.db_path()).unwrap();
@@ -140,7 +130,7 @@ fn a_codelens_dir_of_another_user_is_read_but_never_written() {
 
 #[test]
 fn a_read_only_codelens_dir_fails_sync_in_one_line_and_keeps_the_index() {
-    let repo = sample_repo();
+    let repo = indexed_sources_repo();
     let home = open_up_for_nobody(&repo);
     chown_tree(&repo.root(), NOBODY);
     repo.write(
@@ -179,7 +169,7 @@ fn a_read_only_codelens_dir_fails_sync_in_one_line_and_keeps_the_index() {
 
 #[test]
 fn an_unreadable_file_is_recorded_and_retried_once_readable() {
-    let repo = sample_repo();
+    let repo = indexed_sources_repo();
     let home = open_up_for_nobody(&repo);
     repo.write("src/secret.rs", "pub fn hidden_fn() {}\n");
     chown_tree(&repo.root(), NOBODY);
@@ -207,7 +197,7 @@ fn an_unreadable_file_is_recorded_and_retried_once_readable() {
 
 #[test]
 fn files_vanishing_and_reappearing_during_sync_never_break_it() {
-    let repo = sample_repo();
+    let repo = indexed_sources_repo();
     for n in 0..200 {
         repo.write(
             &format!("churn/f{n}.rs"),
@@ -255,7 +245,7 @@ fn files_vanishing_and_reappearing_during_sync_never_break_it() {
 
 #[test]
 fn sparse_binary_non_utf8_and_symlink_loops_are_recorded_not_fatal() {
-    let repo = sample_repo();
+    let repo = indexed_sources_repo();
     // A 2 GB sparse file: recorded as too large by its stat, never read.
     let sparse = std::fs::File::create(repo.path("big.dat")).unwrap();
     sparse.set_len(2 << 30).unwrap();
@@ -306,7 +296,7 @@ fn sparse_binary_non_utf8_and_symlink_loops_are_recorded_not_fatal() {
 
 #[test]
 fn every_command_refuses_a_corrupt_or_future_index_without_touching_it() {
-    let repo = sample_repo();
+    let repo = indexed_sources_repo();
     let db = repo.db_path();
     let good = std::fs::read(&db).unwrap();
     let garbage = b"definitely not SQLite, but long enough to be a page or two..".repeat(200);

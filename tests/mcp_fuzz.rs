@@ -445,12 +445,7 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
     eprintln!("mcp fuzz: seed {seed} (replay with CODELENS_FUZZ_SEED={seed})");
     let mut rng = Rng::new(seed);
 
-    let repo = TestRepo::new();
-    repo.write("src/store.rs", RUST_SRC);
-    repo.write("web/render.ts", TS_SRC);
-    repo.write("tools/indexer.py", PYTHON_SRC);
-    repo.commit_all("initial");
-    repo.ok(&["init", "-q"]);
+    let repo = indexed_sources_repo();
 
     let mut server = Server::start(&repo);
     let mut answers = BTreeMap::new();

@@ -90,6 +90,18 @@ impl TestRepo {
     }
 }
 
+/// A repository with one Rust, one TypeScript and one Python source, committed and
+/// indexed.
+pub fn indexed_sources_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("src/store.rs", RUST_SRC);
+    repo.write("web/render.ts", TS_SRC);
+    repo.write("tools/indexer.py", PYTHON_SRC);
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    repo
+}
+
 pub fn git_in(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
