@@ -23,6 +23,19 @@ use serde_json::Value;
 
 const NOBODY: u32 = 65534;
 
+/// `sync` and `init`, run as `nobody`, cannot write: each fails in one clear line
+/// (exit 1) that says why.
+fn assert_writes_refused_to_nobody(repo: &TestRepo, home: &Path) {
+    for args in [&["sync"][..], &["init", "-q"]] {
+        let out = as_nobody(repo, home, args).unwrap();
+        let err = assert_one_line_error(&out, 1);
+        assert!(
+            err.to_lowercase().contains("permission denied") || err.contains("read-only"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 /// The index opens with SQLite and passes its own integrity check; returns its file count.
 fn assert_index_intact(db: &Path) -> i64 {
     let conn =
@@ -114,14 +127,7 @@ fn a_codelens_dir_of_another_user_is_read_but_never_written() {
         assert_eq!(pending_of(&json), vec!["modified:src/store.rs"]);
     }
     // sync and init need to write: one clear line, exit 1, the index untouched.
-    for args in [&["sync"][..], &["init", "-q"]] {
-        let out = as_nobody(&repo, home.path(), args).unwrap();
-        let err = assert_one_line_error(&out, 1);
-        assert!(
-            err.to_lowercase().contains("permission denied") || err.contains("read-only"),
-            "{args:?}: {err}"
-        );
-    }
+    assert_writes_refused_to_nobody(&repo, home.path());
     assert_eq!(std::fs::read(repo.db_path()).unwrap(), before);
     assert_eq!(assert_index_intact(&repo.db_path()), 3);
     // Its owner can still use it.
@@ -149,14 +155,7 @@ fn a_read_only_codelens_dir_fails_sync_in_one_line_and_keeps_the_index() {
         return;
     };
     assert_clean_outcome(&status, "status");
-    for args in [&["sync"][..], &["init", "-q"]] {
-        let out = as_nobody(&repo, home.path(), args).unwrap();
-        let err = assert_one_line_error(&out, 1);
-        assert!(
-            err.to_lowercase().contains("permission denied") || err.contains("read-only"),
-            "{args:?}: {err}"
-        );
-    }
+    assert_writes_refused_to_nobody(&repo, home.path());
     // The engine cannot write either: `watch` says so and ends, it does not spin.
     let out = as_nobody(&repo, home.path(), &["watch"]).unwrap();
     assert_clean_outcome(&out, "watch");
