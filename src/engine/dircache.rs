@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::reconcile::RACY_WINDOW_NS;
 use super::scan::{self, FileStat, IgnoreSource, ListedDir, WalkResult, WalkedFile};
 use super::store::FileRows;
-use super::{RelPath, now_ns};
+use super::{RelPath, git, now_ns};
 
 /// A directory as it was when last listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,10 +139,10 @@ fn global_source_paths(root: &Path) -> Vec<PathBuf> {
     } else {
         // A linked worktree's `.git` file: `gitdir: <path>`, whose `commondir` names
         // the repository's own git directory.
-        std::fs::read_to_string(&dot_git).ok().and_then(|text| {
-            let dir = text.strip_prefix("gitdir:")?.trim();
-            Some(root.join(dir))
-        })
+        let text = std::fs::read_to_string(&dot_git).ok();
+        text.as_deref()
+            .and_then(git::gitdir_line)
+            .map(|dir| root.join(dir))
     };
     if let Some(git_dir) = git_dir {
         let common = match std::fs::read_to_string(git_dir.join("commondir")) {

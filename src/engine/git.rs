@@ -97,6 +97,15 @@ pub fn discover(dir: &Path) -> Result<Option<GitInfo>> {
     }))
 }
 
+/// The git directory a `.git` file names (its `gitdir:` line), as written: relative
+/// paths are relative to the file's own directory.
+pub fn gitdir_line(dot_git_file: &str) -> Option<&str> {
+    dot_git_file
+        .lines()
+        .find_map(|l| l.strip_prefix("gitdir:"))
+        .map(str::trim)
+}
+
 /// git refuses to work under a `.git` file whose `gitdir:` is gone (a worktree removed
 /// by hand, a moved submodule), while discovery would quietly climb past it to an
 /// enclosing repository and answer for the wrong checkout. Say so instead.
@@ -112,11 +121,7 @@ fn check_nearest_git_file(dir: &Path) -> Result<()> {
         return Ok(());
     }
     let content = std::fs::read_to_string(&dot_git).unwrap_or_default();
-    let Some(target) = content
-        .lines()
-        .find_map(|l| l.strip_prefix("gitdir:"))
-        .map(str::trim)
-    else {
+    let Some(target) = gitdir_line(&content) else {
         return Err(Error::Git(format!(
             "{} is not a valid .git file (no `gitdir:` line)",
             dot_git.display()
