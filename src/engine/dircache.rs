@@ -201,8 +201,6 @@ pub struct Checked {
     listed_files: Vec<WalkedFile>,
     /// The tree's directories, as a full walk lists them.
     dirs: Vec<RelPath>,
-    /// Those of them unchanged since the cache recorded them.
-    unchanged_dirs: Vec<RelPath>,
     cache: DirCache,
     changed: bool,
     dirs_listed: u64,
@@ -234,7 +232,6 @@ fn check(root: &Path, cache: &DirCache) -> Option<Checked> {
             states: HashMap::with_capacity(cache.dirs.len()),
             listed_files: Vec::new(),
             dirs: Vec::with_capacity(cache.dirs.len()),
-            unchanged_dirs: Vec::with_capacity(cache.dirs.len()),
             cache: DirCache {
                 dirs: Vec::with_capacity(cache.dirs.len()),
                 sources: Vec::new(),
@@ -310,7 +307,6 @@ impl Checker<'_> {
                 DirState::Gone
             } else {
                 self.checked.dirs.push(dir.path.clone());
-                self.checked.unchanged_dirs.push(dir.path.clone());
                 DirState::Clean
             };
             self.checked
@@ -472,6 +468,10 @@ impl Checked {
                 }
             }
         }
+        let unchanged_dirs = (self.states.iter())
+            .filter(|(_, state)| **state == DirState::Clean)
+            .map(|(path, _)| RelPath::from_bytes(path.clone()))
+            .collect();
         // Two sorted runs (the rows' files, the listings'): a stable sort merges them.
         self.listed_files
             .sort_unstable_by(|a, b| a.path.cmp(&b.path));
@@ -481,7 +481,7 @@ impl Checked {
             walked,
             dir_cache: self.changed.then_some(self.cache),
             dirs_listed: self.dirs_listed,
-            unchanged_dirs: self.unchanged_dirs,
+            unchanged_dirs,
         })
     }
 }
