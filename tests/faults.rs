@@ -8,7 +8,7 @@ mod common;
 #[path = "support/freshness.rs"]
 mod freshness;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::procs::Proc;
 use common::*;
 use serde_json::{Value, json};
 
@@ -352,48 +353,27 @@ fn a_huge_or_corrupt_buffer_is_bounded_and_never_reaches_stdout() {
 // ---------------------------------------------------------------------------------------
 // Watcher faults, on a real `codelens watch` process.
 
-/// `codelens watch` in the background; killed when dropped.
-struct Watch {
-    child: Child,
+/// `codelens watch` in the background, its stderr collected (`common::procs::Proc`:
+/// killed when dropped).
+fn spawn_watch(mut command: Command) -> Proc {
+    command
+        .env("CODELENS_TELEMETRY", "0")
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    Proc::spawn(command, "codelens watch")
 }
 
-impl Watch {
-    fn spawn(mut command: Command) -> Watch {
-        let child = command
-            .env("CODELENS_TELEMETRY", "0")
-            .env("CODELENS_WATCH_DEBOUNCE_MS", "100")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("codelens watch starts");
-        Watch { child }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Lets a process stopped by [`stop_and_overflow`] run again.
-    fn resume(&self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.pid(), libc::SIGCONT) };
-    }
-
-    fn stderr(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut text = String::new();
-        let _ = self.child.stderr.take().unwrap().read_to_string(&mut text);
-        text
-    }
+/// Everything it wrote to stderr, once killed.
+fn stderr_after_kill(mut watch: Proc) -> String {
+    watch.kill9();
+    watch.stderr()
 }
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Lets a process stopped by [`stop_and_overflow`] run again.
+fn resume(watch: &Proc) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(watch.pid(), libc::SIGCONT) };
 }
 
 /// Polls `status --json` until `ready` holds; panics with the last answer past DEADLINE.
@@ -414,7 +394,7 @@ fn wait_status(repo: &TestRepo, what: &str, ready: impl Fn(&Value) -> bool) -> V
 
 /// Stops the watching engine (SIGSTOP) and overflows its kernel event queue, leaving it
 /// stopped: what the caller changes now is lost with the overflow, until SIGCONT.
-fn stop_and_overflow(repo: &TestRepo, watch: &Watch) {
+fn stop_and_overflow(repo: &TestRepo, watch: &Proc) {
     let max_queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -437,7 +417,7 @@ fn engine_up(status: &Value) -> bool {
 #[test]
 fn a_real_inotify_queue_overflow_means_a_full_reconcile_reported_in_status() {
     let repo = indexed_repo();
-    let watch = Watch::spawn(codelens_command(&repo.root(), &["watch"]));
+    let watch = spawn_watch(codelens_command(&repo.root(), &["watch"]));
     let ready = wait_status(&repo, "a native watcher", |s| {
         engine_up(s) && s["watcher"]["mode"] == "native" && s["pending"] == json!([])
     });
@@ -446,7 +426,7 @@ fn a_real_inotify_queue_overflow_means_a_full_reconcile_reported_in_status() {
     // Stop the engine, overflow its kernel queue, then make the edit whose event is lost.
     stop_and_overflow(&repo, &watch);
     repo.write("web/lost.ts", "export function lostInTheOverflow() {}\n");
-    watch.resume();
+    resume(&watch);
 
     let status = wait_status(&repo, "the reconcile after the overflow", |s| {
         s["watcher"]["rescans"].as_u64().unwrap_or(0) >= 1
@@ -461,7 +441,7 @@ fn a_real_inotify_queue_overflow_means_a_full_reconcile_reported_in_status() {
         (&json!(0), &json!(0), &json!(0)),
         "{sync}"
     );
-    let stderr = watch.stderr();
+    let stderr = stderr_after_kill(watch);
     assert!(stderr.contains("full rescan"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -476,7 +456,7 @@ fn a_directory_replaced_during_an_overflow_is_watched_again_after_the_reconcile(
     repo.write("web/deep/inner.ts", "export function inner() {}\n");
     repo.commit_all("deep");
     repo.ok(&["sync", "-q"]);
-    let watch = Watch::spawn(codelens_command(&repo.root(), &["watch"]));
+    let watch = spawn_watch(codelens_command(&repo.root(), &["watch"]));
     wait_status(&repo, "a native watcher", |s| {
         engine_up(s) && s["watcher"]["mode"] == "native" && s["pending"] == json!([])
     });
@@ -487,7 +467,7 @@ fn a_directory_replaced_during_an_overflow_is_watched_again_after_the_reconcile(
     std::fs::remove_dir_all(repo.path("web")).unwrap();
     repo.write("web/render.ts", TS_SRC);
     repo.write("web/deep/inner.ts", "export function inner() {}\n");
-    watch.resume();
+    resume(&watch);
     wait_status(&repo, "the reconcile after the overflow", |s| {
         s["watcher"]["rescans"].as_u64().unwrap_or(0) >= 1 && s["pending"] == json!([])
     });
@@ -534,7 +514,7 @@ fn the_kernel_watch_limit_in_a_user_namespace_degrades_honestly() {
         .arg(BIN)
         .current_dir(repo.root())
         .env_remove("CODELENS_LOG");
-    let watch = Watch::spawn(command);
+    let watch = spawn_watch(command);
     let status = wait_status(&repo, "a degraded watcher", |s| {
         engine_up(s) && s["watcher"]["mode"] == "degraded"
     });
@@ -558,6 +538,6 @@ fn the_kernel_watch_limit_in_a_user_namespace_degrades_honestly() {
     let status = repo.status_json();
     assert_eq!(status["pending"], json!([]), "{status}");
     assert!(freshness::differing(&repo.root(), &repo.db_path()).is_empty());
-    let stderr = watch.stderr();
+    let stderr = stderr_after_kill(watch);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
