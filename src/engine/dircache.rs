@@ -258,12 +258,6 @@ fn check(root: &Path, cache: &DirCache) -> Option<Checked> {
     Some(checked)
 }
 
-/// Whether `dir` holds a `.git` of any kind (directory, file, even a dangling link), as
-/// the walker decides what is a nested repository.
-fn has_git(dir: &Path) -> bool {
-    dir.join(".git").symlink_metadata().is_ok()
-}
-
 /// A directory's stat, when it is still a directory.
 fn dir_stat(path: &Path) -> Option<FileStat> {
     let meta = path.symlink_metadata().ok()?;
@@ -316,14 +310,14 @@ impl Checker<'_> {
         }
         self.checked.changed = true;
         let full = dir.path.to_path(self.root);
-        if dir.nested && !has_git(&full) {
+        if dir.nested && !scan::is_repository_root(&full) {
             // No longer a repository of its own: all of it is new to the index.
             self.checked
                 .states
                 .insert(dir.path.as_bytes().to_vec(), DirState::Gone);
             return self.walk_new(&dir.path);
         }
-        if dir.nested || (!dir.path.as_bytes().is_empty() && has_git(&full)) {
+        if dir.nested || (!dir.path.as_bytes().is_empty() && scan::is_repository_root(&full)) {
             let listed_at_ns = now_ns();
             let stat = dir_stat(&full)?;
             self.checked.cache.dirs.push(CachedDir {

@@ -256,7 +256,7 @@ pub fn reindex_scope(
     // and keep its rows.
     let top = dir.to_path(&project.root);
     // A nested repository (its `.git` may appear after the directory) is not ours.
-    let nested_repo = !dir.as_bytes().is_empty() && top.join(".git").symlink_metadata().is_ok();
+    let nested_repo = !dir.as_bytes().is_empty() && scan::is_repository_root(&top);
     let walked = if top.is_dir() && !nested_repo {
         scan::walk_scope(&project.root, dir, recursive)
     } else {

@@ -164,6 +164,13 @@ struct DirsSeen {
     ignore_files: Vec<IgnoreSource>,
 }
 
+/// Whether `dir` holds a `.git` of any kind (directory, file, even a dangling link):
+/// below the project root, such a directory is a nested repository or worktree, with
+/// its own history (and maybe its own index), which the walk does not enter.
+pub fn is_repository_root(dir: &Path) -> bool {
+    dir.join(".git").symlink_metadata().is_ok()
+}
+
 /// The path an `ignore` error is about, if it names one.
 fn error_path(error: &ignore::Error) -> Option<&Path> {
     match error {
@@ -221,9 +228,8 @@ pub fn walk_scope(root: &Path, dir: &RelPath, recursive: bool) -> WalkResult {
                 // ignore files are taken now, so a change made while or after it is
                 // listed gives it a stat other than the one recorded.
                 let stat = entry.path().symlink_metadata();
-                // A nested repository or worktree has its own history (and maybe its own
-                // index): like git, do not descend into it.
-                let nested = entry.path().join(".git").symlink_metadata().is_ok();
+                // Like git, do not descend into a nested repository or worktree.
+                let nested = is_repository_root(entry.path());
                 if let (Ok(meta), Some(path)) = (stat, RelPath::from_path(&root, entry.path())) {
                     let dir = ListedDir {
                         path,

@@ -16,7 +16,7 @@ use notify::event::{CreateKind, EventKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
 
 use super::RelPath;
-use super::scan::INDEX_DIR_NAME;
+use super::scan::{INDEX_DIR_NAME, is_repository_root};
 
 /// What the engine needs to know about one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -549,7 +549,7 @@ impl DirWatcher {
                     .then_some(FsChange::DirGone(rel));
             }
             // A nested repository is not ours, like in the walk.
-            if self.rules.is_ignored(path, true) || path.join(".git").symlink_metadata().is_ok() {
+            if self.rules.is_ignored(path, true) || is_repository_root(path) {
                 return None;
             }
             return Some(FsChange::NewDir(rel));
