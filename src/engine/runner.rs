@@ -784,6 +784,21 @@ impl Worker {
                     break 'engine;
                 }
             }
+            // Other processes (`codelens status`, followers) see edits at once too.
+            if self.role() == Role::Writer && self.pending_dirty {
+                self.persist_pending();
+            }
+            if !self.pending_dirty {
+                // Every event queued during the busy work is handled and published.
+                self.busy = None;
+            }
+            self.publish();
+            for reply in self.settled.drain(..) {
+                let _ = reply.send(());
+            }
+            // Polls that may start busy work (a catch-up after another process's sync)
+            // come after the release above: the events queued during that work are
+            // drained first, at the top of the next round.
             if last_poll.elapsed() >= self.options.poll_interval {
                 last_poll = Instant::now();
                 self.check_worktree();
@@ -802,22 +817,11 @@ impl Worker {
                     Role::Writer => self.notice_other_writers(),
                 }
             }
-            // Other processes (`codelens status`, followers) see edits at once too.
-            if self.role() == Role::Writer && self.pending_dirty {
-                self.persist_pending();
-            }
-            if !self.pending_dirty {
-                // Every event queued during the busy work is handled and published.
-                self.busy = None;
-            }
-            self.publish();
-            for reply in self.settled.drain(..) {
-                let _ = reply.send(());
-            }
             if self.role() == Role::Writer {
                 self.run_due_work();
-                self.publish();
             }
+            // What the polls read (a follower) or the due work did (a writer).
+            self.publish();
         }
         // Leave no cookie behind, and let anyone waiting on one go.
         // The heartbeat's cookie is not in `cookies` (nobody waits on it).
