@@ -924,6 +924,10 @@ struct PendingLine {
     state: String,
 }
 
+/// How long `status` waits for the writer engine to answer its probe before it checks
+/// the tree itself (an idle writer answers in about a millisecond).
+const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The files that differ from the index, and whether a running writer engine said so
 /// (its published set) or, with none running, a read-only check of the tree did.
 fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<PendingLine>, bool)> {
@@ -937,11 +941,15 @@ fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<Pendin
     // would call files fresh that it has not looked at yet.
     // Nor while the writer is busy (catch-up, re-indexing): events queue unread then,
     // so an edit saved meanwhile would be missing from its set.
-    let vouched = watching
-        && project.writer_engine_running()
-        && !project.writer_engine_busy()
-        && engine::runner::published_set_is_current(project, store);
-    if vouched {
+    let vouched = || {
+        watching
+            && project.writer_engine_running()
+            && !project.writer_engine_busy()
+            && engine::runner::published_set_is_current(project, store)
+    };
+    // An edit saved just before this command may not have reached the writer yet: its
+    // answer to a probe says it has (and the set is still current after it).
+    if vouched() && project.probe_writer(STATUS_PROBE_TIMEOUT) && vouched() {
         let lines = store
             .pending_rows()?
             .into_iter()

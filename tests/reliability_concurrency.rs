@@ -419,3 +419,121 @@ fn an_edit_made_while_a_cli_sync_runs_stays_pending() {
     oracle::assert_no_silent_staleness(&root);
     engine.terminate();
 }
+
+/// Holds a process still (SIGSTOP) until dropped, or until `resume_after` lets it go on
+/// another thread.
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(proc: &Proc) -> Stopped {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(proc.pid(), libc::SIGSTOP) };
+        Stopped(proc.pid())
+    }
+
+    fn resume_after(self, pause: Duration) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            std::thread::sleep(pause);
+            drop(self);
+        })
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// The event of an edit saved just before `status` may still be on its way to the
+/// writer engine; here it is held up for certain (the engine is stopped). `status` must
+/// not answer from the set published before the edit: it asks the writer (a probe file
+/// the writer deletes once it has published every earlier event) and, when no answer
+/// comes in time, checks the tree itself. Resumed soon, slowly, then never (the status
+/// runs entirely while the engine is stopped).
+#[test]
+fn status_right_after_an_edit_lists_it_even_while_the_writer_lags() {
+    let (repo, home) = many_files(120);
+    let root = repo.root();
+    let mut command = procs::command(&root, home.path(), &["watch"]);
+    command
+        .stdout(Stdio::null())
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
+    let mut engine = Proc::spawn(command, "watch");
+    procs::wait_for_engine(&root, &mut engine);
+    for (round, hold) in [Some(20), Some(1_000), None].into_iter().enumerate() {
+        let stopped = Stopped::new(&engine);
+        repo.write(
+            &format!("src/m{round}/f{round}.rs"),
+            &format!("pub fn saved_while_the_engine_lags_{round}() {{}}\n"),
+        );
+        let status = match hold {
+            Some(ms) => {
+                let resumed = stopped.resume_after(Duration::from_millis(ms));
+                let status = oracle::status_json(&root);
+                resumed.join().unwrap();
+                status
+            }
+            None => {
+                let status = oracle::status_json(&root);
+                drop(stopped);
+                status
+            }
+        };
+        let stale = oracle::unlisted(&status, &oracle::read_tree(&root), &root);
+        assert!(
+            stale.is_empty(),
+            "round {round} (held {hold:?} ms): silently stale: {stale:?}; status: {status}"
+        );
+        eprintln!(
+            "round {round}: held {hold:?} ms, answered from {}",
+            status["pending_source"]
+        );
+        assert!(
+            std::fs::read_dir(root.join(".codelens"))
+                .unwrap()
+                .all(|e| !e
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("probe-")),
+            "round {round}: a probe file was left behind"
+        );
+    }
+    engine.terminate();
+}
+
+/// The same for an MCP server following a writer (`codelens watch`): its answer to a
+/// question asked right after a save names the file in the banner, although only the
+/// writer's watcher saw the edit and the writer is lagging when the question comes.
+#[test]
+fn a_follower_answer_right_after_an_edit_has_the_banner_while_the_writer_lags() {
+    let (repo, home) = many_files(120);
+    let root = repo.root();
+    let mut command = procs::command(&root, home.path(), &["watch"]);
+    command
+        .stdout(Stdio::null())
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
+    let mut engine = Proc::spawn(command, "watch");
+    procs::wait_for_engine(&root, &mut engine);
+    let mut mcp = Mcp::start(&root, home.path());
+    assert_eq!(mcp.role(), "follower");
+    for round in 0..3 {
+        let path = format!("src/m{round}/f{round}.rs");
+        let stopped = Stopped::new(&engine);
+        repo.write(&path, &format!("pub fn lagging_{round}() {{}}\n"));
+        let resumed = stopped.resume_after(Duration::from_millis(20));
+        let answer = mcp.call("file_outline", json!({"path": path}));
+        resumed.join().unwrap();
+        let text = answer["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with(
+                "⚠️ Some files referenced below were edited since the last index sync"
+            ) && text.contains(&path),
+            "round {round}: no banner naming {path}: {text}"
+        );
+    }
+    mcp.proc.terminate();
+    engine.terminate();
+}

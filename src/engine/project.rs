@@ -1,10 +1,15 @@
 //! Finding a project's root and its index directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::scan::INDEX_DIR_NAME;
 use super::store::DB_FILE_NAME;
 use super::{Error, Result, git};
+
+/// Names of the probe files [`Project::probe_writer`] writes under `.codelens/`.
+pub const PROBE_PREFIX: &str = "probe-";
 
 /// A project with an index: `root/.codelens/index.db`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +236,43 @@ impl Project {
             file.try_lock_shared(),
             Err(std::fs::TryLockError::WouldBlock)
         )
+    }
+
+    /// Asks the writer engine whether its published pending set includes every file
+    /// event up to now (an edit saved just before `status` ran, whose event may still be
+    /// on its way to the engine): writes a probe file under `.codelens/`, which the
+    /// writer's watcher reports after every earlier event (one kernel queue, in order)
+    /// and which the writer deletes once it has handled and published them. True when
+    /// the probe went within `timeout`; false when it did not, or the writer turned busy
+    /// meanwhile, or there is no writer, or no probe could be written (a read-only index
+    /// directory): the caller then checks the tree itself. Only a writer whose watcher
+    /// runs can answer: callers ask only then.
+    pub fn probe_writer(&self, timeout: Duration) -> bool {
+        static NEXT_PROBE: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{PROBE_PREFIX}{}-{n}", std::process::id());
+        let path = self.index_dir().join(name);
+        if !self.writer_engine_running() || std::fs::File::create_new(&path).is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + timeout;
+        // An idle writer answers in about a millisecond: poll fast, then back off.
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if matches!(path.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            {
+                return true;
+            }
+            if Instant::now() >= deadline
+                || self.writer_engine_busy()
+                || !self.writer_engine_running()
+            {
+                let _ = std::fs::remove_file(&path);
+                return false;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
     }
 
     fn lock(&self, name: &str, exclusive: bool, other_is: &str) -> Result<IndexLock> {

@@ -352,6 +352,10 @@ const MAX_NEW_DIR_CRAWLS: usize = 4;
 /// How often the consent files are read again (two small files).
 const TELEMETRY_RECHECK: Duration = Duration::from_secs(5);
 
+/// How long a follower's settle waits for the writer to answer its probe; past that it
+/// answers from the set as last read (the writer is busy, or not watching).
+const FOLLOWER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// What reaches the engine thread.
 enum Input {
     Command(Command),
@@ -479,6 +483,7 @@ impl Engine {
             recheck_at: None,
             pending_dirty: false,
             settled: Vec::new(),
+            probes: Vec::new(),
             heartbeat_at: None,
             heartbeat_in_flight: None,
             git_busy_until: None,
@@ -743,6 +748,9 @@ struct Worker {
     /// Cookie waiters whose cookie arrived: answered once the snapshot that includes
     /// every event before it is published.
     settled: Vec<Sender<()>>,
+    /// Probe files seen (their names), deleted once the events before them are
+    /// published.
+    probes: Vec<String>,
     telemetry: TelemetryStatus,
     telemetry_checked: Instant,
 }
@@ -789,8 +797,10 @@ impl Worker {
                 self.persist_pending();
             }
             if !self.pending_dirty {
-                // Every event queued during the busy work is handled and published.
+                // Every event queued during the busy work is handled and published…
                 self.busy = None;
+                // …and every event before each probe.
+                self.answer_probes();
             }
             self.publish();
             for reply in self.settled.drain(..) {
@@ -920,6 +930,15 @@ impl Worker {
 
     fn settle(&mut self, reply: Sender<()>) {
         let Some(watcher) = &self.watcher else {
+            // A follower asks the writer, whose watcher saw the edit, and reads the set
+            // it published after it. A writer that does not watch never answers.
+            let writer_watches = self.watcher_status.mode != watcher::WatchMode::Disabled;
+            if self.role() == Role::Follower
+                && writer_watches
+                && self.project.probe_writer(FOLLOWER_PROBE_TIMEOUT)
+            {
+                self.follow();
+            }
             self.settled.push(reply);
             return;
         };
@@ -996,6 +1015,7 @@ impl Worker {
                 self.refresh_watcher_status();
             }
             FsChange::RulesChanged | FsChange::Rescan => self.schedule_rescan(),
+            FsChange::Probe(name) => self.probes.push(name),
             FsChange::Cookie(n) => {
                 if let Some(reply) = self.cookies.remove(&n) {
                     self.settled.push(reply);
@@ -1007,6 +1027,15 @@ impl Worker {
                     watcher.remove_cookie(n);
                 }
             }
+        }
+    }
+
+    /// Deletes the probe files seen so far ([`Project::probe_writer`]): called once
+    /// every event before them is handled and the pending set is published.
+    fn answer_probes(&mut self) {
+        let dir = self.project.index_dir();
+        for name in self.probes.drain(..) {
+            let _ = std::fs::remove_file(dir.join(name));
         }
     }
 

@@ -4,9 +4,10 @@
 //!
 //! One watch per directory that the index covers, never per file and never in ignored
 //! trees (`node_modules/`, `target/` …), `.git/` or `.codelens/` (except the cookie
-//! files the engine writes there to know it has seen every event up to a moment). A
-//! kernel queue overflow arrives from notify as an event with the Rescan flag and no
-//! paths: it is passed on as [`FsChange::Rescan`], never dropped.
+//! files the engine writes there to know it has seen every event up to a moment, and
+//! the probe files other processes write there to ask the same). A kernel queue
+//! overflow arrives from notify as an event with the Rescan flag and no paths: it is
+//! passed on as [`FsChange::Rescan`], never dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,9 @@ use notify::event::{CreateKind, EventKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
 
 use super::RelPath;
+use super::project::PROBE_PREFIX;
+#[cfg(doc)]
+use super::project::Project;
 use super::scan::{INDEX_DIR_NAME, is_repository_root};
 
 /// What the engine needs to know about one notification.
@@ -34,6 +38,9 @@ pub enum FsChange {
     Rescan,
     /// The engine's own cookie file number `n` was seen.
     Cookie(u64),
+    /// Another process's probe file (named so) appeared under `.codelens/`: it waits for
+    /// the writer to publish every event before it ([`Project::probe_writer`]).
+    Probe(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,6 +525,10 @@ impl DirWatcher {
         let name = rel.file_name();
         if first == INDEX_DIR_NAME.as_bytes() {
             let name = std::str::from_utf8(name).ok()?;
+            // Its creation is the question; later events on it (its deletion) are not.
+            if name.starts_with(PROBE_PREFIX) && matches!(kind, EventKind::Create(_)) {
+                return Some(FsChange::Probe(name.to_string()));
+            }
             return name
                 .strip_prefix(&self.cookie_prefix)?
                 .parse()
