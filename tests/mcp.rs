@@ -605,12 +605,20 @@ fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_i
     // The first query waits for start-up catch-up; the edit comes after it.
     client.call("search_symbols", json!({"query": "open"}));
     repo.write("src/store.rs", &format!("// one\n// two\n{RUST_SRC}"));
-    // No watcher reported the edit, so nothing is pending…
+    // No watcher reported the edit, but the stat no longer matches the index: the
+    // file is parsed now, and the banner names it all the same.
     let definition = client.call("symbol_definition", json!({"name": "open"}));
     let item = &definition["structuredContent"]["items"][0];
-    // …but the stat no longer matches the index: the file is parsed now.
     assert_eq!(item["line"], 8, "{definition}");
     assert_eq!(item["reparsed"], true);
+    let stale = &definition["structuredContent"]["stale_files"];
+    assert_eq!(stale[0]["path"], "src/store.rs", "{definition}");
+    assert_eq!(stale[0]["state"], "unsynced", "{definition}");
+    assert!(
+        Client::text(&definition)
+            .starts_with("⚠️ Some files referenced below were edited since the last index sync"),
+        "{definition}"
+    );
     assert!(
         item["source"]
             .as_str()
@@ -625,6 +633,15 @@ fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_i
         Client::text(&outline).contains("8-10: method open in Store"),
         "{outline}"
     );
+    assert!(
+        Client::text(&outline).contains("src/store.rs (edited"),
+        "{outline}"
+    );
+    // A file the answer does not name gets no banner: the search below finds only
+    // web/render.ts.
+    let search = client.call("search_symbols", json!({"query": "render"}));
+    assert!(Client::text(&search).contains("web/render.ts"), "{search}");
+    assert!(!Client::text(&search).starts_with("⚠️"), "{search}");
 }
 
 #[test]

@@ -24,10 +24,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::engine::banner::{PendingEntry, PendingState};
 use crate::engine::lang::Lang;
 use crate::engine::project::Project;
+use crate::engine::scan::FileStat;
 use crate::engine::store::{FileEntry, NameMatch, Store, SymbolHit};
 use crate::engine::symbols::SymbolExtractor;
+use crate::engine::watcher::WatchMode;
 use crate::engine::{Engine, EngineOptions, RelPath, Snapshot, now_ns};
 use crate::telemetry::{self, EventName, EventType};
 
@@ -637,14 +640,67 @@ impl CodelensServer {
         backend.engine.wait_for_catchup()
     }
 
+    /// The snapshot with the referenced files that differ from their index row but that
+    /// no watcher reported (auto-sync off or degraded, where the engine learns of edits
+    /// only at catch-up) added as `unsynced`, or `None` when there are none. A file
+    /// whose stat changed counts, as in `codelens status` before hashing: an answer
+    /// that may quote stale lines says so. With a native watcher the pending set is
+    /// complete (the answer settled first) and nothing is looked at.
+    fn with_unreported_edits(
+        backend: &Backend,
+        snapshot: &Snapshot,
+        referenced: &[String],
+    ) -> Option<Snapshot> {
+        if snapshot.watcher.mode == WatchMode::Native {
+            return None;
+        }
+        let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unreported = Vec::new();
+        for path in referenced {
+            if snapshot.pending.iter().any(|p| p.path == *path) {
+                continue;
+            }
+            let rel = RelPath::from_bytes(path.as_bytes().to_vec());
+            let Ok(Some(indexed)) = reader.file_stat(&rel) else {
+                continue;
+            };
+            let edited_ns = match rel.to_path(&backend.project.root).symlink_metadata() {
+                Ok(meta) => {
+                    let now = FileStat::from_metadata(&meta);
+                    if now == indexed {
+                        continue;
+                    }
+                    now.mtime_ns
+                }
+                // Deleted since: seen gone now.
+                Err(_) => now_ns(),
+            };
+            unreported.push(PendingEntry {
+                path: path.clone(),
+                first_edit_ns: edited_ns,
+                last_edit_ns: edited_ns,
+                state: PendingState::Unsynced,
+            });
+        }
+        if unreported.is_empty() {
+            return None;
+        }
+        let mut snapshot = snapshot.clone();
+        snapshot.pending.extend(unreported);
+        Some(snapshot)
+    }
+
     /// Wraps a result the same way for every read tool: worktree warning and staleness
     /// banner first, then the result, then the footer (and the auto-sync notice).
     fn answer<T: Serialize>(
+        backend: &Backend,
         snapshot: &Snapshot,
         referenced: &[String],
         result_text: String,
         mut body: ReadAnswer<T>,
     ) -> CallToolResult {
+        let with_unreported = Self::with_unreported_edits(backend, snapshot, referenced);
+        let snapshot = with_unreported.as_ref().unwrap_or(snapshot);
         let refs: Vec<&str> = referenced.iter().map(String::as_str).collect();
         let now = now_ns();
         body.stale_files = snapshot
@@ -776,7 +832,7 @@ impl CodelensServer {
             truncated,
             truncated.then(|| shown_until.to_string()),
         );
-        Self::answer(&snapshot, &referenced, text, body)
+        Self::answer(backend, &snapshot, &referenced, text, body)
     }
 
     /// The indexed files, from memory unless the index changed since they were read.
@@ -849,6 +905,7 @@ impl CodelensServer {
             let Some(content) = Self::read_regular(&full) else {
                 let body = ReadAnswer::<SymbolItem>::new(Vec::new(), 0, false, None);
                 return Self::answer(
+                    backend,
                     &snapshot,
                     std::slice::from_ref(&path),
                     format!("{path} was deleted since the last sync."),
@@ -920,7 +977,7 @@ impl CodelensServer {
             .map(SymbolItem::from)
             .collect();
         let body = ReadAnswer::new(items, total as u64, cursor.is_some(), cursor);
-        Self::answer(&snapshot, &[path], text, body)
+        Self::answer(backend, &snapshot, &[path], text, body)
     }
 
     fn find_files_now(&self, args: FindFilesArgs) -> CallToolResult {
@@ -999,7 +1056,7 @@ impl CodelensServer {
             truncated,
             truncated.then(|| shown_until.to_string()),
         );
-        Self::answer(&snapshot, &referenced, text, body)
+        Self::answer(backend, &snapshot, &referenced, text, body)
     }
 
     fn symbol_definition_now(&self, args: SymbolDefinitionArgs) -> CallToolResult {
@@ -1150,7 +1207,7 @@ impl CodelensServer {
         items.truncate(taken);
         let referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
         let body = ReadAnswer::new(items, total as u64, cursor.is_some(), cursor);
-        Self::answer(&snapshot, &referenced, text, body)
+        Self::answer(backend, &snapshot, &referenced, text, body)
     }
 
     fn search_text_now(&self, args: SearchTextArgs) -> CallToolResult {
@@ -1279,7 +1336,7 @@ impl CodelensServer {
         let mut referenced: Vec<String> = matches.iter().map(|m| m.path.clone()).collect();
         referenced.dedup();
         let body = ReadAnswer::new(matches, total, cursor.is_some(), cursor);
-        Self::answer(&snapshot, &referenced, text, body)
+        Self::answer(backend, &snapshot, &referenced, text, body)
     }
 
     fn index_status_now(&self) -> CallToolResult {
