@@ -601,10 +601,15 @@ fn search_text_finds_lines_by_regex_within_a_glob() {
 #[test]
 fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_is() {
     let repo = indexed_repo();
+    let two_news =
+        "struct A;\nimpl A {\n    fn new() {}\n}\nstruct B;\nimpl B {\n    fn new() {}\n}\n";
+    repo.write("src/two.rs", two_news);
+    repo.ok(&["sync", "-q"]);
     let mut client = Client::start(&repo.root(), &[("CODELENS_NO_WATCH", "1")]);
-    // The first query waits for start-up catch-up; the edit comes after it.
+    // The first query waits for start-up catch-up; the edits come after it.
     client.call("search_symbols", json!({"query": "open"}));
     repo.write("src/store.rs", &format!("// one\n// two\n{RUST_SRC}"));
+    repo.write("src/two.rs", &format!("{two_news}// edited\n"));
     // No watcher reported the edit, but the stat no longer matches the index: the
     // file is parsed now, and the banner names it all the same.
     let definition = client.call("symbol_definition", json!({"name": "open"}));
@@ -636,6 +641,14 @@ fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_i
     assert!(
         Client::text(&outline).contains("src/store.rs (edited"),
         "{outline}"
+    );
+    // Two definitions in one file name it once.
+    let news = client.call("symbol_definition", json!({"name": "new"}));
+    assert_eq!(news["structuredContent"]["total"], 2, "{news}");
+    assert_eq!(
+        Client::text(&news).matches("src/two.rs (edited").count(),
+        1,
+        "{news}"
     );
     // A file the answer does not name gets no banner: the search below finds only
     // web/render.ts.

@@ -654,10 +654,13 @@ impl CodelensServer {
         if snapshot.watcher.mode == WatchMode::Native {
             return None;
         }
+        // Known pending files, then each path once (a search names a file per hit).
+        let mut looked_at: std::collections::HashSet<&str> =
+            snapshot.pending.iter().map(|p| p.path.as_str()).collect();
         let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
         let mut unreported = Vec::new();
         for path in referenced {
-            if snapshot.pending.iter().any(|p| p.path == *path) {
+            if !looked_at.insert(path) {
                 continue;
             }
             let rel = RelPath::from_bytes(path.as_bytes().to_vec());
