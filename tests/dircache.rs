@@ -333,3 +333,84 @@ fn an_engine_started_on_a_settled_tree_sees_edits_in_every_directory() {
     oracle::wait_until_agrees(&repo.root(), Duration::from_secs(10));
     drop(engine);
 }
+
+/// A watching engine, in process, with a short quiet window.
+fn start_engine(repo: &TestRepo) -> codelens::engine::Engine {
+    use codelens::config::Config;
+    use codelens::engine::project::Project;
+    use codelens::engine::{Catchup, Engine, EngineOptions};
+
+    let config = Config::from_lookup(|name| {
+        (name == "CODELENS_WATCH_DEBOUNCE_MS").then(|| "100".to_string())
+    });
+    let options = EngineOptions {
+        poll_interval: Duration::from_millis(50),
+        ..EngineOptions::from_config(&config)
+    };
+    let engine = Engine::start(Project::at(repo.root()), options).expect("engine starts");
+    let caught_up = engine.wait_until(Duration::from_secs(30), |s| {
+        matches!(s.catchup, Catchup::Done { .. }) && s.pending.is_empty()
+    });
+    assert!(caught_up.is_some(), "{:?}", engine.snapshot());
+    engine
+}
+
+/// The engine re-indexes a directory that went away (its rows go) without walking the
+/// whole tree, so the cache still names the directories below it, with their stats. The
+/// directory comes back, renamed, while no engine runs: the directories below it are
+/// unchanged, but their rows are gone, so they must be walked, not trusted.
+#[test]
+fn a_directory_renamed_away_under_the_engine_and_back_without_it_is_indexed_again() {
+    let repo = sample_repo();
+    settle(&repo);
+    let outside = tempfile::tempdir().unwrap();
+    let engine = start_engine(&repo);
+    std::fs::rename(repo.path("tools"), outside.path().join("tools")).unwrap();
+    oracle::wait_until_agrees(&repo.root(), Duration::from_secs(30));
+    drop(engine);
+    std::fs::rename(outside.path().join("tools"), repo.path("tools")).unwrap();
+    assert!(
+        pending_of(&repo.status_json())
+            .contains(&"added:tools/deep/nested/dir/indexer.py".to_string()),
+        "status sees the directory back"
+    );
+    let report = sync_and_check(&repo, "the directory renamed back");
+    assert_eq!(report["added"], 1, "{report}");
+}
+
+/// The engine also re-indexes a whole directory that did not move (its watch was
+/// renewed, or it was crawled again after events were lost). The directories around it
+/// are unchanged: the next sync must still find every file under it, and a file added
+/// below it later — here in a directory that held none, so no row of it tells the
+/// cache something is missing.
+#[test]
+fn a_directory_the_engine_reindexed_in_place_is_still_found_by_the_next_sync() {
+    use codelens::engine::project::Project;
+    use codelens::engine::reconcile;
+    use codelens::engine::store::Store;
+
+    let repo = sample_repo();
+    std::fs::create_dir_all(repo.path("docs/drafts")).unwrap();
+    settle(&repo);
+    let project = Project::at(repo.root());
+    let reindex = |dir: &str| {
+        let mut store = Store::open(&project.db_path()).unwrap();
+        let dir = codelens::engine::RelPath::from_bytes(dir.as_bytes().to_vec());
+        let (report, _) = reconcile::reindex_scope(&project, &mut store, &dir, true).unwrap();
+        assert!(!report.changed(), "nothing to change in {dir}: {report:?}");
+    };
+    reindex("tools/deep");
+    reindex("src");
+    let report = sync_and_check(&repo, "directories re-indexed in place");
+    assert_eq!(
+        (&report["added"], &report["removed"]),
+        (&0.into(), &0.into()),
+        "{report}"
+    );
+
+    settle(&repo);
+    reindex("docs");
+    repo.write("docs/drafts/plan.md", "# plan\n");
+    let report = sync_and_check(&repo, "a file added below a re-indexed directory");
+    assert_eq!(report["added"], 1, "{report}");
+}

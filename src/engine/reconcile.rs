@@ -266,6 +266,7 @@ pub fn reindex_scope(
     looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
     let plan = plan(rows, walked);
     let mut report = apply_plan(project, store, plan, &ProgressBar::hidden(), |batch| {
+        batch.forget_dir_cache_of(dir, recursive)?;
         batch.bump_generation()?;
         // "Synced N s ago" is when the index last caught up with an edit.
         batch.set_meta("last_sync", &rfc3339_now())?;

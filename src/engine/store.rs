@@ -905,6 +905,37 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// After the rows of `dir` (and, when `recursive`, of everything below it) were
+    /// rewritten from a listing of their own rather than by a sync that records the
+    /// cache: the cache may no longer describe what those rows were taken from (a
+    /// directory that went away took its subtree's rows with it, while the entries
+    /// below it kept their stats). So the entries below `dir` go, and `dir` itself — or,
+    /// when its whole subtree goes, its parent, where it is found again as new — is
+    /// listed again next time (`listed_at_ns` 0 never passes the racy check).
+    pub fn forget_dir_cache_of(&self, dir: &RelPath, recursive: bool) -> Result<()> {
+        let bytes = dir.as_bytes();
+        if !recursive {
+            self.tx
+                .execute("UPDATE dirs SET listed_at_ns = 0 WHERE path = ?1", [bytes])?;
+            return Ok(());
+        }
+        let Some(parent) = dir.parent() else {
+            // The root: nothing of the cache stands (a full walk records it again).
+            self.tx.execute("DELETE FROM dirs", [])?;
+            return Ok(());
+        };
+        let (below_from, below_to) = ([bytes, b"/"].concat(), [bytes, b"0"].concat());
+        self.tx.execute(
+            "DELETE FROM dirs WHERE path = ?1 OR (path >= ?2 AND path < ?3)",
+            params![bytes, below_from, below_to],
+        )?;
+        self.tx.execute(
+            "UPDATE dirs SET listed_at_ns = 0 WHERE path = ?1",
+            [parent.as_bytes()],
+        )?;
+        Ok(())
+    }
+
     /// Replaces the published pending set.
     pub fn replace_pending(&self, rows: &[PendingRow]) -> Result<()> {
         self.tx.execute("DELETE FROM pending", [])?;
