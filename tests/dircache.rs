@@ -288,10 +288,6 @@ fn a_linked_worktree_notices_a_change_to_the_shared_info_exclude() {
 
 #[test]
 fn an_engine_started_on_a_settled_tree_sees_edits_in_every_directory() {
-    use codelens::config::Config;
-    use codelens::engine::project::Project;
-    use codelens::engine::{Catchup, Engine, EngineOptions};
-
     let repo = sample_repo();
     settle(&repo);
     // Since the cache was recorded: a new directory, and one replaced under its name.
@@ -301,18 +297,7 @@ fn an_engine_started_on_a_settled_tree_sees_edits_in_every_directory() {
 
     // The watcher arms the directories the cache names; the catch-up then finds most of
     // them unchanged and does not arm those again. Each must still report edits.
-    let config = Config::from_lookup(|name| {
-        (name == "CODELENS_WATCH_DEBOUNCE_MS").then(|| "100".to_string())
-    });
-    let options = EngineOptions {
-        poll_interval: Duration::from_millis(50),
-        ..EngineOptions::from_config(&config)
-    };
-    let engine = Engine::start(Project::at(repo.root()), options).expect("engine starts");
-    let caught_up = engine.wait_until(Duration::from_secs(30), |s| {
-        matches!(s.catchup, Catchup::Done { .. }) && s.pending.is_empty()
-    });
-    assert!(caught_up.is_some(), "{:?}", engine.snapshot());
+    let engine = start_engine(&repo);
     let dirs = [
         "",
         "src",

@@ -318,6 +318,18 @@ fn many_files(n: usize) -> (TestRepo, tempfile::TempDir) {
     (repo, home)
 }
 
+/// `codelens watch` with a quiet window long enough that only syncs and catch-ups
+/// index, once it is the writer with a native watcher.
+fn quiet_watch(root: &Path, home: &Path) -> Proc {
+    let mut command = procs::command(root, home, &["watch"]);
+    command
+        .stdout(Stdio::null())
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
+    let mut engine = Proc::spawn(command, "watch");
+    procs::wait_for_engine(root, &mut engine);
+    engine
+}
+
 fn edit_all(repo: &TestRepo, n: usize) {
     for i in 0..n {
         repo.write(
@@ -375,12 +387,7 @@ fn an_edit_made_while_a_cli_sync_runs_stays_pending() {
     let (repo, home) = many_files(2000);
     let root = repo.root();
     // A long quiet window: only the syncs (and the engine's catch-up after each) index.
-    let mut command = procs::command(&root, home.path(), &["watch"]);
-    command
-        .stdout(Stdio::null())
-        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
-    let mut engine = Proc::spawn(command, "watch");
-    procs::wait_for_engine(&root, &mut engine);
+    let mut engine = quiet_watch(&root, home.path());
     for round in 0..6 {
         // Work for the sync: 667 files to read, hash and parse.
         for i in (0..2000).filter(|i| i % 3 == round % 3) {
@@ -456,12 +463,7 @@ impl Drop for Stopped {
 fn status_right_after_an_edit_lists_it_even_while_the_writer_lags() {
     let (repo, home) = many_files(120);
     let root = repo.root();
-    let mut command = procs::command(&root, home.path(), &["watch"]);
-    command
-        .stdout(Stdio::null())
-        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
-    let mut engine = Proc::spawn(command, "watch");
-    procs::wait_for_engine(&root, &mut engine);
+    let mut engine = quiet_watch(&root, home.path());
     for (round, hold) in [Some(20), Some(1_000), None].into_iter().enumerate() {
         let stopped = Stopped::new(&engine);
         repo.write(
@@ -511,12 +513,7 @@ fn status_right_after_an_edit_lists_it_even_while_the_writer_lags() {
 fn a_follower_answer_right_after_an_edit_has_the_banner_while_the_writer_lags() {
     let (repo, home) = many_files(120);
     let root = repo.root();
-    let mut command = procs::command(&root, home.path(), &["watch"]);
-    command
-        .stdout(Stdio::null())
-        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000");
-    let mut engine = Proc::spawn(command, "watch");
-    procs::wait_for_engine(&root, &mut engine);
+    let mut engine = quiet_watch(&root, home.path());
     let mut mcp = Mcp::start(&root, home.path());
     assert_eq!(mcp.role(), "follower");
     for round in 0..3 {
