@@ -534,3 +534,19 @@ fn a_follower_answer_right_after_an_edit_has_the_banner_while_the_writer_lags() 
     mcp.proc.terminate();
     engine.terminate();
 }
+
+/// A probe left by a `status` killed while it waited is removed when a writer starts:
+/// nobody waits on it, and no event would ever bring it to a writer's attention.
+#[test]
+fn a_writer_removes_stale_probe_files_when_it_starts() {
+    let (repo, home) = many_files(10);
+    let root = repo.root();
+    let stale = root.join(".codelens/probe-4000000-0");
+    let file = std::fs::File::create(&stale).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    drop(file);
+    let mut engine = quiet_watch(&root, home.path());
+    assert!(!stale.exists(), "the stale probe is still there");
+    engine.terminate();
+}

@@ -275,6 +275,29 @@ impl Project {
         }
     }
 
+    /// Deletes probe files older than `age`: left by a `status` killed while it waited,
+    /// or written while no writer watched. Whoever wrote them has stopped waiting
+    /// ([`Project::probe_writer`] gives up within a second), and nothing else would
+    /// ever remove them.
+    pub fn remove_stale_probes(&self, age: Duration) {
+        let Ok(entries) = std::fs::read_dir(self.index_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(PROBE_PREFIX)
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|at| at.elapsed().is_ok_and(|elapsed| elapsed > age));
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     fn lock(&self, name: &str, exclusive: bool, other_is: &str) -> Result<IndexLock> {
         let (file, path) = self.lock_file(name)?;
         let attempt = if exclusive {

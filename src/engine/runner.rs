@@ -356,6 +356,9 @@ const TELEMETRY_RECHECK: Duration = Duration::from_secs(5);
 /// answers from the set as last read (the writer is busy, or not watching).
 const FOLLOWER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A probe file this old when a writer starts is one nobody waits on any more.
+const STALE_PROBE_AGE: Duration = Duration::from_secs(10);
+
 /// What reaches the engine thread.
 enum Input {
     Command(Command),
@@ -1340,6 +1343,7 @@ impl Worker {
 
     fn become_writer(&mut self) {
         self.shared.emit(Event::RoleChanged(Role::Writer));
+        self.project.remove_stale_probes(STALE_PROBE_AGE);
         // Watch first: an edit made while catch-up runs must not fall between the two.
         self.start_watcher();
         self.catch_up();
