@@ -112,6 +112,16 @@ fn text_or_null<'r>(
     })
 }
 
+/// The range `[low, high)` of the paths below `dir` (all paths for the root): they
+/// sort between `dir/` and `dir0` ('0' follows '/'), and every path below a run of 0xFF
+/// bytes.
+fn paths_below(dir: &RelPath) -> (Vec<u8>, Vec<u8>) {
+    match dir.as_bytes() {
+        [] => (Vec::new(), vec![0xFF; 8]),
+        d => ([d, b"/"].concat(), [d, b"0"].concat()),
+    }
+}
+
 fn stat_from_row(size: i64, mtime_ns: i64, ctime_ns: i64, inode: i64) -> FileStat {
     FileStat {
         size: size as u64,
@@ -415,12 +425,7 @@ impl Store {
 
     /// The rows of files in `dir`: all below it, or only its own when not `recursive`.
     pub fn file_rows_in(&self, dir: &RelPath, recursive: bool) -> Result<FileRows> {
-        // Paths under `dir/` sort between `dir/` and `dir0` ('0' follows '/'); every
-        // path sorts below a run of 0xFF bytes.
-        let (low, high) = match dir.as_bytes() {
-            [] => (Vec::new(), vec![0xFF; 8]),
-            d => ([d, b"/"].concat(), [d, b"0"].concat()),
-        };
+        let (low, high) = paths_below(dir);
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, path, size, mtime_ns, ctime_ns, inode, sha256, indexed_at_ns, skipped FROM files
              WHERE path >= ?1 AND path < ?2 ORDER BY path",
@@ -919,20 +924,18 @@ impl Batch<'_> {
                 .execute("UPDATE dirs SET listed_at_ns = 0 WHERE path = ?1", [bytes])?;
             return Ok(());
         }
-        let Some(parent) = dir.parent() else {
-            // The root: nothing of the cache stands (a full walk records it again).
-            self.tx.execute("DELETE FROM dirs", [])?;
-            return Ok(());
-        };
-        let (below_from, below_to) = ([bytes, b"/"].concat(), [bytes, b"0"].concat());
+        // For the root, all of it: a full walk records the cache again.
+        let (low, high) = paths_below(dir);
         self.tx.execute(
             "DELETE FROM dirs WHERE path = ?1 OR (path >= ?2 AND path < ?3)",
-            params![bytes, below_from, below_to],
+            params![bytes, low, high],
         )?;
-        self.tx.execute(
-            "UPDATE dirs SET listed_at_ns = 0 WHERE path = ?1",
-            [parent.as_bytes()],
-        )?;
+        if let Some(parent) = dir.parent() {
+            self.tx.execute(
+                "UPDATE dirs SET listed_at_ns = 0 WHERE path = ?1",
+                [parent.as_bytes()],
+            )?;
+        }
         Ok(())
     }
 
