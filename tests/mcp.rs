@@ -119,15 +119,9 @@ impl Drop for Client {
     }
 }
 
+/// The shared sources, with the worktree test's `wt/` ignored.
 fn indexed_repo() -> TestRepo {
-    let repo = TestRepo::new();
-    repo.write(".gitignore", "/wt/\n");
-    repo.write("src/store.rs", RUST_SRC);
-    repo.write("web/render.ts", TS_SRC);
-    repo.write("tools/indexer.py", PYTHON_SRC);
-    repo.commit_all("initial");
-    repo.ok(&["init", "-q"]);
-    repo
+    indexed_sources_repo_with(&[(".gitignore", "/wt/\n")])
 }
 
 #[test]

@@ -93,7 +93,15 @@ impl TestRepo {
 /// A repository with one Rust, one TypeScript and one Python source, committed and
 /// indexed.
 pub fn indexed_sources_repo() -> TestRepo {
+    indexed_sources_repo_with(&[])
+}
+
+/// [`indexed_sources_repo`], with `extra` files (path, content) committed beside them.
+pub fn indexed_sources_repo_with(extra: &[(&str, &str)]) -> TestRepo {
     let repo = TestRepo::new();
+    for (path, content) in extra {
+        repo.write(path, content);
+    }
     repo.write("src/store.rs", RUST_SRC);
     repo.write("web/render.ts", TS_SRC);
     repo.write("tools/indexer.py", PYTHON_SRC);
