@@ -3,6 +3,7 @@
 //! processes flushing and sending at once), and the watcher losing events for real (the
 //! kernel's inotify queue overflowing, the kernel's watch limit reached inside a user
 //! namespace). Real processes, real listeners on 127.0.0.1, real inotify.
+#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
 mod common;
 #[path = "support/freshness.rs"]

@@ -1,6 +1,7 @@
 //! `codelens install` / `uninstall` on a temporary HOME and a temporary git project: the
 //! real binary edits real agent config files, and every entry it writes is started and
 //! spoken to over MCP.
+#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
 mod common;
 

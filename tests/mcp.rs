@@ -1,123 +1,14 @@
 //! `codelens --mcp` as an agent meets it: the real binary as a child process, spoken to
 //! over stdio with JSON-RPC, on real temp repositories with real edits.
+#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use common::mcp_client::{Client, DEADLINE};
 use common::*;
 use serde_json::{Value, json};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A minimal MCP client: one request at a time, answers matched by id, every stdout
-/// line kept to check that it is JSON-RPC.
-struct Client {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    next_id: u64,
-}
-
-impl Client {
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Client {
-        let mut command = codelens_command(dir, &["--mcp"]);
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("codelens --mcp starts");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut client = Client {
-            child,
-            stdin,
-            lines,
-            seen: Vec::new(),
-            next_id: 1,
-        };
-        let init = client.request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "codelens-test", "version": "1"}}),
-        );
-        assert_eq!(init["result"]["serverInfo"]["name"], "codelens", "{init}");
-        client.send_raw(
-            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
-        );
-        client
-    }
-
-    fn send_raw(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send_raw(
-            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string(),
-        );
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no answer to {method} #{id}"));
-            self.seen.push(line.clone());
-            let message: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            if message["id"] == json!(id) {
-                return message;
-            }
-        }
-    }
-
-    /// A tool call's result (asserting it is one, not a JSON-RPC error).
-    fn call(&mut self, tool: &str, arguments: Value) -> Value {
-        let answer = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
-        assert!(answer.get("error").is_none(), "{answer}");
-        answer["result"].clone()
-    }
-
-    fn text(result: &Value) -> String {
-        result["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// Every line the server wrote was a JSON-RPC 2.0 message.
-    fn assert_stdout_is_protocol_only(&self) {
-        for line in &self.seen {
-            let message: Value = serde_json::from_str(line).expect("JSON");
-            assert_eq!(message["jsonrpc"], "2.0", "{line}");
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The shared sources, with the worktree test's `wt/` ignored.
 fn indexed_repo() -> TestRepo {

@@ -8,6 +8,7 @@
 //!   cargo test --release --test soak -- --ignored --nocapture
 //! `CODELENS_SOAK_SECS` (default 600) and `CODELENS_SOAK_CHECK_SECS` (default 30) shorten
 //! it; `CODELENS_SOAK_SEED` replays a run.
+#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
 mod common;
 #[path = "support/freshness.rs"]

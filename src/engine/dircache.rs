@@ -16,12 +16,13 @@
 //! follows (planning, hashing, the watcher's directory list) does not know which ran.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
+use super::contain::Tree;
 use super::reconcile::RACY_WINDOW_NS;
+use super::rules::global_source_paths;
 use super::scan::{self, FileStat, IgnoreSource, ListedDir, WalkResult, WalkedFile};
 use super::store::FileRows;
-use super::{RelPath, git, now_ns};
+use super::{RelPath, now_ns};
 
 /// A directory as it was when last listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +82,14 @@ pub struct Walked {
 }
 
 /// Walks the whole tree and records the cache the walk gives.
-pub fn full_walk(root: &Path) -> Walked {
+pub fn full_walk(tree: &Tree) -> Walked {
     // Read before the walk reads them: a later edit shows as a different stat.
     let listed_at_ns = now_ns();
-    let globals: Vec<IgnoreSource> = global_source_paths(root)
+    let globals: Vec<IgnoreSource> = global_source_paths(tree.root())
         .into_iter()
-        .map(IgnoreSource::read)
+        .map(|path| IgnoreSource::read(tree, path))
         .collect();
-    let walked = scan::walk(root);
+    let walked = scan::walk(tree);
     let cache = cache_of_full_walk(&walked, listed_at_ns, globals).unwrap_or_default();
     Walked {
         dirs_listed: walked.listed.len() as u64,
@@ -127,33 +128,6 @@ fn cache_of_full_walk(
     Some(DirCache { dirs, sources })
 }
 
-/// The ignore files outside the tree's own directories that the walker reads: the
-/// global excludes file and the repository's `info/exclude`.
-fn global_source_paths(root: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = ignore::gitignore::gitconfig_excludes_path()
-        .into_iter()
-        .collect();
-    let dot_git = root.join(".git");
-    let git_dir = if dot_git.is_dir() {
-        Some(dot_git)
-    } else {
-        // A linked worktree's `.git` file: `gitdir: <path>`, whose `commondir` names
-        // the repository's own git directory.
-        let text = std::fs::read_to_string(&dot_git).ok();
-        text.as_deref()
-            .and_then(git::gitdir_line)
-            .map(|dir| root.join(dir))
-    };
-    if let Some(git_dir) = git_dir {
-        let common = match std::fs::read_to_string(git_dir.join("commondir")) {
-            Ok(common) => git_dir.join(common.trim()),
-            Err(_) => git_dir,
-        };
-        paths.push(common.join("info").join("exclude"));
-    }
-    paths
-}
-
 /// A walk begun before the index's rows are loaded.
 pub enum Started {
     /// The cache holds: the rows will tell the files of the unchanged directories.
@@ -163,20 +137,20 @@ pub enum Started {
 }
 
 /// Checks the cache against the tree, or walks the tree in full when it cannot be used.
-pub fn start(root: &Path, cache: &DirCache) -> Started {
-    match check(root, cache) {
+pub fn start(tree: &Tree, cache: &DirCache) -> Started {
+    match check(tree, cache) {
         Some(checked) => Started::Checked(checked),
-        None => Started::Walked(full_walk(root)),
+        None => Started::Walked(full_walk(tree)),
     }
 }
 
 impl Started {
     /// The walk's result, given the index's rows.
-    pub fn finish(self, root: &Path, rows: &FileRows) -> Walked {
+    pub fn finish(self, tree: &Tree, rows: &FileRows) -> Walked {
         match self {
             Started::Checked(checked) => checked
-                .finish(root, rows)
-                .unwrap_or_else(|| full_walk(root)),
+                .finish(tree, rows)
+                .unwrap_or_else(|| full_walk(tree)),
             Started::Walked(walked) => walked,
         }
     }
@@ -208,23 +182,25 @@ pub struct Checked {
 
 /// Checks `cache` against the tree: stats every directory and ignore file, lists the
 /// directories that changed, walks new ones. `None` when the cache cannot be used.
-fn check(root: &Path, cache: &DirCache) -> Option<Checked> {
+fn check(tree: &Tree, cache: &DirCache) -> Option<Checked> {
     if cache.dirs.first()?.path.as_bytes() != b"" {
         return None;
     }
+    let root = tree.root();
     let sources_unchanged = global_source_paths(root)
         .iter()
         .all(|path| cache.sources.iter().any(|s| &s.path == path))
         && cache
             .sources
             .iter()
-            .all(|s| IgnoreSource::read(s.path.clone()) == *s);
+            .all(|s| IgnoreSource::read(tree, s.path.clone()) == *s);
     if !sources_unchanged {
         return None;
     }
-    let stats = scan::parallel_map(&cache.dirs, |dir| dir_stat(&dir.path.to_path(root)));
+    let paths: Vec<&RelPath> = cache.dirs.iter().map(|d| &d.path).collect();
+    let stats = scan::stat_dirs(tree, &paths);
     let mut checker = Checker {
-        root,
+        tree,
         cached: &cache.dirs,
         known: &cache.sources,
         limit: 64.max(cache.dirs.len() / 8),
@@ -258,14 +234,8 @@ fn check(root: &Path, cache: &DirCache) -> Option<Checked> {
     Some(checked)
 }
 
-/// A directory's stat, when it is still a directory.
-fn dir_stat(path: &Path) -> Option<FileStat> {
-    let meta = path.symlink_metadata().ok()?;
-    meta.is_dir().then(|| FileStat::from_metadata(&meta))
-}
-
 struct Checker<'a> {
-    root: &'a Path,
+    tree: &'a Tree,
     /// The cache being checked, sorted by path.
     cached: &'a [CachedDir],
     /// The ignore files recorded: a listed directory may hold no other.
@@ -309,17 +279,18 @@ impl Checker<'_> {
             return Some(());
         }
         self.checked.changed = true;
-        let full = dir.path.to_path(self.root);
-        if dir.nested && !scan::is_repository_root(&full) {
+        if dir.nested && !self.tree.is_repository_root(&dir.path) {
             // No longer a repository of its own: all of it is new to the index.
             self.checked
                 .states
                 .insert(dir.path.as_bytes().to_vec(), DirState::Gone);
             return self.walk_new(&dir.path);
         }
-        if dir.nested || (!dir.path.as_bytes().is_empty() && scan::is_repository_root(&full)) {
+        if dir.nested
+            || (!dir.path.as_bytes().is_empty() && self.tree.is_repository_root(&dir.path))
+        {
             let listed_at_ns = now_ns();
-            let stat = dir_stat(&full)?;
+            let stat = self.tree.dir_stat(&dir.path)?;
             self.checked.cache.dirs.push(CachedDir {
                 path: dir.path.clone(),
                 stat,
@@ -338,7 +309,7 @@ impl Checker<'_> {
     fn list(&mut self, path: &RelPath) -> Option<()> {
         self.count_listing(1)?;
         let listed_at_ns = now_ns();
-        let listing = scan::walk_scope(self.root, path, false);
+        let listing = scan::walk_scope(self.tree, path, false);
         if !listing.errors.is_empty() || !listing.unreadable.is_empty() {
             return None;
         }
@@ -390,7 +361,7 @@ impl Checker<'_> {
     /// Walks a directory the cache never saw, all of it.
     fn walk_new(&mut self, path: &RelPath) -> Option<()> {
         let listed_at_ns = now_ns();
-        let walked = scan::walk_scope(self.root, path, true);
+        let walked = scan::walk_scope(self.tree, path, true);
         if !walked.errors.is_empty() || !walked.unreadable.is_empty() {
             return None;
         }
@@ -425,7 +396,7 @@ impl Checked {
     /// Completes the walk with the index's rows: a row in an unchanged directory is
     /// stat'ed where it is; the rest come from the listings. `None` when a row lies in
     /// a directory the cache does not know (the cache and the index disagree).
-    fn finish(mut self, root: &Path, rows: &FileRows) -> Option<Walked> {
+    fn finish(mut self, tree: &Tree, rows: &FileRows) -> Option<Walked> {
         let mut in_clean_dirs = Vec::new();
         // Rows come in path order: a directory's files mostly follow one another.
         let mut last: Option<(&[u8], DirState)> = None;
@@ -440,7 +411,7 @@ impl Checked {
                 in_clean_dirs.push(path);
             }
         }
-        let probes = scan::stat_files(root, &in_clean_dirs);
+        let probes = scan::stat_files(tree, &in_clean_dirs);
         let mut walked = WalkResult {
             files: Vec::with_capacity(in_clean_dirs.len() + self.listed_files.len()),
             dirs: std::mem::take(&mut self.dirs),
@@ -458,7 +429,7 @@ impl Checked {
                     walked.unreadable.push(path.clone());
                     walked
                         .errors
-                        .push(format!("{}: {error}", path.to_path(root).display()));
+                        .push(format!("{}: {error}", tree.display_path(path).display()));
                 }
             }
         }

@@ -1,5 +1,8 @@
 //! What the index needs to know from git, read with gix (no `git` process spawned).
 
+// Path-based access here is to git's own metadata (.git files and directories), never to the project's content.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 
 use super::{Error, Result};
@@ -136,4 +139,21 @@ fn check_nearest_git_file(dir: &Path) -> Result<()> {
             dot_git.display()
         )))
     }
+}
+
+/// The repository's own git directory for the checkout at `root` (for a linked
+/// worktree, the main repository's, named by its `commondir`), or `None` outside git.
+pub fn common_dir_of(root: &Path) -> Option<PathBuf> {
+    let dot_git = root.join(".git");
+    let git_dir = if dot_git.is_dir() {
+        dot_git
+    } else {
+        // A linked worktree's `.git` file: `gitdir: <path>`.
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        root.join(gitdir_line(&text)?)
+    };
+    Some(match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(common) => git_dir.join(common.trim()),
+        Err(_) => git_dir,
+    })
 }

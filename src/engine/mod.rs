@@ -2,13 +2,18 @@
 //! Front ends (CLI, and later the TUI and MCP server) call into it and never touch
 //! SQLite or the walker themselves.
 
+// Every file of the project is opened, listed and stat'ed through `contain::Tree`.
+#![deny(clippy::disallowed_methods)]
+
 pub mod banner;
+pub mod contain;
 pub mod dircache;
 pub mod git;
 pub mod hooks;
 pub mod lang;
 pub mod project;
 pub mod reconcile;
+pub mod rules;
 pub mod runner;
 pub mod scan;
 pub mod store;

@@ -1,9 +1,13 @@
 //! Finding a project's root and its index directory.
 
+// Path-based access here is to the index's own files under .codelens/, and finding the project root, never to the project's content.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::contain::Tree;
 use super::scan::INDEX_DIR_NAME;
 use super::store::DB_FILE_NAME;
 use super::{Error, Result, git};
@@ -20,6 +24,12 @@ pub struct Project {
 impl Project {
     pub fn at(root: PathBuf) -> Project {
         Project { root }
+    }
+
+    /// The project's files, held open at the root: the one way to read them (see
+    /// [`contain`](super::contain)).
+    pub fn tree(&self) -> Result<Tree> {
+        Tree::open(&self.root).map_err(|e| Error::io(&self.root, e))
     }
 
     pub fn index_dir(&self) -> PathBuf {

@@ -12,6 +12,7 @@ use std::time::Instant;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
+use super::contain::Tree;
 use super::dircache::{self, DirCache};
 use super::project::Project;
 use super::scan::{self, FileStat, LoadedFile, WalkResult, WalkedFile};
@@ -77,9 +78,10 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
     let started = Instant::now();
     let git = git::discover(&project.root)?;
     progress.set_message("scanning");
+    let tree = project.tree()?;
     let dircache::Walked {
         walked, dir_cache, ..
-    } = dircache::full_walk(&project.root);
+    } = dircache::full_walk(&tree);
     progress.set_length(walked.files.len() as u64);
     progress.set_message("indexing");
 
@@ -89,8 +91,8 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
         ..BuildReport::default()
     };
     let built = fill_new_database(
-        project,
         &building,
+        &tree,
         walked.files,
         dir_cache.as_ref(),
         git.as_ref(),
@@ -109,8 +111,8 @@ pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
 }
 
 fn fill_new_database(
-    project: &Project,
     building: &std::path::Path,
+    tree: &Tree,
     files: Vec<WalkedFile>,
     dir_cache: Option<&DirCache>,
     git: Option<&git::GitInfo>,
@@ -120,10 +122,9 @@ fn fill_new_database(
     let mut store = Store::create_for_build(building)?;
     {
         let batch = store.batch()?;
-        let root = &project.root;
         scan::run_parallel(
             files,
-            |extractor, file| scan::load(root, file).map(|loaded| scan::analyze(loaded, extractor)),
+            |extractor, file| scan::load(tree, file).map(|loaded| scan::analyze(loaded, extractor)),
             |indexed| {
                 progress.inc(1);
                 let Some(file) = indexed else { return Ok(()) };
@@ -138,7 +139,7 @@ fn fill_new_database(
             },
         )?;
         batch.set_meta("schema_version", &store::SCHEMA_VERSION.to_string())?;
-        batch.set_meta("root", &project.root.to_string_lossy())?;
+        batch.set_meta("root", &tree.root().to_string_lossy())?;
         batch.set_meta("created_at", &rfc3339_now())?;
         batch.set_meta("codelens_version", env!("CARGO_PKG_VERSION"))?;
         if let Some(cache) = dir_cache {
@@ -252,16 +253,10 @@ pub fn reindex_scope(
 ) -> Result<(SyncReport, Vec<RelPath>)> {
     let started = Instant::now();
     let rows = store.file_rows_in(dir, recursive)?;
-    // A directory that is gone holds nothing; walking it would report it unreadable
-    // and keep its rows.
-    let top = dir.to_path(&project.root);
-    // A nested repository (its `.git` may appear after the directory) is not ours.
-    let nested_repo = !dir.as_bytes().is_empty() && scan::is_repository_root(&top);
-    let walked = if top.is_dir() && !nested_repo {
-        scan::walk_scope(&project.root, dir, recursive)
-    } else {
-        WalkResult::default()
-    };
+    // A directory that is gone, is a symlink now (a checkout may turn a tracked
+    // directory into one) or became a nested repository holds nothing of ours: the walk
+    // gives no file there, so its rows go, and nothing is read through it.
+    let walked = scan::walk_scope(&project.tree()?, dir, recursive);
     let mut looked_at: Vec<RelPath> = rows.iter().map(|(path, _)| path.clone()).collect();
     looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
     let plan = plan(rows, walked);
@@ -298,11 +293,11 @@ fn apply_plan(
     progress.set_message("indexing");
 
     let batch = store.batch()?;
-    let root = &project.root;
+    let tree = project.tree()?;
     scan::run_parallel(
         plan.candidates,
         |extractor, candidate| {
-            examine(root, candidate).map(|loaded| scan::analyze(loaded, extractor))
+            examine(&tree, candidate).map(|loaded| scan::analyze(loaded, extractor))
         },
         |applied| {
             progress.inc(1);
@@ -377,10 +372,10 @@ pub fn check_tree(project: &Project, store: &Store, progress: &ProgressBar) -> R
             edited_at_ns: None,
         })
         .collect();
-    let root = &project.root;
+    let tree = project.tree()?;
     scan::run_parallel(
         plan.candidates,
-        |_, candidate| match examine(root, candidate) {
+        |_, candidate| match examine(&tree, candidate) {
             Verdict::Added(loaded) => {
                 Some((loaded.path, Change::Added, Some(loaded.stat.mtime_ns)))
             }
@@ -461,17 +456,17 @@ fn is_racy(row: &FileRow) -> bool {
 /// index's rows load (the walk waits on the kernel, the load on SQLite: overlapped,
 /// they cost the longer of the two), then plans.
 fn plan_against_tree(project: &Project, store: &Store) -> Result<Plan> {
-    let root = &project.root;
+    let tree = project.tree()?;
     let cache = store.dir_cache()?;
     let (rows, walk) = std::thread::scope(|scope| {
-        let walker = scope.spawn(|| dircache::start(root, &cache));
+        let walker = scope.spawn(|| dircache::start(&tree, &cache));
         let rows = store.file_rows();
         (rows, walker.join())
     });
     let rows = rows?;
     let walked = walk
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        .finish(root, &rows);
+        .finish(&tree, &rows);
     Ok(Plan {
         dirs_listed: walked.dirs_listed,
         dir_cache: walked.dir_cache,
@@ -551,8 +546,8 @@ impl<F> Verdict<F> {
     }
 }
 
-fn examine(root: &std::path::Path, candidate: &Candidate) -> Verdict<LoadedFile> {
-    let Some(loaded) = scan::load(root, &candidate.walked) else {
+fn examine(tree: &Tree, candidate: &Candidate) -> Verdict<LoadedFile> {
+    let Some(loaded) = scan::load(tree, &candidate.walked) else {
         return Verdict::Vanished(candidate.previous.as_ref().map(|row| row.id));
     };
     let Some(row) = &candidate.previous else {

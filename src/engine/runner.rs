@@ -960,10 +960,18 @@ impl Worker {
         let edited = now_ns();
         match change {
             FsChange::File { path, dir } => {
-                let exists = path.to_path(&self.project.root).symlink_metadata().is_ok();
+                // Through the tree: below a directory that is a symlink now, nothing is.
+                let exists = (self.watcher.as_ref()).is_some_and(|w| w.tree().exists(&path));
+                let indexed = self.store.has_file(&path).unwrap_or(true);
+                if !exists && !indexed && !self.pending.contains_key(&path) {
+                    // Never indexed and not there now (a temporary file already gone, or
+                    // a name seen through a watch that raced a symlink swap): nothing to
+                    // reconcile, and not a name to show anyone.
+                    return;
+                }
                 let change = if !exists {
                     Change::Deleted
-                } else if self.store.has_file(&path).unwrap_or(true) {
+                } else if indexed {
                     Change::Modified
                 } else {
                     Change::Added
@@ -981,8 +989,11 @@ impl Worker {
                     watcher.watch_dir(&dir);
                 }
                 let mut crawled = std::collections::HashSet::new();
+                let Some(tree) = self.watcher.as_ref().map(|w| w.tree().clone()) else {
+                    return;
+                };
                 for _ in 0..MAX_NEW_DIR_CRAWLS {
-                    let walked = scan::walk_scope(&self.project.root, &dir, true);
+                    let walked = scan::walk_scope(&tree, &dir, true);
                     let mut unwatched = 0;
                     for sub in &walked.dirs {
                         if crawled.insert(sub.clone()) {
@@ -1072,6 +1083,7 @@ impl Worker {
 
     /// Whether git holds its index lock (a checkout, a rebase, a merge in progress). A
     /// lock older than a minute is a leftover of a crashed git, not work in progress.
+    #[allow(clippy::disallowed_methods)] // git's own lock file, not the project's content
     fn git_is_busy(&self) -> bool {
         let Some(git_dir) = &self.git_dir else {
             return false;
@@ -1369,10 +1381,17 @@ impl Worker {
         // those needs no walk now. The catch-up that follows arms the watches of the
         // directories it actually finds (and crawls again any it had to add), so a
         // stale entry costs only a failed watch.
+        let tree = match self.project.tree() {
+            Ok(tree) => tree,
+            Err(error) => {
+                self.watcher_status = WatcherStatus::disabled(error.to_string(), debounce_ms);
+                return;
+            }
+        };
         let generation = self.store.generation().ok();
         let dirs = match self.store.dir_cache() {
             Ok(cache) if !cache.dirs.is_empty() => cache.watched_dirs(),
-            _ => scan::walk(&self.project.root).dirs,
+            _ => scan::walk(&tree).dirs,
         };
         let cap = watch
             .max_dir_watches
@@ -1381,7 +1400,7 @@ impl Worker {
         let handler = move |event| {
             let _ = inbox.send(Input::Fs(event));
         };
-        match DirWatcher::start(&self.project.root, &dirs, cap, handler) {
+        match DirWatcher::start(&tree, &dirs, cap, handler) {
             Ok(watcher) => {
                 self.watcher = Some(watcher);
                 self.watches_armed_at_generation = generation;

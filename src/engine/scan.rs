@@ -1,22 +1,26 @@
 //! Walking the working tree and reading files: stat, SHA-256, language, lines, symbols.
 //!
-//! What is indexed: every file the `ignore` crate yields (it honours `.gitignore`,
-//! `.ignore`, `.codelensignore`, `.git/info/exclude` and the global git excludes), hidden
-//! files included, symlinks not followed. Never entered: `.git`, `.codelens`, and nested
+//! What is indexed: every regular file of the tree that the ignore rules (see
+//! [`rules`](super::rules): `.gitignore`, `.ignore`, `.codelensignore`,
+//! `.git/info/exclude` and the global git excludes) keep, hidden files included,
+//! symlinks not followed. Every directory is listed and every file read through the
+//! [`Tree`]: nothing outside the project, not even through a symlinked directory. Never entered: `.git`, `.codelens`, and nested
 //! repositories or worktrees (a directory with its own `.git`), as git itself does.
 //! Files over [`MAX_FILE_BYTES`] and binary files (a NUL byte in the first 8,000 bytes,
 //! git's rule) are recorded with their stat and a `skipped` reason but not parsed.
 
-use std::fs::File;
-use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ignore::{WalkBuilder, WalkState};
+use rustix::fs::{FileType, OFlags};
 use sha2::{Digest, Sha256};
 
+use super::contain::{self, EntryKind, Tree};
 use super::lang::Lang;
+use super::rules::{DirRules, GlobalRules, RuleChain};
 use super::symbols::{Symbol, SymbolExtractor};
 use super::{RelPath, now_ns};
 
@@ -26,8 +30,6 @@ pub const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 const BINARY_SNIFF_BYTES: usize = 8000;
 /// The name of the per-project index directory.
 pub const INDEX_DIR_NAME: &str = ".codelens";
-/// The per-directory files whose rules the walk honours.
-pub const IGNORE_FILE_NAMES: [&str; 3] = [".gitignore", ".ignore", ".codelensignore"];
 
 /// The part of `stat(2)` that tells whether a file may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,227 +140,290 @@ pub struct IgnoreSource {
     pub stat: Option<FileStat>,
 }
 
-impl IgnoreSource {
-    pub fn read(path: PathBuf) -> IgnoreSource {
-        let stat = path
-            .symlink_metadata()
-            .ok()
-            .map(|m| FileStat::from_metadata(&m));
-        IgnoreSource { path, stat }
+/// A directory still to list.
+struct DirJob {
+    path: RelPath,
+    /// The rules of the directories above it.
+    rules: Arc<RuleChain>,
+}
+
+/// What the walk shares between its threads.
+struct Walk<'a> {
+    tree: &'a Tree,
+    globals: GlobalRules,
+    recursive: bool,
+    /// The directories still to list, and how many threads are listing one now.
+    queue: Mutex<(Vec<DirJob>, usize)>,
+    wake: std::sync::Condvar,
+    result: Mutex<WalkResult>,
+}
+
+/// Walks the whole tree in parallel and stats every file.
+pub fn walk(tree: &Tree) -> WalkResult {
+    walk_scope(tree, &RelPath::from_bytes(Vec::new()), true)
+}
+
+/// Walks `dir`: all of it, or only its own files (and its subdirectories' names) when
+/// not `recursive`. The ignore rules of `dir`'s parents inside the project apply too.
+///
+/// Every directory is opened through the [`Tree`] and listed from that descriptor, and
+/// every file stat'ed relative to it: a directory that is (or becomes, mid-walk) a
+/// symlink is not entered. A `dir` that is gone, is no longer a directory or is a
+/// symlink now gives an empty result: nothing of the index's stands there. A `dir` that
+/// became a nested repository gives only itself, under `nested`.
+pub fn walk_scope(tree: &Tree, dir: &RelPath, recursive: bool) -> WalkResult {
+    let mut parents = RuleChain::root();
+    let mut above = dir.parent();
+    let mut ancestors = Vec::new();
+    while let Some(parent) = above {
+        above = parent.parent();
+        ancestors.push(parent);
     }
-}
-
-/// The ignore files present in `dir`.
-pub fn probe_ignore_files(dir: &Path) -> impl Iterator<Item = IgnoreSource> {
-    IGNORE_FILE_NAMES
-        .iter()
-        .map(|name| IgnoreSource::read(dir.join(name)))
-        .filter(|source| source.stat.is_some())
-}
-
-/// What the walk's entry filter records about directories, before they are listed.
-#[derive(Default)]
-struct DirsSeen {
-    listed: Vec<ListedDir>,
-    nested: Vec<ListedDir>,
-    ignore_files: Vec<IgnoreSource>,
-}
-
-/// Whether `dir` holds a `.git` of any kind (directory, file, even a dangling link):
-/// below the project root, such a directory is a nested repository or worktree, with
-/// its own history (and maybe its own index), which the walk does not enter.
-pub fn is_repository_root(dir: &Path) -> bool {
-    dir.join(".git").symlink_metadata().is_ok()
-}
-
-/// The path an `ignore` error is about, if it names one.
-fn error_path(error: &ignore::Error) -> Option<&Path> {
-    match error {
-        ignore::Error::WithPath { path, .. } => Some(path),
-        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-            error_path(err)
-        }
-        _ => None,
+    for ancestor in ancestors.iter().rev() {
+        parents = RuleChain::push(&parents, DirRules::read_in(tree, ancestor));
     }
-}
-
-/// Walks the tree under `root` in parallel and stats every file.
-pub fn walk(root: &Path) -> WalkResult {
-    walk_scope(root, &RelPath::from_bytes(Vec::new()), true)
-}
-
-/// Walks `dir` (relative to `root`): all of it, or only its own files when not
-/// `recursive`. The ignore rules of `dir`'s parents inside the project apply too.
-pub fn walk_scope(root: &Path, dir: &RelPath, recursive: bool) -> WalkResult {
-    let top = dir.to_path(root);
-    let seen = Arc::new(Mutex::new(DirsSeen::default()));
-    if let Ok(meta) = top.symlink_metadata()
-        && meta.is_dir()
-    {
-        let mut seen = lock(&seen);
-        seen.listed.push(ListedDir {
-            path: dir.clone(),
-            stat: FileStat::from_metadata(&meta),
-        });
-        seen.ignore_files.extend(probe_ignore_files(&top));
-    }
-    let mut builder = WalkBuilder::new(&top);
-    builder
-        .hidden(false)
-        // A subdirectory needs the rules of the directories above it (up to the
-        // project root, or the git root); the root itself needs nothing above it.
-        .parents(!dir.as_bytes().is_empty())
-        .max_depth((!recursive).then_some(1))
-        .require_git(false)
-        .follow_links(false)
-        .add_custom_ignore_filename(".codelensignore")
-        .threads(worker_count())
-        .filter_entry({
-            let (seen, root) = (Arc::clone(&seen), root.to_path_buf());
-            move |entry| {
-                let name = entry.file_name();
-                if name == ".git" || name == INDEX_DIR_NAME {
-                    return false;
-                }
-                let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-                if !is_dir || entry.depth() == 0 {
-                    return true;
-                }
-                // The filter runs before the walker lists the directory: its stat and
-                // ignore files are taken now, so a change made while or after it is
-                // listed gives it a stat other than the one recorded.
-                let stat = entry.path().symlink_metadata();
-                // Like git, do not descend into a nested repository or worktree.
-                let nested = is_repository_root(entry.path());
-                if let (Ok(meta), Some(path)) = (stat, RelPath::from_path(&root, entry.path())) {
-                    let dir = ListedDir {
-                        path,
-                        stat: FileStat::from_metadata(&meta),
-                    };
-                    if nested {
-                        lock(&seen).nested.push(dir);
-                    } else if recursive {
-                        let ignore_files: Vec<IgnoreSource> =
-                            probe_ignore_files(entry.path()).collect();
-                        let mut seen = lock(&seen);
-                        seen.listed.push(dir);
-                        seen.ignore_files.extend(ignore_files);
-                    }
-                }
-                !nested
+    let walk = Walk {
+        tree,
+        globals: GlobalRules::load(tree.root()),
+        recursive,
+        queue: Mutex::new((Vec::new(), 0)),
+        wake: std::sync::Condvar::new(),
+        result: Mutex::new(WalkResult::default()),
+    };
+    let top = DirJob {
+        path: dir.clone(),
+        rules: parents,
+    };
+    let mut local = WalkResult::default();
+    let below = walk.list(top, &mut local);
+    walk.merge(local);
+    if !below.is_empty() {
+        lock(&walk.queue).0.extend(below);
+        let threads = worker_count();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| walk.work());
             }
         });
+    }
+    let mut result = walk.result.into_inner().unwrap_or_else(|e| e.into_inner());
+    result.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    result
+}
 
-    let shared = Mutex::new(WalkResult::default());
-    if recursive {
-        builder.build_parallel().visit(&mut WalkCollectorBuilder {
-            root,
-            shared: &shared,
-        });
-    } else {
-        // One directory's entries: not worth starting threads for.
-        let mut collector = WalkCollector {
-            root,
-            shared: &shared,
-            local: WalkResult::default(),
+impl Walk<'_> {
+    /// One thread's share: directories from the queue until none is left and no other
+    /// thread can add one.
+    fn work(&self) {
+        let mut local = WalkResult::default();
+        loop {
+            let job = {
+                let mut queue = lock(&self.queue);
+                loop {
+                    if let Some(job) = queue.0.pop() {
+                        queue.1 += 1;
+                        break Some(job);
+                    }
+                    if queue.1 == 0 {
+                        break None;
+                    }
+                    queue = self.wake.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let Some(job) = job else {
+                self.wake.notify_all();
+                break;
+            };
+            let below = self.list(job, &mut local);
+            let mut queue = lock(&self.queue);
+            queue.1 -= 1;
+            let added = below.len();
+            queue.0.extend(below);
+            let done = queue.1 == 0 && queue.0.is_empty();
+            drop(queue);
+            if done || added > 1 {
+                self.wake.notify_all();
+            } else if added == 1 {
+                self.wake.notify_one();
+            }
+        }
+        self.merge(local);
+    }
+
+    fn merge(&self, mut local: WalkResult) {
+        let mut shared = lock(&self.result);
+        shared.files.append(&mut local.files);
+        shared.errors.append(&mut local.errors);
+        shared.unreadable.append(&mut local.unreadable);
+        shared.dirs.append(&mut local.dirs);
+        shared.listed.append(&mut local.listed);
+        shared.nested.append(&mut local.nested);
+        shared.ignore_files.append(&mut local.ignore_files);
+    }
+
+    fn unreadable(&self, out: &mut WalkResult, path: &RelPath, error: &std::io::Error) {
+        out.unreadable.push(path.clone());
+        let shown = self.tree.display_path(path);
+        out.errors.push(format!("{}: {error}", shown.display()));
+    }
+
+    /// Lists one directory: its files into `out`, its subdirectories returned to be
+    /// walked (when recursive) or recorded (when not).
+    fn list(&self, job: DirJob, out: &mut WalkResult) -> Vec<DirJob> {
+        let fd = match self.tree.open_dir(&job.path) {
+            Ok(fd) => fd,
+            // Gone, or a symlink now: it holds nothing of ours.
+            Err(error) if contain::is_absent(&error) => return Vec::new(),
+            Err(error) => {
+                self.unreadable(out, &job.path, &error);
+                return Vec::new();
+            }
         };
-        for entry in builder.build() {
-            ignore::ParallelVisitor::visit(&mut collector, entry);
+        // Its stat is taken before it is listed, so a change made while or after it is
+        // listed gives it a stat other than the one recorded.
+        let stat = match rustix::fs::fstat(&fd) {
+            Ok(stat) => FileStat::from_stat(&stat),
+            Err(error) => {
+                self.unreadable(out, &job.path, &error.into());
+                return Vec::new();
+            }
+        };
+        let here = ListedDir {
+            path: job.path.clone(),
+            stat,
+        };
+        // Like git, do not enter a nested repository or worktree.
+        if !job.path.as_bytes().is_empty() && contain::has_dot_git(fd.as_fd()) {
+            out.nested.push(here);
+            return Vec::new();
+        }
+        let (rules, sources) = DirRules::read(fd.as_fd(), &self.tree.display_path(&job.path));
+        out.ignore_files.extend(sources);
+        out.dirs.push(job.path.clone());
+        out.listed.push(here);
+        let rules = RuleChain::push(&job.rules, rules);
+        let entries = match read_names(fd) {
+            Ok(entries) => entries,
+            Err(error) => {
+                self.unreadable(out, &job.path, &error);
+                return Vec::new();
+            }
+        };
+        let (fd, names) = entries;
+        let mut below = Vec::new();
+        let mut full = self
+            .tree
+            .display_path(&job.path)
+            .into_os_string()
+            .into_vec();
+        let base_len = full.len();
+        for (name, file_type) in names {
+            if name == b".git" || name == INDEX_DIR_NAME.as_bytes() {
+                continue;
+            }
+            let path = join(&job.path, &name);
+            full.truncate(base_len);
+            full.push(b'/');
+            full.extend_from_slice(&name);
+            let full_path = Path::new(std::ffi::OsStr::from_bytes(&full));
+            let (is_dir, known) = match file_type {
+                FileType::Directory => (true, None),
+                FileType::RegularFile => (false, None),
+                FileType::Unknown => match contain::lstat_at(fd.as_fd(), &name) {
+                    Ok((EntryKind::Dir, _)) => (true, None),
+                    Ok((EntryKind::File, stat)) => (false, Some(stat)),
+                    _ => continue,
+                },
+                // Symlinks are not followed; FIFOs, sockets and devices are not files.
+                _ => continue,
+            };
+            if rules.is_ignored(&self.globals, full_path, is_dir) {
+                continue;
+            }
+            if is_dir {
+                if self.recursive {
+                    below.push(DirJob {
+                        path,
+                        rules: Arc::clone(&rules),
+                    });
+                } else {
+                    self.record_subdir(fd.as_fd(), &name, path, out);
+                }
+                continue;
+            }
+            let stat = match known {
+                Some(stat) => Ok((EntryKind::File, stat)),
+                None => contain::lstat_at(fd.as_fd(), &name),
+            };
+            match stat {
+                Ok((EntryKind::File, stat)) => out.files.push(WalkedFile { path, stat }),
+                Ok(_) => {}
+                // Deleted between the listing and the stat: it is simply not there.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => self.unreadable(out, &path, &error),
+            }
+        }
+        below
+    }
+
+    /// A subdirectory met by a one-directory listing: its name, or it as a nested
+    /// repository with its stat.
+    fn record_subdir(&self, dir: BorrowedFd<'_>, name: &[u8], path: RelPath, out: &mut WalkResult) {
+        let Ok(child) = contain::open_child(dir, name, OFlags::DIRECTORY | PATH_ONLY) else {
+            return;
+        };
+        if contain::has_dot_git(child.as_fd()) {
+            if let Ok(stat) = rustix::fs::fstat(&child) {
+                out.nested.push(ListedDir {
+                    path,
+                    stat: FileStat::from_stat(&stat),
+                });
+            }
+        } else {
+            out.dirs.push(path);
         }
     }
-    let mut result = shared.into_inner().unwrap_or_else(|e| e.into_inner());
-    result.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    // The walker (and with it the filter's clone) is gone: this is the last holder.
-    let seen = std::mem::take(&mut *lock(&seen));
-    result.listed = seen.listed;
-    result.nested = seen.nested;
-    result.ignore_files = seen.ignore_files;
-    result
+}
+
+/// Opened only to look inside, never to read.
+#[cfg(target_os = "linux")]
+const PATH_ONLY: OFlags = OFlags::PATH;
+#[cfg(not(target_os = "linux"))]
+const PATH_ONLY: OFlags = OFlags::RDONLY;
+
+/// The names in an open directory (without `.` and `..`) with their types as the
+/// directory entry gives them; the descriptor comes back for stats relative to it.
+#[allow(clippy::type_complexity)]
+fn read_names(fd: OwnedFd) -> std::io::Result<(OwnedFd, Vec<(Vec<u8>, FileType)>)> {
+    let keep = fd.try_clone()?;
+    let mut dir = rustix::fs::Dir::new(fd)?;
+    let mut names = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        names.push((name.to_vec(), entry.file_type()));
+    }
+    Ok((keep, names))
+}
+
+/// `name` below `dir`.
+fn join(dir: &RelPath, name: &[u8]) -> RelPath {
+    let parent = dir.as_bytes();
+    let mut path = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        path.extend_from_slice(parent);
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    RelPath::from_bytes(path)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-struct WalkCollectorBuilder<'a> {
-    root: &'a Path,
-    shared: &'a Mutex<WalkResult>,
-}
-
-impl<'s> ignore::ParallelVisitorBuilder<'s> for WalkCollectorBuilder<'s> {
-    fn build(&mut self) -> Box<dyn ignore::ParallelVisitor + 's> {
-        Box::new(WalkCollector {
-            root: self.root,
-            shared: self.shared,
-            local: WalkResult::default(),
-        })
-    }
-}
-
-/// Collects into a thread-local result and merges it once, when the walker drops it.
-struct WalkCollector<'a> {
-    root: &'a Path,
-    shared: &'a Mutex<WalkResult>,
-    local: WalkResult,
-}
-
-impl ignore::ParallelVisitor for WalkCollector<'_> {
-    fn visit(&mut self, entry: Result<ignore::DirEntry, ignore::Error>) -> WalkState {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(error) => {
-                if let Some(path) =
-                    error_path(&error).and_then(|p| RelPath::from_path(self.root, p))
-                {
-                    self.local.unreadable.push(path);
-                }
-                self.local.errors.push(error.to_string());
-                return WalkState::Continue;
-            }
-        };
-        if entry.file_type().is_some_and(|t| t.is_dir()) {
-            if let Some(path) = RelPath::from_path(self.root, entry.path()) {
-                self.local.dirs.push(path);
-            }
-            return WalkState::Continue;
-        }
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            return WalkState::Continue;
-        }
-        match entry.path().symlink_metadata() {
-            Ok(meta) => {
-                if let Some(path) = RelPath::from_path(self.root, entry.path()) {
-                    self.local.files.push(WalkedFile {
-                        path,
-                        stat: FileStat::from_metadata(&meta),
-                    });
-                }
-            }
-            // Deleted between readdir and stat: it is simply not there.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => {
-                if let Some(path) = RelPath::from_path(self.root, entry.path()) {
-                    self.local.unreadable.push(path);
-                }
-                self.local
-                    .errors
-                    .push(format!("{}: {error}", entry.path().display()));
-            }
-        }
-        WalkState::Continue
-    }
-}
-
-impl Drop for WalkCollector<'_> {
-    fn drop(&mut self) {
-        let mut shared = lock(self.shared);
-        shared.files.append(&mut self.local.files);
-        shared.errors.append(&mut self.local.errors);
-        shared.unreadable.append(&mut self.local.unreadable);
-        shared.dirs.append(&mut self.local.dirs);
-    }
-}
-
 /// A file as read from disk: its stat taken from the open descriptor after reading,
 /// so stat and content describe the same version as closely as the OS allows.
 #[derive(Debug)]
@@ -371,9 +436,9 @@ pub struct LoadedFile {
     pub indexed_at_ns: i64,
 }
 
-/// Reads and hashes one file. `None` when it vanished since the walk.
-pub fn load(root: &Path, walked: &WalkedFile) -> Option<LoadedFile> {
-    let full: PathBuf = walked.path.to_path(root);
+/// Reads and hashes one file, through the tree. `None` when it vanished since the walk
+/// or is no longer a regular file reached without a symlink.
+pub fn load(tree: &Tree, walked: &WalkedFile) -> Option<LoadedFile> {
     let unreadable = |stat| LoadedFile {
         path: walked.path.clone(),
         stat,
@@ -382,56 +447,29 @@ pub fn load(root: &Path, walked: &WalkedFile) -> Option<LoadedFile> {
         content: Vec::new(),
         indexed_at_ns: now_ns(),
     };
-    let mut file = match File::open(&full) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+    let read = match tree.read_file(&walked.path, MAX_FILE_BYTES) {
+        Ok(read) => read,
+        Err(error) if contain::is_absent(&error) => return None,
+        // A FIFO, socket or device swapped in since the walk: not a file of ours.
+        Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => return None,
         Err(_) => return Some(unreadable(walked.stat)),
     };
-    let Ok(meta) = file.metadata() else {
-        return Some(unreadable(walked.stat));
-    };
-    if !meta.is_file() {
-        return None;
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Some(LoadedFile {
-            path: walked.path.clone(),
-            stat: FileStat::from_metadata(&meta),
-            sha256: None,
-            skipped: Some(Skip::TooLarge),
-            content: Vec::new(),
-            indexed_at_ns: now_ns(),
-        });
-    }
-    let mut content = Vec::with_capacity(meta.len() as usize + 1);
-    // Read at most one byte past the cap: a file growing while we read stays bounded.
-    if (&mut file)
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut content)
-        .is_err()
-    {
-        return Some(unreadable(walked.stat));
-    }
-    let stat = file
-        .metadata()
-        .map(|m| FileStat::from_metadata(&m))
-        .unwrap_or(walked.stat);
     let indexed_at_ns = now_ns();
-    if content.len() as u64 > MAX_FILE_BYTES {
+    let Some(content) = read.content else {
         return Some(LoadedFile {
             path: walked.path.clone(),
-            stat,
+            stat: read.stat,
             sha256: None,
             skipped: Some(Skip::TooLarge),
             content: Vec::new(),
             indexed_at_ns,
         });
-    }
+    };
     let sha256: [u8; 32] = Sha256::digest(&content).into();
     let binary = content[..content.len().min(BINARY_SNIFF_BYTES)].contains(&0);
     Some(LoadedFile {
         path: walked.path.clone(),
-        stat,
+        stat: read.stat,
         sha256: Some(sha256),
         skipped: binary.then_some(Skip::Binary),
         content: if binary { Vec::new() } else { content },
@@ -479,11 +517,6 @@ pub fn analyze(loaded: LoadedFile, extractor: &mut SymbolExtractor) -> IndexedFi
     }
 }
 
-/// `f` over `items` on all cores, in order; small inputs stay on this thread.
-pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    parallel_chunks(items, |part| part.iter().map(&f).collect())
-}
-
 /// `f` over consecutive parts of `items` on all cores, the results in order.
 fn parallel_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
     let threads = worker_count().min(items.len() / 256 + 1);
@@ -507,34 +540,52 @@ fn parallel_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R> + S
 /// no longer a regular file.
 pub type FileProbe = std::io::Result<Option<FileStat>>;
 
-/// `lstat`s many files under `root`, given in path order: each directory is opened
-/// once (relative to its parent, the walk being depth-first) and its files stat'ed by
-/// name, so the kernel resolves one path component per file instead of the whole path
-/// (most of a stat's cost in a deep tree).
-pub fn stat_files(root: &Path, paths: &[&RelPath]) -> Vec<FileProbe> {
+/// `lstat`s many files under the tree, given in path order: each directory is opened
+/// once (through the tree, relative to its parent, the walk being depth-first) and its
+/// files stat'ed by name, so the kernel resolves one path component per file instead of
+/// the whole path (most of a stat's cost in a deep tree).
+pub fn stat_files(tree: &Tree, paths: &[&RelPath]) -> Vec<FileProbe> {
     parallel_chunks(paths, |part| {
         let mut dirs = OpenDirs::default();
-        part.iter().map(|path| dirs.stat(root, path)).collect()
+        let probe = |path: &&RelPath| match dirs.lstat(tree, path)? {
+            (EntryKind::File, stat) => Ok(Some(stat)),
+            _ => Ok(None),
+        };
+        part.iter().map(probe).collect()
+    })
+}
+
+/// The stats of many directories, given in path order (the root, the empty path, is
+/// one), as [`stat_files`] takes them: `None` for one that is gone or is no longer a
+/// directory reached without a symlink.
+pub fn stat_dirs(tree: &Tree, paths: &[&RelPath]) -> Vec<Option<FileStat>> {
+    parallel_chunks(paths, |part| {
+        let mut dirs = OpenDirs::default();
+        let probe = |path: &&RelPath| match dirs.lstat(tree, path) {
+            Ok((EntryKind::Dir, stat)) => Some(stat),
+            _ => None,
+        };
+        part.iter().map(probe).collect()
     })
 }
 
 /// The directories from the root down to the one [`stat_files`] is in, each open.
 #[derive(Default)]
 struct OpenDirs {
-    #[cfg(unix)]
-    stack: Vec<(Vec<u8>, std::io::Result<std::os::fd::OwnedFd>)>,
+    stack: Vec<(Vec<u8>, std::io::Result<OwnedFd>)>,
 }
 
 impl OpenDirs {
-    #[cfg(unix)]
-    fn stat(&mut self, root: &Path, path: &RelPath) -> FileProbe {
-        use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    fn lstat(&mut self, tree: &Tree, path: &RelPath) -> std::io::Result<(EntryKind, FileStat)> {
         let bytes = path.as_bytes();
+        if bytes.is_empty() {
+            let stat = rustix::fs::fstat(tree.root_fd())?;
+            return Ok((EntryKind::Dir, FileStat::from_stat(&stat)));
+        }
         let (dir, name) = match bytes.iter().rposition(|&b| b == b'/') {
             Some(i) => (&bytes[..i], &bytes[i + 1..]),
             None => (&b""[..], bytes),
         };
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         // Leave the directories that do not hold this one.
         while let Some((open, _)) = self.stack.last() {
             let holds = open.is_empty()
@@ -546,7 +597,7 @@ impl OpenDirs {
             self.stack.pop();
         }
         if self.stack.is_empty() {
-            let opened = rustix::fs::open(root, flags, Mode::empty()).map_err(Into::into);
+            let opened = contain::open_beneath(tree.root_fd(), b"", PATH_ONLY | OFlags::DIRECTORY);
             self.stack.push((Vec::new(), opened));
         }
         if let Some((open, parent)) = self.stack.last()
@@ -558,36 +609,26 @@ impl OpenDirs {
                 &dir[open.len() + 1..]
             };
             let opened = match parent {
-                Ok(parent) => {
-                    rustix::fs::openat(parent, rest, flags, Mode::empty()).map_err(Into::into)
-                }
+                Ok(parent) => contain::open_beneath(
+                    parent.as_fd(),
+                    rest,
+                    PATH_ONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+                ),
                 Err(error) => Err(std::io::Error::from(error.kind())),
             };
             self.stack.push((dir.to_vec(), opened));
         }
         let fd = match self.stack.last() {
             Some((_, Ok(fd))) => fd,
-            Some((_, Err(error))) => return Err(std::io::Error::from(error.kind())),
+            Some((_, Err(error))) => {
+                return Err(match error.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::from(error.kind()),
+                });
+            }
             None => unreachable!("the root is pushed above"),
         };
-        let stat = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Ok(None);
-        }
-        // As `FileStat::from_metadata` computes them, so the two always compare equal.
-        let ns = |secs: i64, nsecs: i64| secs.saturating_mul(1_000_000_000).saturating_add(nsecs);
-        Ok(Some(FileStat {
-            size: stat.st_size as u64,
-            mtime_ns: ns(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
-            ctime_ns: ns(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
-            inode: stat.st_ino as u64,
-        }))
-    }
-
-    #[cfg(not(unix))]
-    fn stat(&mut self, root: &Path, path: &RelPath) -> FileProbe {
-        let meta = path.to_path(root).symlink_metadata()?;
-        Ok(meta.is_file().then(|| FileStat::from_metadata(&meta)))
+        contain::lstat_at(fd.as_fd(), name)
     }
 }
 

@@ -11,16 +11,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use notify::event::{CreateKind, EventKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
 
 use super::RelPath;
+use super::contain::{EntryKind, Tree};
 use super::project::PROBE_PREFIX;
 #[cfg(doc)]
 use super::project::Project;
-use super::scan::{INDEX_DIR_NAME, is_repository_root};
+use super::rules::{self, DirRules, GlobalRules, IGNORE_FILE_NAMES};
+use super::scan::INDEX_DIR_NAME;
 
 /// What the engine needs to know about one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +113,7 @@ pub fn disabled_reason(root: &Path, no_watch: bool, force_watch: bool) -> Option
     None
 }
 
+#[allow(clippy::disallowed_methods)] // a kernel file under /proc
 fn is_wsl() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|release| release.to_ascii_lowercase().contains("microsoft"))
@@ -145,6 +148,7 @@ fn unreliable_file_system(_root: &Path) -> Option<&'static str> {
 
 /// The default cap on directory watches: half the kernel's per-user limit, leaving the
 /// rest to editors and other tools.
+#[allow(clippy::disallowed_methods)] // a kernel file under /proc
 pub fn default_max_dir_watches() -> usize {
     std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
         .ok()
@@ -167,84 +171,48 @@ fn is_editor_temp(name: &[u8]) -> bool {
         || name.starts_with(b".#")
 }
 
-const IGNORE_FILES: [&str; 3] = [".gitignore", ".ignore", ".codelensignore"];
-
-/// The ignore rules that decide whether an event's path is indexed: each directory's
-/// `.gitignore`, `.ignore` and `.codelensignore` (deepest first), then
-/// `.git/info/exclude` and the global git excludes — what the walker honours.
+/// The ignore rules that decide whether an event's path is indexed: the walk's own
+/// ([`rules`](super::rules)), each directory's read through the tree once and kept
+/// until one of its ignore files changes.
 struct IgnoreRules {
-    root: PathBuf,
-    per_dir: HashMap<PathBuf, Option<Gitignore>>,
-    exclude: Option<Gitignore>,
-    global: Gitignore,
+    tree: Tree,
+    per_dir: HashMap<RelPath, Option<Arc<DirRules>>>,
+    globals: GlobalRules,
 }
 
 impl IgnoreRules {
-    fn new(root: &Path) -> IgnoreRules {
-        let exclude_file = root.join(".git/info/exclude");
-        let exclude = exclude_file
-            .is_file()
-            .then(|| Gitignore::new(&exclude_file).0);
+    fn new(tree: Tree) -> IgnoreRules {
+        let globals = GlobalRules::load(tree.root());
         IgnoreRules {
-            root: root.to_path_buf(),
+            tree,
             per_dir: HashMap::new(),
-            exclude,
-            global: Gitignore::global().0,
+            globals,
         }
     }
 
-    fn forget(&mut self, dir: &Path) {
+    fn forget(&mut self, dir: &RelPath) {
         self.per_dir.remove(dir);
     }
 
-    fn rules_for(&mut self, dir: &Path) -> Option<&Gitignore> {
+    fn rules_for(&mut self, dir: &RelPath) -> Option<Arc<DirRules>> {
+        let tree = &self.tree;
         self.per_dir
-            .entry(dir.to_path_buf())
-            .or_insert_with(|| {
-                let mut builder = GitignoreBuilder::new(dir);
-                let mut any = false;
-                // Later files win within a directory, as in the walker.
-                for name in IGNORE_FILES {
-                    let file = dir.join(name);
-                    if file.is_file() {
-                        any = true;
-                        builder.add(file);
-                    }
-                }
-                any.then(|| builder.build().ok()).flatten()
-            })
-            .as_ref()
+            .entry(dir.clone())
+            .or_insert_with(|| DirRules::read_in(tree, dir).map(Arc::new))
+            .clone()
     }
 
-    fn is_ignored(&mut self, path: &Path, is_dir: bool) -> bool {
-        let root = self.root.clone();
-        let dirs: Vec<PathBuf> = path
-            .ancestors()
-            .skip(1)
-            .take_while(|d| d.starts_with(&root))
-            .map(Path::to_path_buf)
+    fn is_ignored(&mut self, rel: &RelPath, is_dir: bool) -> bool {
+        let chain: Vec<Arc<DirRules>> = std::iter::successors(rel.parent(), RelPath::parent)
+            .filter_map(|dir| self.rules_for(&dir))
             .collect();
-        for dir in dirs {
-            if let Some(rules) = self.rules_for(&dir) {
-                let matched = rules.matched(path, is_dir);
-                if matched.is_ignore() {
-                    return true;
-                }
-                if matched.is_whitelist() {
-                    return false;
-                }
-            }
-        }
-        for rules in self.exclude.iter().chain(std::iter::once(&self.global)) {
-            let matched = rules.matched(path, is_dir);
-            if matched.is_ignore() {
-                return true;
-            }
-            if matched.is_whitelist() {
-                return false;
-            }
-        }
-        false
+        let path = self.tree.display_path(rel);
+        rules::is_ignored(
+            chain.iter().map(|r| r.as_ref()),
+            &self.globals,
+            &path,
+            is_dir,
+        )
     }
 }
 
@@ -270,11 +238,12 @@ pub struct DirWatcher {
 impl DirWatcher {
     /// Watches `.codelens/` (for cookies) and each of `dirs`, shallowest first, up to `cap`.
     pub fn start(
-        root: &Path,
+        tree: &Tree,
         dirs: &[RelPath],
         cap: usize,
         handler: impl notify::EventHandler,
     ) -> Result<DirWatcher, String> {
+        let root = tree.root();
         let inner = notify::recommended_watcher(handler)
             .map_err(|e| format!("cannot start the file watcher: {e}"))?;
         let mut watcher = DirWatcher {
@@ -286,7 +255,7 @@ impl DirWatcher {
             cap,
             unwatched: HashSet::new(),
             limit_reason: None,
-            rules: IgnoreRules::new(root),
+            rules: IgnoreRules::new(tree.clone()),
             cookie_prefix: format!("cookie-{}-", std::process::id()),
         };
         watcher
@@ -316,12 +285,25 @@ impl DirWatcher {
             return false;
         }
         let path = dir.to_path(&self.root);
-        // The inode before the watch: if the directory is replaced in between, the next
-        // re-arm sees a different one and crawls it again (never the other way round).
-        let inode = inode_of(&path);
+        // The inode before the watch, taken through the tree: if the directory is
+        // replaced in between, the next re-arm sees a different one and crawls it again
+        // (never the other way round). One that is gone, or is a symlink now, is not
+        // armed: the kernel would follow the link out of the project.
+        let Some(inode) = self.inode_of(dir) else {
+            self.watched.remove(dir);
+            return false;
+        };
         match self.inner.watch(&path, RecursiveMode::NonRecursive) {
+            // Swapped for a symlink while the watch was armed: take it back. (Its events
+            // would name only paths that are not files of the tree, which are dropped,
+            // but a watch outside the project is not ours to hold.)
+            Ok(()) if self.inode_of(dir).is_none() => {
+                let _ = self.inner.unwatch(&path);
+                self.watched.remove(dir);
+                false
+            }
             Ok(()) => {
-                self.watched.insert(dir.clone(), inode.unwrap_or(0));
+                self.watched.insert(dir.clone(), inode);
                 self.unwatched.remove(dir);
                 if self.unwatched.is_empty() {
                     self.limit_reason = None;
@@ -391,7 +373,7 @@ impl DirWatcher {
     /// inode that is no longer the directory's (replaced: its old watch is gone).
     fn rearm(&mut self, dir: &RelPath) -> bool {
         let before = self.watched.get(dir).copied();
-        let now = inode_of(&dir.to_path(&self.root));
+        let now = self.inode_of(dir);
         if now.is_none() && before.is_some() {
             // Gone: its own event (or the next reconcile) forgets it.
             return false;
@@ -428,7 +410,7 @@ impl DirWatcher {
                 };
                 let found = match queue {
                     Queue::Check => {
-                        let now = inode_of(&dir.to_path(&self.root));
+                        let now = self.inode_of(&dir);
                         now.is_some_and(|ino| ino != armed_on) && self.watch_dir(&dir)
                     }
                     Queue::Rearm => self.rearm(&dir),
@@ -454,6 +436,17 @@ impl DirWatcher {
             let _ = self.inner.unwatch(&d.to_path(&self.root));
             self.watched.remove(&d);
         }
+    }
+
+    /// The directory's inode, through the tree; `None` when it is gone or is not a
+    /// directory reached without a symlink.
+    fn inode_of(&self, dir: &RelPath) -> Option<u64> {
+        self.rules.tree.dir_stat(dir).map(|stat| stat.inode)
+    }
+
+    /// The project's files, as the watcher reads them.
+    pub fn tree(&self) -> &Tree {
+        &self.rules.tree
     }
 
     pub fn is_watched(&self, dir: &RelPath) -> bool {
@@ -538,17 +531,18 @@ impl DirWatcher {
         if is_editor_temp(name) {
             return None;
         }
-        if IGNORE_FILES.iter().any(|f| f.as_bytes() == name) {
-            if let Some(dir) = path.parent() {
-                self.rules.forget(dir);
+        if IGNORE_FILE_NAMES.iter().any(|f| f.as_bytes() == name) {
+            if let Some(dir) = rel.parent() {
+                self.rules.forget(&dir);
             }
             return Some(FsChange::RulesChanged);
         }
-        let metadata = path.symlink_metadata().ok();
+        // Through the tree: below a directory that is a symlink now, nothing is there.
+        let metadata = self.rules.tree.lstat(&rel).ok().map(|(kind, _)| kind);
         let is_dir = match kind {
             EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
             _ => {
-                metadata.as_ref().is_some_and(|m| m.is_dir())
+                metadata == Some(EntryKind::Dir)
                     || (metadata.is_none() && self.watched.contains_key(&rel))
             }
         };
@@ -560,38 +554,27 @@ impl DirWatcher {
                     .then_some(FsChange::DirGone(rel));
             }
             // A nested repository is not ours, like in the walk.
-            if self.rules.is_ignored(path, true) || is_repository_root(path) {
+            if metadata != Some(EntryKind::Dir)
+                || self.rules.is_ignored(&rel, true)
+                || self.rules.tree.is_repository_root(&rel)
+            {
                 return None;
             }
             return Some(FsChange::NewDir(rel));
         }
-        if self.rules.is_ignored(path, false) {
+        if self.rules.is_ignored(&rel, false) {
             return None;
         }
-        let dir = RelPath::from_path(&self.root, path.parent()?)?;
+        let dir = rel.parent()?;
         Some(FsChange::File { path: rel, dir })
     }
 }
 
-/// The directory's inode (0 where the platform has none to give), None when it is gone.
+/// The two rounds of [`DirWatcher::rearm_some`].
 #[derive(Clone, Copy)]
 enum Queue {
     Check,
     Rearm,
-}
-
-fn inode_of(path: &Path) -> Option<u64> {
-    let metadata = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Some(metadata.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = metadata;
-        Some(0)
-    }
 }
 
 fn native_backend() -> &'static str {
@@ -623,8 +606,9 @@ mod tests {
             RelPath::from_bytes(b"replaced".to_vec()),
         ];
         // Events are ignored: this is what the check must catch without them.
+        let tree = Tree::open(&root).unwrap();
         let mut watcher =
-            DirWatcher::start(&root, &dirs, 100, |_: notify::Result<notify::Event>| {})
+            DirWatcher::start(&tree, &dirs, 100, |_: notify::Result<notify::Event>| {})
                 .expect("watcher");
         assert!(watcher.rearm_some(10, 0).is_empty(), "nothing replaced yet");
         std::fs::remove_dir(root.join("replaced")).unwrap();
@@ -662,13 +646,19 @@ mod tests {
         std::fs::write(root.join(".gitignore"), "*.log\nbuild/\n").unwrap();
         std::fs::create_dir_all(root.join("app/keep")).unwrap();
         std::fs::write(root.join("app/.gitignore"), "!important.log\n*.tmp\n").unwrap();
-        let mut rules = IgnoreRules::new(root);
-        assert!(rules.is_ignored(&root.join("debug.log"), false));
-        assert!(rules.is_ignored(&root.join("build"), true));
-        assert!(!rules.is_ignored(&root.join("src.rs"), false));
-        assert!(rules.is_ignored(&root.join("app/x.tmp"), false));
-        assert!(!rules.is_ignored(&root.join("app/important.log"), false));
-        assert!(rules.is_ignored(&root.join("app/keep/other.log"), false));
+        let mut rules = IgnoreRules::new(Tree::open(root).unwrap());
+        let rel = |p: &str| RelPath::from_bytes(p.as_bytes().to_vec());
+        assert!(rules.is_ignored(&rel("debug.log"), false));
+        assert!(rules.is_ignored(&rel("build"), true));
+        assert!(!rules.is_ignored(&rel("src.rs"), false));
+        assert!(rules.is_ignored(&rel("app/x.tmp"), false));
+        assert!(!rules.is_ignored(&rel("app/important.log"), false));
+        assert!(rules.is_ignored(&rel("app/keep/other.log"), false));
+        // A symlinked directory's rules are not read: `.gitignore` behind it is not ours.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join(".gitignore"), "*.rs\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("linked")).unwrap();
+        assert!(!rules.is_ignored(&rel("linked/x.rs"), false));
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! symlinked path or a different letter case on a case-insensitive file system is never
 //! taken for another checkout.
 
+// Path-based access here is to comparing git worktree roots, never to the project's content.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;

@@ -7,7 +7,10 @@
 //! stdout carries protocol messages only: rmcp produces them and `pump_output` copies
 //! them to stdout; nothing else here prints.
 
-use std::path::{Component, Path, PathBuf};
+// Project files are read through the engine's `contain::Tree` only.
+#![deny(clippy::disallowed_methods)]
+
+use std::path::{Component, Path};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -25,9 +28,9 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::engine::banner::{PendingEntry, PendingState};
+use crate::engine::contain::Tree;
 use crate::engine::lang::Lang;
 use crate::engine::project::Project;
-use crate::engine::scan::FileStat;
 use crate::engine::store::{FileEntry, NameMatch, Store, SymbolHit};
 use crate::engine::symbols::SymbolExtractor;
 use crate::engine::watcher::WatchMode;
@@ -61,6 +64,8 @@ same facts as fields (stale_files, worktree_mismatch, pending_elsewhere).";
 /// The index and engine behind the tools, or why there is none.
 struct Backend {
     project: Project,
+    /// The project's files, held open at the root: every read goes through it.
+    tree: Tree,
     engine: Engine,
     /// A read-only connection of our own: SQLite in WAL mode lets it read while the
     /// engine writes.
@@ -393,34 +398,33 @@ fn next_cursor(offset: usize, shown: usize, total: usize) -> Option<String> {
     (offset + shown < total).then(|| (offset + shown).to_string())
 }
 
-/// `requested` as a path inside `root`, refusing anything that could leave it: absolute
-/// paths, `..`, NUL bytes, and symlinks pointing outside (`/repo-evil` beside `/repo`
-/// is outside too: paths are compared by component, not by prefix).
-pub fn resolve_inside(root: &Path, requested: &str) -> Result<(RelPath, PathBuf), String> {
+/// `requested` as a path relative to the project root, normalised (`./src/a.py`,
+/// `src/./a.py`, `src//a.py` and `src/a.py` are one path) or refused: absolute paths,
+/// `..`, NUL bytes. This is lexical only; whether the path may be read is decided when
+/// it is opened, through the [`Tree`], which refuses every symlink on the way.
+pub fn resolve_inside(requested: &str) -> Result<RelPath, String> {
     if requested.is_empty() || requested.contains('\0') {
         return Err("path must be a non-empty relative path without NUL bytes".into());
     }
-    let relative = Path::new(requested.trim_start_matches("./"));
-    if relative.is_absolute()
-        || relative
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-    {
+    let relative = Path::new(requested);
+    let mut parts: Vec<&str> = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().unwrap_or_default()),
+            Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "path {requested:?} must be relative to the project root, without `..`"
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
         return Err(format!(
-            "path {requested:?} must be relative to the project root, without `..`"
+            "path {requested:?} names the project root, not a file"
         ));
     }
-    let full = root.join(relative);
-    if let Ok(real) = full.canonicalize()
-        && !real.starts_with(root)
-    {
-        return Err(format!(
-            "path {requested:?} leads outside the project (through a symlink)"
-        ));
-    }
-    let rel = RelPath::from_path(root, &full)
-        .ok_or_else(|| format!("path {requested:?} is outside the project"))?;
-    Ok((rel, full))
+    Ok(RelPath::from_bytes(parts.join("/").into_bytes()))
 }
 
 #[tool_router(router = tool_router)]
@@ -464,6 +468,7 @@ impl CodelensServer {
                 let engine = Engine::start(project.clone(), options).map_err(|e| e.to_string())?;
                 let reader =
                     Store::open_read_only(&project.db_path()).map_err(|e| e.to_string())?;
+                let tree = project.tree().map_err(|e| e.to_string())?;
                 if telemetry::is_enabled()
                     && let Ok(stats) = reader.stats()
                 {
@@ -472,6 +477,7 @@ impl CodelensServer {
                 telemetry::record(EventType::Lifecycle, EventName::EngineStart);
                 Ok(Backend {
                     project,
+                    tree,
                     engine,
                     reader: Mutex::new(reader),
                     names: Mutex::new(None),
@@ -598,33 +604,48 @@ impl CodelensServer {
         })
     }
 
-    /// Whether `full` is no longer what the index recorded for `rel` (or cannot be
+    /// Whether `rel` is no longer what the index recorded for it (or cannot be
     /// trusted: not a regular file, no row): then line numbers must come from parsing
     /// the file now, even when no watcher reported the edit (watcher off, a follower
     /// between polls, a settle that timed out).
-    fn changed_since_index(backend: &Backend, rel: &RelPath, full: &Path) -> bool {
-        let Ok(meta) = full.symlink_metadata() else {
+    fn changed_since_index(backend: &Backend, rel: &RelPath) -> bool {
+        let Ok(Some(now)) = backend.tree.file_stat(rel) else {
             return true;
         };
-        if !meta.is_file() {
-            return true;
-        }
         let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
         reader
             .file_stat(rel)
             .ok()
             .flatten()
-            .is_none_or(|indexed| indexed != crate::engine::scan::FileStat::from_metadata(&meta))
+            .is_none_or(|indexed| indexed != now)
     }
 
-    /// The content of a regular file inside the project, never through a symlink and
-    /// never past the index's size cap.
-    fn read_regular(full: &Path) -> Option<Vec<u8>> {
-        let meta = full.symlink_metadata().ok()?;
-        if !meta.is_file() || meta.len() > crate::engine::scan::MAX_FILE_BYTES {
-            return None;
+    /// The content of a regular file inside the project, through the tree (never
+    /// through a symlink) and never past the index's size cap.
+    fn read_regular(backend: &Backend, rel: &RelPath) -> Option<Vec<u8>> {
+        let read = backend
+            .tree
+            .read_file(rel, crate::engine::scan::MAX_FILE_BYTES);
+        read.ok()?.content
+    }
+
+    /// Why `rel`, which the index does not hold and which cannot be read now, is not
+    /// answered for: it does not exist, or is (or lies behind) a symlink.
+    fn not_readable(backend: &Backend, rel: &RelPath) -> String {
+        match backend.tree.lstat(rel) {
+            Ok((crate::engine::contain::EntryKind::Symlink, _)) => {
+                format!("{rel} is a symlink; codelens never follows symlinks")
+            }
+            Ok((crate::engine::contain::EntryKind::Dir, _)) => format!("{rel} is a directory"),
+            Ok(_) => format!("{rel} is not a regular file codelens can read"),
+            Err(error)
+                if error.kind() != std::io::ErrorKind::NotFound
+                    && crate::engine::contain::is_absent(&error) =>
+            {
+                format!("{rel} lies behind a symlink; codelens never follows symlinks")
+            }
+            Err(_) => format!("{rel} does not exist and is not in the index"),
         }
-        std::fs::read(full).ok()
     }
 
     /// The snapshot a read answer is composed from: every edit saved before the question
@@ -667,16 +688,15 @@ impl CodelensServer {
             let Ok(Some(indexed)) = reader.file_stat(&rel) else {
                 continue;
             };
-            let edited_ns = match rel.to_path(&backend.project.root).symlink_metadata() {
-                Ok(meta) => {
-                    let now = FileStat::from_metadata(&meta);
+            let edited_ns = match backend.tree.file_stat(&rel) {
+                Ok(Some(now)) => {
                     if now == indexed {
                         continue;
                     }
                     now.mtime_ns
                 }
-                // Deleted since: seen gone now.
-                Err(_) => now_ns(),
+                // Deleted since (or no longer a file, or behind a symlink): seen gone now.
+                Ok(None) | Err(_) => now_ns(),
             };
             unreported.push(PendingEntry {
                 path: path.clone(),
@@ -891,8 +911,8 @@ impl CodelensServer {
             Ok(b) => b,
             Err(e) => return e,
         };
-        let (rel, full) = match resolve_inside(&backend.project.root, &args.path) {
-            Ok(resolved) => resolved,
+        let rel = match resolve_inside(&args.path) {
+            Ok(rel) => rel,
             Err(why) => return tool_error(why),
         };
         let (limit, offset) = match page_or(args.limit, &args.cursor, MAX_LIMIT) {
@@ -902,10 +922,17 @@ impl CodelensServer {
         let snapshot = Self::fresh_snapshot(backend);
         let path = rel.to_string();
         let pending = snapshot.pending.iter().any(|p| p.path == path)
-            || Self::changed_since_index(backend, &rel, &full);
+            || Self::changed_since_index(backend, &rel);
         let hits = if pending {
             // Never serve stale line numbers as current: parse the file as it is now.
-            let Some(content) = Self::read_regular(&full) else {
+            let Some(content) = Self::read_regular(backend, &rel) else {
+                let indexed = {
+                    let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+                    reader.has_file(&rel).unwrap_or(false)
+                };
+                if !indexed {
+                    return tool_error(Self::not_readable(backend, &rel));
+                }
                 let body = ReadAnswer::<SymbolItem>::new(Vec::new(), 0, false, None);
                 return Self::answer(
                     backend,
@@ -1069,8 +1096,8 @@ impl CodelensServer {
             Err(e) => return e,
         };
         let only = match &args.path {
-            Some(path) => match resolve_inside(&backend.project.root, path) {
-                Ok((rel, _)) => Some(rel),
+            Some(path) => match resolve_inside(path) {
+                Ok(rel) => Some(rel),
                 Err(why) => return tool_error(why),
             },
             None => None,
@@ -1109,15 +1136,26 @@ impl CodelensServer {
             .collect();
         candidates.sort();
         paths.extend(candidates);
+        if let Some(only) = &only
+            && paths.is_empty()
+            && !backend.tree.exists(only)
+        {
+            let indexed = {
+                let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
+                reader.has_file(only).unwrap_or(false)
+            };
+            if !indexed {
+                return tool_error(Self::not_readable(backend, only));
+            }
+        }
         for path in paths {
-            let full = path.to_path(&backend.project.root);
-            let Some(content) = Self::read_regular(&full) else {
+            let Some(content) = Self::read_regular(backend, &path) else {
                 continue;
             };
             let text = String::from_utf8_lossy(&content);
             let lines: Vec<&str> = text.lines().collect();
             let pending = snapshot.pending.iter().any(|p| p.path == path.to_string())
-                || Self::changed_since_index(backend, &path, &full);
+                || Self::changed_since_index(backend, &path);
             // A pending file's indexed lines may point at another symbol now: find the
             // definition again in the file as it is.
             let found: Vec<(String, String, u32, u32, Option<String>)> = if pending {
@@ -1262,7 +1300,6 @@ impl CodelensServer {
                 .collect(),
             Err(error) => return tool_error(format!("codelens: {error}")),
         };
-        let root = &backend.project.root;
         // Files in parallel, each worker stopping once the limit is reached anywhere.
         let found = std::sync::Mutex::new(Vec::<TextMatch>::new());
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -1283,7 +1320,7 @@ impl CodelensServer {
                         }
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(path) = files.get(i) else { break };
-                        let Some(content) = Self::read_regular(&path.to_path(root)) else {
+                        let Some(content) = Self::read_regular(backend, path) else {
                             continue;
                         };
                         let local = matching_lines(&content, buffer_regex.as_ref(), &line_regex)
@@ -1388,7 +1425,8 @@ pub struct IndexStatus {
     pub watcher: StatusWatcher,
     /// Null, or the three roots, both branches and the fix.
     pub worktree_mismatch: Option<Value>,
-    /// As `codelens telemetry status --json`.
+    /// As `codelens telemetry status --json`, less the machine id and the buffer's path
+    /// (they stay out of an agent's transcript).
     pub telemetry: Value,
     /// `writer` or `follower`.
     pub role: String,
@@ -1485,7 +1523,7 @@ impl IndexStatus {
                 unwatched_dirs: snapshot.watcher.unwatched_dirs,
             },
             worktree_mismatch: mismatch.map(crate::engine::worktree::Mismatch::to_json),
-            telemetry: snapshot.telemetry.to_json(),
+            telemetry: snapshot.telemetry.to_agent_json(),
             role: match snapshot.role {
                 crate::engine::Role::Writer => "writer".into(),
                 crate::engine::Role::Follower => "follower".into(),
@@ -1813,14 +1851,31 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_resolved_inside_the_root_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        std::fs::create_dir_all(root.join("src")).unwrap();
-        assert!(resolve_inside(&root, "src/a.rs").is_ok());
-        assert!(resolve_inside(&root, "./src/a.rs").is_ok());
-        for bad in ["", "/etc/passwd", "../x", "src/../../x", "a\0b"] {
-            assert!(resolve_inside(&root, bad).is_err(), "{bad:?}");
+    fn paths_are_normalised_the_same_way_or_refused() {
+        for same in [
+            "src/a.rs",
+            "./src/a.rs",
+            "src/./a.rs",
+            "src//a.rs",
+            "src/a.rs/",
+        ] {
+            assert_eq!(
+                resolve_inside(same).unwrap().to_string(),
+                "src/a.rs",
+                "{same:?}"
+            );
+        }
+        for bad in [
+            "",
+            ".",
+            "./",
+            "/etc/passwd",
+            "../x",
+            "src/../../x",
+            "src/..",
+            "a\0b",
+        ] {
+            assert!(resolve_inside(bad).is_err(), "{bad:?}");
         }
     }
 }

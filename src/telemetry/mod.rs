@@ -131,6 +131,19 @@ impl TelemetryStatus {
         })
     }
 
+    /// What an agent may see (MCP `index_status`): whether it is on and why, and what
+    /// is buffered — not the machine id (all it takes to delete or overwrite this
+    /// machine's data at the server) nor the buffer's path under the user's home. An
+    /// agent's transcript is no place for either.
+    pub fn to_agent_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "enabled": self.enabled,
+            "decided_by": self.decided_by.describe(),
+            "buffer_bytes": self.buffer_bytes,
+            "pending_days": self.pending_days,
+        })
+    }
+
     /// One line for humans: `on · codelens telemetry on · 2 days buffered (1.2 KB)`.
     pub fn summary(&self) -> String {
         let state = if self.enabled { "on" } else { "off" };

@@ -2,6 +2,7 @@
 //! `codelens` binary.
 #![allow(dead_code)]
 
+pub mod mcp_client;
 pub mod oracle;
 pub mod procs;
 pub mod rng;
