@@ -3,6 +3,8 @@
 //!
 //!     cargo bench --bench perf                         # 10k and 100k files, every case
 //!     cargo bench --bench perf -- --sizes 10000 --cases index --keep   # keep the tree
+//!     CODELENS_BENCH_BASELINE=/path/to/older/codelens cargo bench --bench perf -- --cases baseline
+//!                                                      # this build against an older one
 //!
 //! To add a case: write `fn my_case(ctx: &Ctx) -> Vec<Row>` and list it in `CASES`.
 //! Numbers live here, never in tests.
@@ -41,6 +43,10 @@ const CASES: &[Case] = &[
     Case {
         name: "mcp",
         run: mcp_case,
+    },
+    Case {
+        name: "baseline",
+        run: baseline_case,
     },
 ];
 
@@ -274,6 +280,73 @@ fn index_case(ctx: &Ctx) -> Vec<Row> {
         reference_name: "git status".into(),
         reference: Some(median(git_runs)),
         target: "≤ 1.5× git status; RSS < 150 MB",
+    });
+    rows
+}
+
+/// This build against an older binary (`CODELENS_BENCH_BASELINE`), on the same tree in
+/// the same run, with runs interleaved so that drift in the machine hits both alike:
+/// `init` and no-change `sync`, each beside its reference (`ctags -R`, `git status`).
+fn baseline_case(ctx: &Ctx) -> Vec<Row> {
+    let Ok(baseline) = std::env::var("CODELENS_BENCH_BASELINE") else {
+        println!("baseline: set CODELENS_BENCH_BASELINE to an older codelens binary");
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        ours.push(run(&ctx.tree, BIN, &["init", "-q"]));
+        theirs.push(run(&ctx.tree, &baseline, &["init", "-q"]));
+    }
+    let ctags_out =
+        std::env::temp_dir().join(format!("codelens-bench-tags-{}", std::process::id()));
+    let ctags_out_arg = ctags_out.to_string_lossy().into_owned();
+    let ctags = which("ctags").then(|| {
+        median_of(3, || {
+            run(&ctx.tree, "ctags", &["-R", "-f", &ctags_out_arg, "."])
+        })
+    });
+    let _ = std::fs::remove_file(&ctags_out);
+    let (ours, theirs) = (median(ours), median(theirs));
+    rows.push(Row {
+        case: "init: this build".into(),
+        ours,
+        reference_name: "ctags -R".into(),
+        reference: ctags,
+        target: "< 1.0× ctags",
+    });
+    rows.push(Row {
+        case: "init: this build vs baseline".into(),
+        ours,
+        reference_name: "baseline".into(),
+        reference: Some(theirs),
+        target: "≤ 1.05× baseline",
+    });
+    // Both binaries read the one index (same schema); both warm first.
+    run(&ctx.tree, "git", &["status", "--porcelain"]);
+    run(&ctx.tree, BIN, &["init", "-q"]);
+    run(&ctx.tree, BIN, &["sync", "-q"]);
+    run(&ctx.tree, &baseline, &["sync", "-q"]);
+    let (mut ours, mut theirs, mut git) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..15 {
+        git.push(run(&ctx.tree, "git", &["status", "--porcelain"]));
+        ours.push(run(&ctx.tree, BIN, &["sync", "-q"]));
+        theirs.push(run(&ctx.tree, &baseline, &["sync", "-q"]));
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
+    rows.push(Row {
+        case: "sync, no change: this build".into(),
+        ours,
+        reference_name: "git status".into(),
+        reference: Some(median(git)),
+        target: "≤ 1.0× git status",
+    });
+    rows.push(Row {
+        case: "sync, no change: vs baseline".into(),
+        ours,
+        reference_name: "baseline".into(),
+        reference: Some(theirs),
+        target: "≤ 1.05× baseline",
     });
     rows
 }

@@ -165,6 +165,8 @@ fn a_checkout_that_turns_docs_into_a_symlink_leaks_nothing_to_mcp_with_the_watch
     let scenario = Scenario::new();
     let root = scenario.repo.root();
     let mut client = Client::start(&root, &[("CODELENS_WATCH_DEBOUNCE_MS", "200")]);
+    // A read waits for the engine's catch-up; the watcher is armed by then.
+    client.call("search_symbols", json!({"query": "inside_fn"}));
     let ready = client.call("index_status", json!({}));
     assert_eq!(
         ready["structuredContent"]["watcher"]["mode"], "native",

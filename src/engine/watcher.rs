@@ -539,6 +539,11 @@ impl DirWatcher {
         }
         // Through the tree: below a directory that is a symlink now, nothing is there.
         let metadata = self.rules.tree.lstat(&rel).ok().map(|(kind, _)| kind);
+        // A watched directory that is no longer one — gone, or replaced by a symlink or
+        // a file before this event was read — is gone for the index: its rows go.
+        if self.watched.contains_key(&rel) && metadata.is_some_and(|k| k != EntryKind::Dir) {
+            return Some(FsChange::DirGone(rel));
+        }
         let is_dir = match kind {
             EventKind::Create(CreateKind::Folder) | EventKind::Remove(RemoveKind::Folder) => true,
             _ => {
