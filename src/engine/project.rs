@@ -116,9 +116,12 @@ impl Project {
         let dir = self.index_dir();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // Keep the index out of commits, as a virtualenv does.
+        // Written whole or not at all (a `kill -9` mid-write once left it empty, and git
+        // then showed the index's files), and written again if it is not whole.
+        const IGNORE_ALL: &[u8] = b"# codelens index: local to this checkout\n*\n";
         let ignore = dir.join(".gitignore");
-        if !ignore.exists() {
-            std::fs::write(&ignore, "# codelens index: local to this checkout\n*\n")
+        if !std::fs::read(&ignore).is_ok_and(|content| content.ends_with(b"\n*\n")) {
+            crate::fsutil::write_atomically(&ignore, IGNORE_ALL, 0o644)
                 .map_err(|e| Error::io(&ignore, e))?;
         }
         self.lock("lock", true, "writing")
