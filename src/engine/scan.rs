@@ -309,7 +309,15 @@ impl Walk<'_> {
                 return Vec::new();
             }
         };
-        let (fd, names) = entries;
+        let (dir, names) = entries;
+        let fd = dir.fd().map_err(std::io::Error::from);
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(error) => {
+                self.unreadable(out, &job.path, &error);
+                return Vec::new();
+            }
+        };
         let mut below = Vec::new();
         let mut full = self
             .tree
@@ -392,10 +400,9 @@ const PATH_ONLY: OFlags = OFlags::PATH;
 const PATH_ONLY: OFlags = OFlags::RDONLY;
 
 /// The names in an open directory (without `.` and `..`) with their types as the
-/// directory entry gives them; the descriptor comes back for stats relative to it.
+/// directory entry gives them; the directory comes back for stats relative to it.
 #[allow(clippy::type_complexity)]
-fn read_names(fd: OwnedFd) -> std::io::Result<(OwnedFd, Vec<(Vec<u8>, FileType)>)> {
-    let keep = fd.try_clone()?;
+fn read_names(fd: OwnedFd) -> std::io::Result<(rustix::fs::Dir, Vec<(Vec<u8>, FileType)>)> {
     let mut dir = rustix::fs::Dir::new(fd)?;
     let mut names = Vec::new();
     while let Some(entry) = dir.read() {
@@ -406,7 +413,7 @@ fn read_names(fd: OwnedFd) -> std::io::Result<(OwnedFd, Vec<(Vec<u8>, FileType)>
         }
         names.push((name.to_vec(), entry.file_type()));
     }
-    Ok((keep, names))
+    Ok((dir, names))
 }
 
 /// `name` below `dir`.
