@@ -11,12 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use codelens::config::{AgentEnv, Config};
+use codelens::engine;
 use codelens::engine::banner::human_age;
 use codelens::engine::project::Project;
-use codelens::engine::reconcile::{self, Change, PendingFile, SyncReport};
-use codelens::engine::store::{IndexStats, Store};
-use codelens::engine::worktree;
-use codelens::engine::{self, now_ns};
+use codelens::engine::reconcile::{self, Change, SyncReport};
+use codelens::engine::status::{StatusPending, StatusReport};
 use codelens::engine::{Engine, EngineOptions, Role};
 use codelens::humanize::{human_bytes, thousands};
 use codelens::install;
@@ -361,7 +360,7 @@ fn note_project(project: &Project) {
     if !telemetry::is_enabled() {
         return;
     }
-    if let Ok(stats) = Store::open_read_only(&project.db_path()).and_then(|s| s.stats()) {
+    if let Ok(stats) = engine::read::index_stats(project) {
         telemetry::set_project(&stats.languages, stats.files);
     }
 }
@@ -506,7 +505,7 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
             progress.finish_and_clear();
             warn_walk_errors(&report.walk_errors);
             if !quiet {
-                let stats = Store::open_read_only(&project.db_path())?.stats()?;
+                let stats = engine::read::index_stats(&project)?;
                 println!(
                     "indexed {} files, {} symbols in {}, seeded from the index of {} ({}) → {}",
                     thousands(stats.files),
@@ -552,10 +551,8 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
 
 fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
     let project = Project::find(start)?;
-    let _lock = project.lock_for_writing()?;
-    let mut store = Store::open(&project.db_path())?;
     let progress = progress_bar(quiet || as_json);
-    let report = reconcile::sync(&project, &mut store, &progress)?;
+    let report = reconcile::sync_project(&project, &progress)?;
     progress.finish_and_clear();
     note_project(&project);
     warn_walk_errors(&report.walk_errors);
@@ -790,27 +787,11 @@ fn warn_walk_errors(errors: &[String]) {
 
 fn status(start: &Path, as_json: bool, telemetry_env: &TelemetryEnv) -> anyhow::Result<()> {
     let project = Project::find(start)?;
-    let mismatch = match worktree::detect_worktree_index_mismatch(start, &project.root) {
-        Ok(mismatch) => mismatch,
-        Err(error) => {
-            eprintln!("codelens: warning: {error}");
-            None
-        }
-    };
-    let _reading = project.lock_for_reading()?;
-    let store = Store::open_read_only(&project.db_path())?;
-    let stats = store.stats()?;
-    telemetry::set_project(&stats.languages, stats.files);
-    let telemetry_status = telemetry::status(telemetry_env);
-    let last_sync = store.meta("last_sync")?;
-    let last_sync_ns = store
-        .meta("last_sync_ns")?
-        .and_then(|v| v.parse::<i64>().ok());
-    let branch = store.meta("git_branch")?;
-    let head = store.meta("git_head")?;
-    let (pending, from_engine) = pending_files(&project, &store)?;
-    let now = now_ns();
-    let age_secs = |at: i64| (now.saturating_sub(at) / 1_000_000_000).max(0) as u64;
+    let (report, mismatch, warnings) = StatusReport::from_index(&project, start, telemetry_env)?;
+    for warning in warnings {
+        eprintln!("codelens: warning: {warning}");
+    }
+    telemetry::set_project(&report.languages, report.files);
     let agents = install::registrations(&install::Context {
         env: AgentEnv::from_env(),
         project_root: mismatch
@@ -820,47 +801,23 @@ fn status(start: &Path, as_json: bool, telemetry_env: &TelemetryEnv) -> anyhow::
     });
 
     if as_json {
-        let pending_json: Vec<_> = pending
+        let agents: Vec<_> = agents
             .iter()
-            .map(|p| {
+            .map(|r| {
                 json!({
-                    "path": p.path.to_string_lossy(),
-                    "edited_secs_ago": p.edited_at_ns.map(age_secs),
-                    "state": p.state,
-                    "change": p.change,
+                    "agent": r.agent.name,
+                    "scope": r.scope.to_string(),
+                    "path": r.path.to_string_lossy(),
                 })
             })
             .collect();
-        let out = json!({
-            // Lossy: a JSON string cannot hold a non-UTF-8 path.
-            "root": mismatch.as_ref().map_or(&project.root, |m| &m.worktree_root).to_string_lossy(),
-            "index_root": project.root.to_string_lossy(),
-            "index_dir": project.index_dir().to_string_lossy(),
-            "schema_version": engine::store::SCHEMA_VERSION,
-            "files": stats.files,
-            "skipped": stats.skipped,
-            "symbols": stats.symbols,
-            "languages": stats.languages,
-            "last_sync": last_sync,
-            "last_sync_secs_ago": last_sync_ns.map(age_secs),
-            "db_bytes": stats.db_bytes,
-            "git": { "branch": branch, "head": head },
-            "pending": pending_json,
-            "pending_source": if from_engine { "engine" } else { "scan" },
-            "watcher": watcher_json(&store, project.writer_engine_running()),
-            "worktree_mismatch": mismatch.as_ref().map(worktree::Mismatch::to_json),
-            "telemetry": telemetry_status.to_json(),
-            "agents": agents.iter().map(|r| json!({
-                "agent": r.agent.name,
-                "scope": r.scope.to_string(),
-                "path": r.path.to_string_lossy(),
-            })).collect::<Vec<_>>(),
-        });
+        let mut out = serde_json::to_value(&report)?;
+        out["agents"] = json!(agents);
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
 
-    let git = match (&branch, &head) {
+    let git = match (&report.git.branch, &report.git.head) {
         (Some(branch), Some(head)) => format!(" · {branch} @ {}", &head[..head.len().min(8)]),
         (Some(branch), None) => format!(" · {branch} (no commits)"),
         (None, Some(head)) => format!(" · detached @ {}", &head[..head.len().min(8)]),
@@ -870,19 +827,21 @@ fn status(start: &Path, as_json: bool, telemetry_env: &TelemetryEnv) -> anyhow::
         println!("{}\n", mismatch.warning());
     }
     println!("codelens · {}{git}", project.root.display());
-    print_stats(&stats);
-    match (&last_sync, last_sync_ns) {
-        (Some(at), Some(ns)) => println!("  last sync  {} ago ({at})", human_age(age_secs(ns))),
+    print_stats(&report);
+    match (&report.last_sync, report.last_sync_secs_ago) {
+        (Some(at), Some(ago)) => println!("  last sync  {} ago ({at})", human_age(ago)),
         _ => println!("  last sync  unknown"),
     }
-    print_pending(&pending, age_secs);
-    let watcher = watcher_json(&store, project.writer_engine_running());
+    println!("  freshness  {}", report.freshness.summary());
+    print_pending(&report.pending);
     println!(
         "  watcher    {} · {}",
-        watcher["mode"].as_str().unwrap_or("none"),
-        watcher["reason"].as_str().unwrap_or("")
+        report.watcher.mode, report.watcher.reason
     );
-    println!("  telemetry  {}", telemetry_status.summary());
+    println!(
+        "  telemetry  {}",
+        telemetry::status(telemetry_env).summary()
+    );
     if agents.is_empty() {
         println!(
             "  agents     none · `codelens install` registers the MCP server with your agents"
@@ -897,103 +856,12 @@ fn status(start: &Path, as_json: bool, telemetry_env: &TelemetryEnv) -> anyhow::
     Ok(())
 }
 
-/// How the index keeps up with edits: the running writer engine's watcher, or nothing.
-fn watcher_json(store: &Store, engine_running: bool) -> serde_json::Value {
-    let meta = |key| store.meta(key).ok().flatten();
-    match (engine_running, meta("watcher_mode")) {
-        (true, Some(mode)) => json!({
-            "mode": mode,
-            "reason": meta("watcher_reason"),
-            "engine": "running",
-            // Lost-event full reconciles since the engine started (kernel queue overflow,
-            // backend errors).
-            "rescans": meta("watcher_rescans").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0),
-        }),
-        _ => json!({
-            "mode": "none",
-            "reason": "no engine is running (`codelens watch`, the TUI or the MCP server run one); run `codelens sync` after edits",
-            "engine": "stopped",
-        }),
-    }
-}
-
-/// A file that differs from the index, with what is being done about it.
-struct PendingLine {
-    path: engine::RelPath,
-    change: Change,
-    edited_at_ns: Option<i64>,
-    state: String,
-}
-
-/// How long `status` waits for the writer engine to answer its probe before it checks
-/// the tree itself (an idle writer answers in about a millisecond).
-const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// The files that differ from the index, and whether a running writer engine said so
-/// (its published set) or, with none running, a read-only check of the tree did.
-fn pending_files(project: &Project, store: &Store) -> anyhow::Result<(Vec<PendingLine>, bool)> {
-    // Only a writer that watches the tree knows every edit; without its watcher it
-    // knows what it found at catch-up, and status checks the tree itself instead.
-    let watching = store
-        .meta("watcher_mode")?
-        .is_some_and(|mode| mode == "native");
-    // And only while that set is current (see `published_set_is_current`): a new
-    // writer's before its catch-up, or any writer's just after a sync by another process,
-    // would call files fresh that it has not looked at yet.
-    // Nor while the writer is busy (catch-up, re-indexing): events queue unread then,
-    // so an edit saved meanwhile would be missing from its set.
-    let vouched = || {
-        watching
-            && project.writer_engine_running()
-            && !project.writer_engine_busy()
-            && engine::runner::published_set_is_current(project, store)
-    };
-    // An edit saved just before this command may not have reached the writer yet: its
-    // answer to a probe says it has (and the set is still current after it).
-    if vouched() && project.probe_writer(STATUS_PROBE_TIMEOUT) && vouched() {
-        let lines = store
-            .pending_rows()?
-            .into_iter()
-            .map(|row| {
-                let change = match row.change.as_str() {
-                    "added" => Change::Added,
-                    "deleted" => Change::Deleted,
-                    _ => Change::Modified,
-                };
-                PendingLine {
-                    path: row.path,
-                    change,
-                    edited_at_ns: (change != Change::Deleted).then_some(row.last_edit_ns),
-                    state: row.state,
-                }
-            })
-            .collect();
-        return Ok((lines, true));
-    }
-    let lines = reconcile::pending_changes(project, store, &ProgressBar::hidden())?
-        .into_iter()
-        .map(
-            |PendingFile {
-                 path,
-                 change,
-                 edited_at_ns,
-             }| PendingLine {
-                path,
-                change,
-                edited_at_ns,
-                state: "unsynced".into(),
-            },
-        )
-        .collect();
-    Ok((lines, false))
-}
-
-fn print_stats(stats: &IndexStats) {
+fn print_stats(stats: &StatusReport) {
     println!(
         "  index      {} files · {} symbols · schema v{} · {}",
         thousands(stats.files),
         thousands(stats.symbols),
-        engine::store::SCHEMA_VERSION,
+        stats.schema_version,
         human_bytes(stats.db_bytes)
     );
     if !stats.skipped.is_empty() {
@@ -1027,7 +895,7 @@ fn print_stats(stats: &IndexStats) {
     );
 }
 
-fn print_pending(pending: &[PendingLine], age_secs: impl Fn(i64) -> u64) {
+fn print_pending(pending: &[StatusPending]) {
     const SHOWN: usize = 10;
     if pending.is_empty() {
         println!("  pending    none · the index matches the working tree");
@@ -1048,29 +916,25 @@ fn print_pending(pending: &[PendingLine], age_secs: impl Fn(i64) -> u64) {
         "  pending    {} {noun} from the index · {hint}",
         thousands(pending.len() as u64)
     );
-    let mut newest_first: Vec<&PendingLine> = pending.iter().collect();
-    newest_first.sort_by_key(|p| std::cmp::Reverse(p.edited_at_ns.unwrap_or(i64::MIN)));
-    let width = newest_first
+    // The report lists them newest edit first.
+    let width = pending
         .iter()
         .take(SHOWN)
-        .map(|p| p.path.to_string_lossy().chars().count())
+        .map(|p| p.path.chars().count())
         .max()
         .unwrap_or(0);
-    for p in newest_first.iter().take(SHOWN) {
-        let what = match (p.change, p.edited_at_ns) {
+    for p in pending.iter().take(SHOWN) {
+        let what = match (p.change, p.edited_secs_ago) {
             (Change::Deleted, _) | (_, None) => "deleted".to_string(),
-            (Change::Added, Some(at)) => format!("added {} ago", human_age(age_secs(at))),
-            (Change::Modified, Some(at)) => format!("edited {} ago", human_age(age_secs(at))),
+            (Change::Added, Some(ago)) => format!("added {} ago", human_age(ago)),
+            (Change::Modified, Some(ago)) => format!("edited {} ago", human_age(ago)),
         };
         let state = if p.state == "unsynced" {
             String::new()
         } else {
             format!(" · {}", p.state)
         };
-        println!(
-            "               {:width$}  {what}{state}",
-            p.path.to_string_lossy()
-        );
+        println!("               {:width$}  {what}{state}", p.path);
     }
     if pending.len() > SHOWN {
         println!(

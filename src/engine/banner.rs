@@ -33,6 +33,8 @@ pub struct PendingEntry {
     /// index is missing most recently.
     pub last_edit_ns: i64,
     pub state: PendingState,
+    /// Added, modified or deleted, as compared with the index.
+    pub change: super::reconcile::Change,
 }
 
 /// What the engine is doing about a pending file, so the reader knows whether the
@@ -229,6 +231,7 @@ mod tests {
             first_edit_ns: NOW - age_secs * SEC - SEC,
             last_edit_ns: NOW - age_secs * SEC,
             state,
+            change: crate::engine::reconcile::Change::Modified,
         }
     }
 

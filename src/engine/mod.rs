@@ -8,19 +8,23 @@
 pub mod banner;
 pub mod contain;
 pub mod dircache;
+pub mod freshness;
 pub mod git;
 pub mod hooks;
 pub mod lang;
 pub mod project;
+pub mod read;
 pub mod reconcile;
 pub mod rules;
 pub mod runner;
 pub mod scan;
+pub mod status;
 pub mod store;
 pub mod symbols;
 pub mod watcher;
 pub mod worktree;
 
+pub use freshness::{Freshness, Unverified};
 pub use runner::{Catchup, Command, Engine, EngineOptions, Event, Role, Snapshot};
 
 use std::borrow::Cow;

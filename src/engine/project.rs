@@ -261,19 +261,14 @@ impl Project {
     /// directory): the caller then checks the tree itself. Only a writer whose watcher
     /// runs can answer: callers ask only then.
     pub fn probe_writer(&self, timeout: Duration) -> bool {
-        static NEXT_PROBE: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{PROBE_PREFIX}{}-{n}", std::process::id());
-        let path = self.index_dir().join(name);
-        if !self.writer_engine_running() || std::fs::File::create_new(&path).is_err() {
+        let Some(path) = self.send_probe() else {
             return false;
-        }
+        };
         let deadline = Instant::now() + timeout;
         // An idle writer answers in about a millisecond: poll fast, then back off.
         let mut pause = Duration::from_micros(200);
         loop {
-            if matches!(path.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-            {
+            if probe_answered(&path) {
                 return true;
             }
             if Instant::now() >= deadline
@@ -286,6 +281,21 @@ impl Project {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(5));
         }
+    }
+
+    /// Writes a probe file for the writer engine to answer (by deleting it) once it has
+    /// handled and published every file event before it: [`Project::probe_writer`]
+    /// waits for the answer; a follower engine checks on it at each poll
+    /// ([`probe_answered`]). `None` when no writer runs or no probe can be written.
+    pub fn send_probe(&self) -> Option<PathBuf> {
+        static NEXT_PROBE: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT_PROBE.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{PROBE_PREFIX}{}-{n}", std::process::id());
+        let path = self.index_dir().join(name);
+        if !self.writer_engine_running() || std::fs::File::create_new(&path).is_err() {
+            return None;
+        }
+        Some(path)
     }
 
     /// Deletes probe files older than `age`: left by a `status` killed while it waited,
@@ -346,4 +356,9 @@ fn index_in_use(index_dir: &Path) -> Error {
             "a running codelens engine (watch, TUI or MCP server) has this index open; stop it before rebuilding, or run `codelens sync`",
         ),
     )
+}
+
+/// Whether the writer has answered the probe at `path` ([`Project::send_probe`]).
+pub fn probe_answered(path: &Path) -> bool {
+    matches!(path.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }

@@ -57,7 +57,7 @@ impl SyncReport {
 }
 
 /// How a file on disk differs from the index, as `status` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     Added,
@@ -215,6 +215,14 @@ pub fn build_seeded(
     let _swap = project.lock_for_swap()?;
     store::replace_database(&building, &project.db_path())?;
     Ok(report)
+}
+
+/// `codelens sync`: takes the index's write lock (waiting for a running writer's
+/// current write), opens the index and brings it up to date with the tree.
+pub fn sync_project(project: &Project, progress: &ProgressBar) -> Result<SyncReport> {
+    let _lock = project.lock_for_writing()?;
+    let mut store = Store::open(&project.db_path())?;
+    sync(project, &mut store, progress)
 }
 
 /// Brings `store` up to date with the tree, in one transaction.

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 
 use super::banner::{self, PendingEntry, PendingState};
-use super::project::{IndexLock, Project};
+use super::freshness::{Basis, Freshness, Unverified};
+use super::project::{self, IndexLock, Project};
+use super::read::Reader;
 use super::reconcile::{self, Change};
 use super::scan;
 use super::store::{IndexStats, PendingRow, Store};
@@ -163,6 +165,13 @@ pub struct Snapshot {
     pub telemetry: TelemetryStatus,
     /// The last error the engine met (a failed sync …), if it has not recovered since.
     pub error: Option<String>,
+    /// Whether the pending set can be trusted right now, and if not, why: the verdict
+    /// every front end shows as it is.
+    pub freshness: Freshness,
+    /// The last sync, in Unix ns (`last_sync` is the same moment in RFC 3339).
+    pub last_sync_ns: Option<i64>,
+    /// The git commit checked out at the index root when it was last synced.
+    pub head: Option<String>,
 }
 
 impl Snapshot {
@@ -213,6 +222,37 @@ impl Snapshot {
         Some(format!(
             "auto-sync is {state}: {}; run `codelens sync` for an exact index.",
             self.watcher.reason
+        ))
+    }
+
+    /// One line for every answer while the verdict is unverified for a reason the
+    /// catch-up and auto-sync notices do not already give (a writer that does not
+    /// answer, a locked index, a rescan, a failed catch-up).
+    pub fn freshness_notice(&self) -> Option<String> {
+        let reason = self.freshness.unverified()?;
+        let consequence = match reason {
+            Unverified::CatchingUp { .. }
+            | Unverified::WatcherOff
+            | Unverified::WatcherDegraded { .. } => return None,
+            Unverified::WriterNotResponding { .. } => {
+                "the engine that keeps this index (another process) may be stopped: \
+                 files edited since are listed from this engine's own scan of the tree"
+            }
+            Unverified::IndexLocked { .. } => {
+                "another process holds the index's write lock: edits wait to be re-indexed"
+            }
+            Unverified::Rescanning => {
+                "events were lost and the tree is being compared with the index again: \
+                 files edited in the last moments may be stale below without being named"
+            }
+            Unverified::CatchUpFailed { .. } => {
+                "comparing the index with the working tree failed: files edited while \
+                 codelens was not running may be stale below without being named"
+            }
+        };
+        Some(format!(
+            "⚠️ Index freshness unverified: {}; {consequence}.",
+            reason.describe()
         ))
     }
 
@@ -356,6 +396,20 @@ const TELEMETRY_RECHECK: Duration = Duration::from_secs(5);
 /// answers from the set as last read (the writer is busy, or not watching).
 const FOLLOWER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The statement-level wait for another connection's SQLite lock, in the engine.
+const ENGINE_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// While the verdict is unverified, the engine scans the tree itself this often at
+/// most, and never more than a tenth of the time (a scan of 100k files takes ~0.15 s).
+const FALLBACK_SCAN_EVERY: Duration = Duration::from_secs(1);
+const FALLBACK_SCAN_DUTY: u32 = 10;
+
+/// A follower probes its writer at most this often (at its polls)…
+const FOLLOWER_PROBE_EVERY: Duration = Duration::from_millis(500);
+/// …and calls it not responding when a probe stays unanswered this long: an idle
+/// writer answers within milliseconds, and `status` gives it a quarter of a second.
+const WRITER_ANSWER_GRACE: Duration = Duration::from_secs(1);
+
 /// A probe file this old when a writer starts is one nobody waits on any more.
 const STALE_PROBE_AGE: Duration = Duration::from_secs(10);
 
@@ -386,6 +440,8 @@ impl Shared {
 /// A running engine. Dropping it stops the engine thread and releases its locks.
 pub struct Engine {
     shared: Arc<Shared>,
+    /// The read API front ends query the index and the project's files with.
+    reader: Reader,
     inbox: Sender<Input>,
     thread: Option<JoinHandle<()>>,
     options: EngineOptions,
@@ -409,6 +465,7 @@ impl Engine {
         // under an open connection (it refuses while an engine runs).
         let reading = project.lock_for_reading()?;
         let store = Store::open(&project.db_path())?;
+        let reader = Reader::open(&project)?;
         // Decided before returning, so the first snapshot already tells the truth.
         let engine_lock = project.try_lock_engine()?;
         // Unique per engine, even for two engines one after the other in one process.
@@ -430,6 +487,15 @@ impl Engine {
             None => None,
         };
         let debounce_ms = options.watch.debounce.as_millis() as u64;
+        // Nothing is vouched for before the first catch-up (a writer) or the first read
+        // of the writer's published set (a follower).
+        let freshness = Freshness::Unverified {
+            reason: Unverified::CatchingUp {
+                checked: 0,
+                total: 0,
+            },
+            pending: 0,
+        };
         let snapshot = Snapshot {
             seq: 0,
             root: project.root.clone(),
@@ -448,8 +514,16 @@ impl Engine {
             directories: Vec::new(),
             telemetry: telemetry::status(&options.telemetry),
             error: None,
+            freshness: freshness.clone(),
+            last_sync_ns: store
+                .meta("last_sync_ns")?
+                .and_then(|ns| ns.parse::<i64>().ok()),
+            head: store.meta("git_head")?,
         };
         let snapshot_telemetry = snapshot.telemetry.clone();
+        // The engine retries a locked index itself, and must go on reading file events
+        // meanwhile: a statement waits for another connection's lock only briefly.
+        store.set_busy_timeout(ENGINE_BUSY_TIMEOUT)?;
         let shared = Arc::new(Shared {
             snapshot: Mutex::new(Arc::new(snapshot)),
             published: Condvar::new(),
@@ -494,6 +568,15 @@ impl Engine {
             catchup_reindex_at: None,
             telemetry: snapshot_telemetry,
             telemetry_checked: Instant::now(),
+            freshness,
+            scanned: BTreeMap::new(),
+            next_scan_at: None,
+            lock_retry: None,
+            rescanning: false,
+            probe: None,
+            probe_sent_at: None,
+            writer_set_current: false,
+            writer_busy: false,
         };
         let (events_tx, events) = mpsc::channel();
         shared
@@ -508,6 +591,7 @@ impl Engine {
         Ok((
             Engine {
                 shared,
+                reader,
                 inbox,
                 thread: Some(thread),
                 options,
@@ -545,15 +629,35 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        if let Catchup::Running { .. } = snapshot.catchup {
+        if let Catchup::Running { .. } = snapshot.catchup
+            && snapshot.role == Role::Writer
+        {
             let mut live = (*snapshot).clone();
-            live.catchup = Catchup::Running {
-                checked: self.shared.progress.position(),
-                total: self.shared.progress.length().unwrap_or(0),
-            };
+            let (checked, total) = (
+                self.shared.progress.position(),
+                self.shared.progress.length().unwrap_or(0),
+            );
+            live.catchup = Catchup::Running { checked, total };
+            if let Freshness::Unverified {
+                reason: Unverified::CatchingUp { .. },
+                pending,
+            } = live.freshness
+            {
+                live.freshness = Freshness::Unverified {
+                    reason: Unverified::CatchingUp { checked, total },
+                    pending,
+                };
+            }
             return Arc::new(live);
         }
         snapshot
+    }
+
+    /// The read API: symbols, outlines, definitions, files, text, and the unreported
+    /// edits among the paths an answer names. Answers from the index as it is; pair
+    /// them with a [`Snapshot`] for their freshness.
+    pub fn read(&self) -> &Reader {
+        &self.reader
     }
 
     /// False once the engine thread has ended on its own (it panicked): a front end
@@ -756,6 +860,26 @@ struct Worker {
     probes: Vec<String>,
     telemetry: TelemetryStatus,
     telemetry_checked: Instant,
+    /// The verdict as last published.
+    freshness: Freshness,
+    /// Files the fallback scan found differing and that the pending set does not hold
+    /// (shown as `unsynced`): replaced by each scan, cleared once the verdict needs none.
+    scanned: BTreeMap<RelPath, Pending>,
+    /// The next fallback scan is due then (`None`: as soon as one is needed).
+    next_scan_at: Option<Instant>,
+    /// Set while another process holds the index's write lock: the retry in progress
+    /// (0 between retries, when a publish of the pending set found it locked).
+    lock_retry: Option<u32>,
+    /// The catch-up running (or due) was caused by lost events, not by a start.
+    rescanning: bool,
+    /// A follower's probe to its writer, unanswered so far, and when the last probe
+    /// was sent.
+    probe: Option<(PathBuf, Instant)>,
+    probe_sent_at: Option<Instant>,
+    /// A follower's last read: whether its writer's published set is current
+    /// ([`published_set_is_current`]), and whether the writer was busy.
+    writer_set_current: bool,
+    writer_busy: bool,
 }
 
 impl Worker {
@@ -795,7 +919,10 @@ impl Worker {
                     break 'engine;
                 }
             }
-            // Other processes (`codelens status`, followers) see edits at once too.
+            // This engine's front end sees the edits at once, even when publishing them in
+            // the store has to wait for another process's lock…
+            self.publish();
+            // …and other processes (`codelens status`, followers) as soon as it can.
             if self.role() == Role::Writer && self.pending_dirty {
                 self.persist_pending();
             }
@@ -833,8 +960,12 @@ impl Worker {
             if self.role() == Role::Writer {
                 self.run_due_work();
             }
+            self.fallback_scan_if_due();
             // What the polls read (a follower) or the due work did (a writer).
             self.publish();
+        }
+        if let Some((probe, _)) = self.probe.take() {
+            let _ = std::fs::remove_file(probe);
         }
         // Leave no cookie behind, and let anyone waiting on one go.
         // The heartbeat's cookie is not in `cookies` (nobody waits on it).
@@ -881,6 +1012,9 @@ impl Worker {
         {
             at = at.min(due);
         }
+        if self.freshness.unverified().is_some() {
+            at = at.min(self.next_scan_at.unwrap_or(now));
+        }
         // While files wait, their countdown is on screen: refresh it a few times a second.
         if !self.dirs.is_empty() {
             at = at.min(Instant::now() + Duration::from_millis(250));
@@ -893,7 +1027,10 @@ impl Worker {
         match input {
             Input::Command(Command::Shutdown) => return false,
             Input::Command(Command::SyncNow) if self.role() == Role::Writer => self.reindex(),
-            Input::Command(Command::Rescan) if self.role() == Role::Writer => self.catch_up(),
+            Input::Command(Command::Rescan) if self.role() == Role::Writer => {
+                self.rescanning = true;
+                self.catch_up();
+            }
             Input::Command(Command::SetTelemetry(on)) => {
                 match telemetry::set_consent(&self.options.telemetry, on) {
                     Ok(status) => {
@@ -1173,6 +1310,9 @@ impl Worker {
         self.heartbeat(now);
         if self.rescan_at.is_some_and(|at| at <= now) || self.recheck_at.is_some_and(|at| at <= now)
         {
+            // Lost events (not the periodic re-check of unwatched directories, whose verdict
+            // stays "degraded") make the verdict "rescanning" until this catch-up ends.
+            self.rescanning = self.rescan_at.is_some_and(|at| at <= now);
             self.rescan_at = None;
             if self.recheck_at.is_some_and(|at| at <= now) {
                 self.recheck_at = Some(now + UNWATCHED_RECHECK);
@@ -1288,9 +1428,13 @@ impl Worker {
                 Err(error) => Some(Err(error)),
             };
             if let Some(outcome) = outcome {
+                if outcome.is_ok() {
+                    self.lock_retry = None;
+                }
                 return outcome;
             }
             attempt += 1;
+            self.lock_retry = Some(attempt);
             if attempt > MAX_LOCK_RETRIES {
                 return Err(Error::Io {
                     path: self.project.index_dir(),
@@ -1342,6 +1486,9 @@ impl Worker {
             Ok(Some(lock)) => {
                 let _ = lock.record_owner(&self.engine_id);
                 self.engine_lock = Some(lock);
+                if let Some((probe, _)) = self.probe.take() {
+                    let _ = std::fs::remove_file(probe);
+                }
                 self.become_writer();
                 true
             }
@@ -1452,9 +1599,13 @@ impl Worker {
             self.watcher_status = WatcherStatus {
                 mode,
                 reason: format!("the writer engine's watcher: {reason}"),
+                unwatched_dirs: meta("watcher_unwatched_dirs")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
                 ..WatcherStatus::disabled("", debounce_ms)
             };
         }
+        self.probe_writer_in_background();
         let rows = match self.store.pending_rows() {
             Ok(rows) => rows,
             Err(error) => return self.fail(error.to_string()),
@@ -1463,9 +1614,9 @@ impl Worker {
         // finds yet: the set in the table is its predecessor's, and answers say so. Same
         // while the writer is busy (catch-up, re-indexing a burst): it reads no file
         // events then, so an edit saved meanwhile is not in the table yet.
-        if !published_set_is_current(&self.project, &self.store)
-            || self.project.writer_engine_busy()
-        {
+        self.writer_set_current = published_set_is_current(&self.project, &self.store);
+        self.writer_busy = self.project.writer_engine_busy();
+        if !self.writer_set_current || self.writer_busy {
             self.catchup = Catchup::Running {
                 checked: 0,
                 total: 0,
@@ -1477,11 +1628,7 @@ impl Worker {
             .into_iter()
             .map(|row| {
                 let pending = Pending {
-                    change: match row.change.as_str() {
-                        "added" => Change::Added,
-                        "deleted" => Change::Deleted,
-                        _ => Change::Modified,
-                    },
+                    change: change_from_name(&row.change),
                     first_edit_ns: row.first_edit_ns,
                     last_edit_ns: row.last_edit_ns,
                     state: state_from_name(&row.state),
@@ -1549,6 +1696,7 @@ impl Worker {
             }
             Err(error) => {
                 self.catchup = Catchup::Failed(error.to_string());
+                self.rescanning = false;
                 return self.fail(error.to_string());
             }
         };
@@ -1574,6 +1722,7 @@ impl Worker {
             found: count,
             duration_ms,
         };
+        self.rescanning = false;
         self.last_seen_generation = generation;
         self.persist_pending();
         self.shared.emit(Event::CatchupFinished {
@@ -1604,6 +1753,7 @@ impl Worker {
         match result {
             Ok(report) => {
                 self.pending.clear();
+                self.scanned.clear();
                 self.dirs.clear();
                 // Publish the (now empty) set stamped with the generation this sync
                 // wrote, or status would keep checking the tree itself.
@@ -1640,10 +1790,11 @@ impl Worker {
                 state: state_name(p.state).to_string(),
             })
             .collect();
-        let (mode, reason, rescans) = (
+        let (mode, reason, rescans, unwatched) = (
             self.watcher_status.mode_name(),
             self.watcher_status.reason.clone(),
             self.watcher_status.rescans,
+            self.watcher_status.unwatched_dirs,
         );
         let store = &mut self.store;
         let engine_id = &self.engine_id;
@@ -1658,6 +1809,7 @@ impl Worker {
                 batch.set_meta("watcher_mode", mode)?;
                 batch.set_meta("watcher_reason", &reason)?;
                 batch.set_meta("watcher_rescans", &rescans.to_string())?;
+                batch.set_meta("watcher_unwatched_dirs", &unwatched.to_string())?;
                 // This set comes from an engine that has compared the tree with the
                 // index (persisting starts at the end of its first catch-up).
                 batch.set_meta("engine_id", engine_id)?;
@@ -1671,11 +1823,21 @@ impl Worker {
             Err(error) => Err(error),
         };
         match written {
-            Ok(done) => self.pending_dirty = !done,
+            Ok(true) => {
+                self.pending_dirty = false;
+                self.lock_retry = None;
+            }
+            // Another process holds the index (our lock, or SQLite's): followers and
+            // `status` cannot see these edits until it lets go.
+            Ok(false) => {
+                self.pending_dirty = true;
+                self.lock_retry.get_or_insert(0);
+            }
             Err(Error::Sqlite(e))
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
             {
                 self.pending_dirty = true;
+                self.lock_retry.get_or_insert(0);
             }
             Err(error) => {
                 self.pending_dirty = false;
@@ -1688,6 +1850,161 @@ impl Worker {
         self.error = Some(message.clone());
         self.shared.emit(Event::Error(message));
         self.publish();
+    }
+
+    /// A follower's check on its writer, without waiting: collects the answer to the
+    /// probe sent earlier, and sends the next one. Only a writer that watches answers.
+    fn probe_writer_in_background(&mut self) {
+        if let Some((probe, _)) = &self.probe
+            && project::probe_answered(probe)
+        {
+            self.probe = None;
+        }
+        if self.watcher_status.mode == watcher::WatchMode::Disabled {
+            if let Some((probe, _)) = self.probe.take() {
+                let _ = std::fs::remove_file(probe);
+            }
+            return;
+        }
+        let now = Instant::now();
+        if self.probe.is_none()
+            && self
+                .probe_sent_at
+                .is_none_or(|at| now.duration_since(at) >= FOLLOWER_PROBE_EVERY)
+        {
+            self.probe = self.project.send_probe().map(|probe| (probe, now));
+            self.probe_sent_at = Some(now);
+        }
+    }
+
+    /// Why the pending set cannot be vouched for right now, if it cannot.
+    fn unverified_reason(&self) -> Option<Unverified> {
+        let watcher = &self.watcher_status;
+        if self.role() == Role::Follower {
+            // The writer's set is its predecessor's, or from before another process's
+            // sync: its catch-up has not published what it found yet.
+            if !self.writer_set_current {
+                return Some(Unverified::CatchingUp {
+                    checked: 0,
+                    total: 0,
+                });
+            }
+            if watcher.mode == watcher::WatchMode::Disabled {
+                return Some(Unverified::WatcherOff);
+            }
+            if let Some((_, sent)) = &self.probe {
+                let waited = sent.elapsed();
+                if waited >= WRITER_ANSWER_GRACE {
+                    // A busy writer answers once its work is done: a rescan, most often.
+                    return Some(if self.writer_busy {
+                        Unverified::Rescanning
+                    } else {
+                        Unverified::WriterNotResponding {
+                            secs: waited.as_secs(),
+                        }
+                    });
+                }
+            }
+            return (watcher.mode == watcher::WatchMode::Degraded).then_some(
+                Unverified::WatcherDegraded {
+                    unwatched_dirs: watcher.unwatched_dirs,
+                },
+            );
+        }
+        match &self.catchup {
+            Catchup::NotStarted | Catchup::Running { .. } if self.rescanning => {
+                return Some(Unverified::Rescanning);
+            }
+            Catchup::NotStarted | Catchup::Running { .. } => {
+                return Some(Unverified::CatchingUp {
+                    checked: self.shared.progress.position(),
+                    total: self.shared.progress.length().unwrap_or(0),
+                });
+            }
+            Catchup::Failed(error) => {
+                return Some(Unverified::CatchUpFailed {
+                    error: error.clone(),
+                });
+            }
+            Catchup::Done { .. } => {}
+        }
+        if let Some(retry) = self.lock_retry {
+            return Some(Unverified::IndexLocked { retry });
+        }
+        match watcher.mode {
+            watcher::WatchMode::Disabled => return Some(Unverified::WatcherOff),
+            watcher::WatchMode::Degraded => {
+                return Some(Unverified::WatcherDegraded {
+                    unwatched_dirs: watcher.unwatched_dirs,
+                });
+            }
+            watcher::WatchMode::Native => {}
+        }
+        // Lost events, the full comparison not started yet (backing off).
+        self.rescan_at.map(|_| Unverified::Rescanning)
+    }
+
+    /// While the verdict is unverified, what `codelens status` would do: a read-only
+    /// check of the whole tree against the index, at most once a second (and at most a
+    /// tenth of the time), so that the files it lists are never older than that. A
+    /// degraded writer re-indexes what it finds in the directories it cannot watch;
+    /// otherwise the files are shown as `unsynced`.
+    fn fallback_scan_if_due(&mut self) {
+        let writer = self.role() == Role::Writer;
+        let needed = self
+            .unverified_reason()
+            .is_some_and(|reason| reason.needs_fallback_scan(writer));
+        if !needed {
+            self.scanned.clear();
+            self.next_scan_at = None;
+            return;
+        }
+        let started = Instant::now();
+        if self.next_scan_at.is_some_and(|at| at > started) {
+            return;
+        }
+        let found = reconcile::pending_changes(&self.project, &self.store, &ProgressBar::hidden());
+        let took = started.elapsed();
+        self.next_scan_at =
+            Some(Instant::now() + FALLBACK_SCAN_EVERY.max(took * FALLBACK_SCAN_DUTY));
+        let found = match found {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(target: "codelens::engine", "fallback scan failed: {error}");
+                return;
+            }
+        };
+        let degraded_writer = writer && self.watcher_status.mode == watcher::WatchMode::Degraded;
+        let now = now_ns();
+        let mut scanned = BTreeMap::new();
+        for file in found {
+            if self.pending.contains_key(&file.path) {
+                continue;
+            }
+            if degraded_writer {
+                let dir = (file.path.parent()).unwrap_or_else(|| RelPath::from_bytes(Vec::new()));
+                let edited = file.edited_at_ns.unwrap_or(now);
+                self.mark_pending(file.path, file.change, edited);
+                self.wait_on(dir, false, started);
+                continue;
+            }
+            // Seen before: keep when it was first seen (a deleted file has no mtime).
+            let seen = self.scanned.get(&file.path);
+            let edited = file
+                .edited_at_ns
+                .or(seen.map(|p| p.last_edit_ns))
+                .unwrap_or(now);
+            scanned.insert(
+                file.path,
+                Pending {
+                    change: file.change,
+                    first_edit_ns: seen.map_or(edited, |p| p.first_edit_ns.min(edited)),
+                    last_edit_ns: edited,
+                    state: PendingState::Unsynced,
+                },
+            );
+        }
+        self.scanned = scanned;
     }
 
     /// Builds and publishes a snapshot when something visible changed.
@@ -1712,9 +2029,14 @@ impl Worker {
                 window_ms: debounce.as_millis() as u64,
             })
             .collect();
+        let scanned_only = self
+            .scanned
+            .iter()
+            .filter(|(path, _)| !self.pending.contains_key(*path));
         let mut pending: Vec<PendingEntry> = self
             .pending
             .iter()
+            .chain(scanned_only)
             .map(|(path, p)| {
                 let state = match p.state {
                     PendingState::Waiting { .. } => PendingState::Waiting {
@@ -1735,6 +2057,7 @@ impl Worker {
                     first_edit_ns: p.first_edit_ns,
                     last_edit_ns: p.last_edit_ns,
                     state,
+                    change: p.change,
                 }
             })
             .collect();
@@ -1750,18 +2073,45 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
+        // What a sync writes is read again only after a write to the index.
         let generation = self.store.generation().ok();
-        let stats = if generation == self.stats_generation && previous.seq > 0 {
-            previous.stats.clone()
-        } else {
-            self.stats_generation = generation;
-            self.store
-                .stats()
-                .unwrap_or_else(|_| previous.stats.clone())
+        let (stats, last_sync, last_sync_ns, branch, head) =
+            if generation == self.stats_generation && previous.seq > 0 {
+                (
+                    previous.stats.clone(),
+                    previous.last_sync.clone(),
+                    previous.last_sync_ns,
+                    previous.branch.clone(),
+                    previous.head.clone(),
+                )
+            } else {
+                self.stats_generation = generation;
+                let meta = |key| self.store.meta(key).ok().flatten();
+                (
+                    (self.store.stats()).unwrap_or_else(|_| previous.stats.clone()),
+                    meta("last_sync"),
+                    meta("last_sync_ns").and_then(|ns| ns.parse::<i64>().ok()),
+                    meta("git_branch"),
+                    meta("git_head"),
+                )
+            };
+        self.freshness = match self.unverified_reason() {
+            Some(reason) => Freshness::Unverified {
+                reason,
+                pending: pending.len(),
+            },
+            None if pending.is_empty() => Freshness::Verified {
+                basis: Basis::Watcher,
+            },
+            None => Freshness::Pending {
+                files: pending.len(),
+                basis: Basis::Watcher,
+            },
         };
-        let last_sync = self.store.meta("last_sync").ok().flatten();
-        let branch = self.store.meta("git_branch").ok().flatten();
         let unchanged = previous.seq > 0
+            && previous.freshness == self.freshness
+            && previous.last_sync_ns == last_sync_ns
+            && previous.head == head
             && previous.role == self.role()
             && previous.pending == pending
             && previous.directories == directories
@@ -1801,6 +2151,9 @@ impl Worker {
             directories,
             telemetry: self.telemetry.clone(),
             error: self.error.clone(),
+            freshness: self.freshness.clone(),
+            last_sync_ns,
+            head,
         };
         *self
             .shared
@@ -1831,6 +2184,15 @@ fn change_name(change: Change) -> &'static str {
         Change::Added => "added",
         Change::Modified => "modified",
         Change::Deleted => "deleted",
+    }
+}
+
+/// A change as the `pending` table names it ([`change_name`]).
+pub fn change_from_name(name: &str) -> Change {
+    match name {
+        "added" => Change::Added,
+        "deleted" => Change::Deleted,
+        _ => Change::Modified,
     }
 }
 

@@ -271,6 +271,13 @@ impl Store {
         Store::open_with(path, false)
     }
 
+    /// How long a statement waits for another connection's lock before it fails with
+    /// `DatabaseBusy` (5 s from `open`). The engine, which retries on its own and must
+    /// keep reading file events meanwhile, waits less.
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<()> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
     fn open_with(path: &Path, writable: bool) -> Result<Store> {
         if !path.is_file() {
             return Err(Error::Corrupt {

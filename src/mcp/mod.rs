@@ -11,7 +11,7 @@
 #![deny(clippy::disallowed_methods)]
 
 use std::path::{Component, Path};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -27,13 +27,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::engine::banner::{PendingEntry, PendingState};
-use crate::engine::contain::Tree;
+use crate::engine::freshness::Freshness;
 use crate::engine::lang::Lang;
 use crate::engine::project::Project;
-use crate::engine::store::{FileEntry, NameMatch, Store, SymbolHit};
-use crate::engine::symbols::SymbolExtractor;
-use crate::engine::watcher::WatchMode;
+use crate::engine::read::{Outline, ReadError, TextQuery};
+use crate::engine::status::{Audience, StatusReport};
+use crate::engine::store::{NameMatch, SymbolHit};
 use crate::engine::{Engine, EngineOptions, RelPath, Snapshot, now_ns};
 use crate::telemetry::{self, EventName, EventType};
 
@@ -45,11 +44,6 @@ const MAX_LIMIT: u32 = 500;
 /// How long a query waits at most for the watcher to report every edit made before it
 /// (the round trip takes well under a millisecond unless the machine is starved).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
-/// A definition's source is cut past this many characters (a minified line …).
-const MAX_SOURCE_CHARS: usize = 8_000;
-/// `symbol_definition` parses at most this many pending files (newest first) looking
-/// for a definition the index does not know yet.
-const MAX_PENDING_PARSED: usize = 200;
 
 const INSTRUCTIONS: &str = "codelens answers questions about this project's code from an index it keeps in sync with \
 the working tree. Tools: search_symbols (find definitions by name), symbol_definition (a definition's source), \
@@ -64,73 +58,12 @@ same facts as fields (stale_files, worktree_mismatch, pending_elsewhere).";
 /// The index and engine behind the tools, or why there is none.
 struct Backend {
     project: Project,
-    /// The project's files, held open at the root: every read goes through it.
-    tree: Tree,
+    /// Answers every read: the engine's read API (the server opens no SQLite itself).
     engine: Engine,
-    /// A read-only connection of our own: SQLite in WAL mode lets it read while the
-    /// engine writes.
-    reader: Mutex<Store>,
-    /// Distinct symbol names, lower-cased, as of an index write counter: a substring
-    /// search scans these in memory instead of every symbol row in SQLite.
-    names: Mutex<Option<NameList>>,
-    /// The indexed files as of an index write counter (find_files, search_text).
-    files: Mutex<Option<(u64, Arc<Vec<FileEntry>>)>>,
     /// Only the first query waits for start-up catch-up; a later re-check (after an
     /// outside `codelens sync`, an overflow) shows in the banner instead of stalling.
     waited_for_catchup: std::sync::atomic::AtomicBool,
 }
-
-/// Distinct symbol names as of an index write counter, laid out for a fast substring
-/// scan: all lower-cased names in one buffer, each followed by `\n`.
-struct NameList {
-    generation: u64,
-    names: Vec<String>,
-    /// `lowered[starts[i]..starts[i + 1] - 1]` is `names[i]` lower-cased.
-    lowered: Vec<u8>,
-    starts: Vec<usize>,
-}
-
-impl NameList {
-    fn new(generation: u64, names: Vec<String>) -> NameList {
-        let mut lowered = Vec::with_capacity(names.iter().map(|n| n.len() + 1).sum());
-        let mut starts = Vec::with_capacity(names.len() + 1);
-        for name in &names {
-            starts.push(lowered.len());
-            lowered.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
-            lowered.push(b'\n');
-        }
-        starts.push(lowered.len());
-        NameList {
-            generation,
-            names,
-            lowered,
-            starts,
-        }
-    }
-
-    /// Indexes of the names containing (or starting with) `needle`, lower-cased; `None`
-    /// past `max` of them.
-    fn matching(&self, needle: &[u8], prefix_only: bool, max: usize) -> Option<Vec<usize>> {
-        let mut found = Vec::new();
-        let mut last = usize::MAX;
-        // One SIMD pass over all names; a name's own `\n` keeps matches inside it.
-        for at in memchr::memmem::find_iter(&self.lowered, needle) {
-            let index = self.starts.partition_point(|&s| s <= at) - 1;
-            if index == last || (prefix_only && self.starts[index] != at) {
-                continue;
-            }
-            last = index;
-            if found.len() == max {
-                return None;
-            }
-            found.push(index);
-        }
-        Some(found)
-    }
-}
-
-/// Past this many matching names a search is broad anyway: SQLite's scan is as good.
-const MAX_NAMES_IN_LOOKUP: usize = 2_000;
 
 #[derive(Clone)]
 pub struct CodelensServer {
@@ -251,6 +184,9 @@ pub struct ReadAnswer<T> {
     pub worktree_mismatch: Option<Value>,
     /// Pending files the answer does not mention.
     pub pending_elsewhere: usize,
+    /// The engine's verdict on the index's freshness: `verified`, `pending` or
+    /// `unverified` with its `reason` (as `codelens status --json`'s `freshness`).
+    pub freshness: Option<Freshness>,
 }
 
 impl<T> ReadAnswer<T> {
@@ -264,6 +200,7 @@ impl<T> ReadAnswer<T> {
             stale_files: Vec::new(),
             worktree_mismatch: None,
             pending_elsewhere: 0,
+            freshness: None,
         }
     }
 }
@@ -304,6 +241,14 @@ fn tool_error(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
 }
 
+/// A read the engine could not answer: its reason as is, an index error prefixed.
+fn read_error(error: ReadError) -> CallToolResult {
+    match error {
+        ReadError::Refused(why) => tool_error(why),
+        ReadError::Index(error) => tool_error(format!("codelens: {error}")),
+    }
+}
+
 fn page(limit: Option<u32>, cursor: &Option<String>) -> Result<(u32, u32), CallToolResult> {
     page_or(limit, cursor, DEFAULT_LIMIT)
 }
@@ -324,73 +269,6 @@ fn page_or(
         })?,
     };
     Ok((limit, offset))
-}
-
-/// The lines of `content` that `line_regex` matches, with their 1-based numbers and
-/// without their line ending. `buffer_regex` (the same pattern in multi-line mode)
-/// finds the candidates in one pass over the whole buffer, so a file without a match
-/// costs one scan instead of one search per line.
-fn matching_lines<'a>(
-    content: &'a [u8],
-    buffer_regex: Option<&regex::bytes::Regex>,
-    line_regex: &regex::bytes::Regex,
-) -> Vec<(u32, &'a [u8])> {
-    // A carriage return changes what `.` and `$` see across the whole buffer: such files
-    // (and patterns the caller found mode-dependent) are searched line by line.
-    let Some(buffer_regex) = buffer_regex.filter(|_| memchr::memchr(b'\r', content).is_none())
-    else {
-        return content_lines(content)
-            .enumerate()
-            .filter(|(_, line)| line_regex.is_match(line))
-            .map(|(n, line)| (n as u32 + 1, line))
-            .collect();
-    };
-    let mut found = Vec::new();
-    let mut line_number = 1u32;
-    let mut counted_to = 0;
-    let mut from = 0;
-    while from <= content.len() {
-        let Some(hit) = buffer_regex.find_at(content, from) else {
-            break;
-        };
-        let start = content[..hit.start()]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        // Past the last line ending there is no line (as `str::lines` sees it).
-        if start == content.len() && (content.is_empty() || content.ends_with(b"\n")) {
-            break;
-        }
-        let end = memchr::memchr(b'\n', &content[hit.start()..])
-            .map_or(content.len(), |i| hit.start() + i);
-        line_number += memchr::memchr_iter(b'\n', &content[counted_to..start]).count() as u32;
-        counted_to = start;
-        let line = &content[start..end];
-        if line_regex.is_match(line) {
-            found.push((line_number, line));
-        }
-        // On to the next line (an empty match at the very end stops the loop).
-        from = end + 1;
-    }
-    found
-}
-
-/// Whether `pattern` matches the same lines searched over a whole buffer in multi-line
-/// mode: text anchors (`\A`, `\z`) and inline flags (`(?-m)` …) mean something else
-/// there, so those patterns are matched line by line.
-fn searchable_as_buffer(pattern: &str) -> bool {
-    !["\\A", "\\z", "(?"]
-        .iter()
-        .any(|mode_dependent| pattern.contains(mode_dependent))
-}
-
-/// The lines of `content` as `str::lines` makes them: split at `\n`, a trailing `\r`
-/// dropped, no empty line after a final line ending.
-fn content_lines(content: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let body = content.strip_suffix(b"\n").unwrap_or(content);
-    body.split(|&b| b == b'\n')
-        .filter(move |_| !content.is_empty())
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// The cursor of the page after `shown` items from `offset`, if any are left.
@@ -466,22 +344,15 @@ impl CodelensServer {
                 let mut options = EngineOptions::from_config(&config);
                 options.start_dir = Some(start.to_path_buf());
                 let engine = Engine::start(project.clone(), options).map_err(|e| e.to_string())?;
-                let reader =
-                    Store::open_read_only(&project.db_path()).map_err(|e| e.to_string())?;
-                let tree = project.tree().map_err(|e| e.to_string())?;
                 if telemetry::is_enabled()
-                    && let Ok(stats) = reader.stats()
+                    && let Ok(stats) = engine.read().stats()
                 {
                     telemetry::set_project(&stats.languages, stats.files);
                 }
                 telemetry::record(EventType::Lifecycle, EventName::EngineStart);
                 Ok(Backend {
                     project,
-                    tree,
                     engine,
-                    reader: Mutex::new(reader),
-                    names: Mutex::new(None),
-                    files: Mutex::new(None),
                     waited_for_catchup: std::sync::atomic::AtomicBool::new(false),
                 })
             })
@@ -565,11 +436,12 @@ impl CodelensServer {
     }
 
     #[tool(
-        description = "How fresh the index is — the keys of `codelens status --json`: files, symbols, languages, last \
-                       sync, pending files with edit ages and state, watcher, worktree mismatch, telemetry — plus the \
-                       engine's role and catch-up progress. Never waits.",
+        description = "How fresh the index is — the keys of `codelens status --json`: the freshness verdict \
+                       (verified, pending, or unverified with its reason), files, symbols, languages, last sync, pending \
+                       files with change, edit age and state, watcher, worktree mismatch, telemetry — plus the engine's \
+                       role and catch-up progress. Never waits.",
         annotations(read_only_hint = true),
-        output_schema = rmcp::handler::server::common::schema_for_output::<IndexStatus>()
+        output_schema = rmcp::handler::server::common::schema_for_output::<StatusReport>()
     )]
     async fn index_status(
         &self,
@@ -604,50 +476,6 @@ impl CodelensServer {
         })
     }
 
-    /// Whether `rel` is no longer what the index recorded for it (or cannot be
-    /// trusted: not a regular file, no row): then line numbers must come from parsing
-    /// the file now, even when no watcher reported the edit (watcher off, a follower
-    /// between polls, a settle that timed out).
-    fn changed_since_index(backend: &Backend, rel: &RelPath) -> bool {
-        let Ok(Some(now)) = backend.tree.file_stat(rel) else {
-            return true;
-        };
-        let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-        reader
-            .file_stat(rel)
-            .ok()
-            .flatten()
-            .is_none_or(|indexed| indexed != now)
-    }
-
-    /// The content of a regular file inside the project, through the tree (never
-    /// through a symlink) and never past the index's size cap.
-    fn read_regular(backend: &Backend, rel: &RelPath) -> Option<Vec<u8>> {
-        let read = backend
-            .tree
-            .read_file(rel, crate::engine::scan::MAX_FILE_BYTES);
-        read.ok()?.content
-    }
-
-    /// Why `rel`, which the index does not hold and which cannot be read now, is not
-    /// answered for: it does not exist, or is (or lies behind) a symlink.
-    fn not_readable(backend: &Backend, rel: &RelPath) -> String {
-        match backend.tree.lstat(rel) {
-            Ok((crate::engine::contain::EntryKind::Symlink, _)) => {
-                format!("{rel} is a symlink; codelens never follows symlinks")
-            }
-            Ok((crate::engine::contain::EntryKind::Dir, _)) => format!("{rel} is a directory"),
-            Ok(_) => format!("{rel} is not a regular file codelens can read"),
-            Err(error)
-                if error.kind() != std::io::ErrorKind::NotFound
-                    && crate::engine::contain::is_absent(&error) =>
-            {
-                format!("{rel} lies behind a symlink; codelens never follows symlinks")
-            }
-            Err(_) => format!("{rel} does not exist and is not in the index"),
-        }
-    }
-
     /// The snapshot a read answer is composed from: every edit saved before the question
     /// is in it (cookie), and start-up catch-up has finished or timed out.
     fn fresh_snapshot(backend: &Backend) -> Arc<Snapshot> {
@@ -661,58 +489,6 @@ impl CodelensServer {
         backend.engine.wait_for_catchup()
     }
 
-    /// The snapshot with the referenced files that differ from their index row but that
-    /// no watcher reported (auto-sync off or degraded, where the engine learns of edits
-    /// only at catch-up) added as `unsynced`, or `None` when there are none. A file
-    /// whose stat changed counts, as in `codelens status` before hashing: an answer
-    /// that may quote stale lines says so. With a native watcher the pending set is
-    /// complete (the answer settled first) and nothing is looked at.
-    fn with_unreported_edits(
-        backend: &Backend,
-        snapshot: &Snapshot,
-        referenced: &[String],
-    ) -> Option<Snapshot> {
-        if snapshot.watcher.mode == WatchMode::Native {
-            return None;
-        }
-        // Known pending files, then each path once (a search names a file per hit).
-        let mut looked_at: std::collections::HashSet<&str> =
-            snapshot.pending.iter().map(|p| p.path.as_str()).collect();
-        let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-        let mut unreported = Vec::new();
-        for path in referenced {
-            if !looked_at.insert(path) {
-                continue;
-            }
-            let rel = RelPath::from_bytes(path.as_bytes().to_vec());
-            let Ok(Some(indexed)) = reader.file_stat(&rel) else {
-                continue;
-            };
-            let edited_ns = match backend.tree.file_stat(&rel) {
-                Ok(Some(now)) => {
-                    if now == indexed {
-                        continue;
-                    }
-                    now.mtime_ns
-                }
-                // Deleted since (or no longer a file, or behind a symlink): seen gone now.
-                Ok(None) | Err(_) => now_ns(),
-            };
-            unreported.push(PendingEntry {
-                path: path.clone(),
-                first_edit_ns: edited_ns,
-                last_edit_ns: edited_ns,
-                state: PendingState::Unsynced,
-            });
-        }
-        if unreported.is_empty() {
-            return None;
-        }
-        let mut snapshot = snapshot.clone();
-        snapshot.pending.extend(unreported);
-        Some(snapshot)
-    }
-
     /// Wraps a result the same way for every read tool: worktree warning and staleness
     /// banner first, then the result, then the footer (and the auto-sync notice).
     fn answer<T: Serialize>(
@@ -722,7 +498,10 @@ impl CodelensServer {
         result_text: String,
         mut body: ReadAnswer<T>,
     ) -> CallToolResult {
-        let with_unreported = Self::with_unreported_edits(backend, snapshot, referenced);
+        let with_unreported = backend
+            .engine
+            .read()
+            .with_unreported_edits(snapshot, referenced);
         let snapshot = with_unreported.as_ref().unwrap_or(snapshot);
         let refs: Vec<&str> = referenced.iter().map(String::as_str).collect();
         let now = now_ns();
@@ -747,6 +526,7 @@ impl CodelensServer {
             .worktree_mismatch
             .as_ref()
             .map(crate::engine::worktree::Mismatch::to_json);
+        body.freshness = Some(snapshot.freshness.clone());
         let mut text = String::new();
         if let Some(banner) = snapshot.banner(&refs) {
             text.push_str(&banner);
@@ -757,7 +537,10 @@ impl CodelensServer {
             text.push_str("\n\n");
             text.push_str(&footer);
         }
-        if let Some(notice) = snapshot.auto_sync_notice() {
+        for notice in [snapshot.auto_sync_notice(), snapshot.freshness_notice()]
+            .into_iter()
+            .flatten()
+        {
             text.push('\n');
             text.push_str(&notice);
         }
@@ -808,21 +591,14 @@ impl CodelensServer {
             Err(e) => return e,
         };
         let snapshot = Self::fresh_snapshot(backend);
-        let found = {
-            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-            let matching = match mode {
-                NameMatch::Exact => None,
-                _ => Self::matching_names(backend, &reader, &args.query, mode),
-            };
-            let (kind, language) = (args.kind.as_deref(), args.language.as_deref());
-            match matching {
-                Some(names) => {
-                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                    reader.symbols_with_names(&names, &args.query, kind, language, limit, offset)
-                }
-                None => reader.search_symbols(&args.query, mode, kind, language, limit, offset),
-            }
-        };
+        let found = backend.engine.read().search_symbols(
+            &args.query,
+            mode,
+            args.kind.as_deref(),
+            args.language.as_deref(),
+            limit,
+            offset,
+        );
         let (hits, total) = match found {
             Ok(found) => found,
             Err(error) => return tool_error(format!("codelens: {error}")),
@@ -858,54 +634,6 @@ impl CodelensServer {
         Self::answer(backend, &snapshot, &referenced, text, body)
     }
 
-    /// The indexed files, from memory unless the index changed since they were read.
-    fn indexed_files(backend: &Backend) -> crate::engine::Result<Arc<Vec<FileEntry>>> {
-        let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-        let generation = reader.generation()?;
-        let mut cache = backend.files.lock().unwrap_or_else(|e| e.into_inner());
-        match cache.as_ref() {
-            Some((g, files)) if *g == generation => Ok(Arc::clone(files)),
-            _ => {
-                let files = Arc::new(reader.files()?);
-                *cache = Some((generation, Arc::clone(&files)));
-                Ok(files)
-            }
-        }
-    }
-
-    /// The distinct names a prefix or substring query matches (ASCII case-insensitive),
-    /// from the in-memory name list, reloaded when the index changed; `None` when too
-    /// many match for a lookup by name to pay off.
-    fn matching_names(
-        backend: &Backend,
-        reader: &Store,
-        query: &str,
-        mode: NameMatch,
-    ) -> Option<Vec<String>> {
-        if query.is_empty() || query.contains('\n') {
-            return None;
-        }
-        let generation = reader.generation().ok()?;
-        let mut cache = backend.names.lock().unwrap_or_else(|e| e.into_inner());
-        if cache
-            .as_ref()
-            .is_none_or(|list| list.generation != generation)
-        {
-            *cache = Some(NameList::new(
-                generation,
-                reader.distinct_symbol_names().ok()?,
-            ));
-        }
-        let list = cache.as_ref()?;
-        let needle = query.to_ascii_lowercase();
-        let indexes = list.matching(
-            needle.as_bytes(),
-            mode == NameMatch::Prefix,
-            MAX_NAMES_IN_LOOKUP,
-        )?;
-        Some(indexes.into_iter().map(|i| list.names[i].clone()).collect())
-    }
-
     fn file_outline_now(&self, args: FileOutlineArgs) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
@@ -921,18 +649,9 @@ impl CodelensServer {
         };
         let snapshot = Self::fresh_snapshot(backend);
         let path = rel.to_string();
-        let pending = snapshot.pending.iter().any(|p| p.path == path)
-            || Self::changed_since_index(backend, &rel);
-        let hits = if pending {
-            // Never serve stale line numbers as current: parse the file as it is now.
-            let Some(content) = Self::read_regular(backend, &rel) else {
-                let indexed = {
-                    let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-                    reader.has_file(&rel).unwrap_or(false)
-                };
-                if !indexed {
-                    return tool_error(Self::not_readable(backend, &rel));
-                }
+        let (hits, pending) = match backend.engine.read().outline(&snapshot, &rel) {
+            Ok(Outline::Symbols { hits, reparsed }) => (hits, reparsed),
+            Ok(Outline::Deleted) => {
                 let body = ReadAnswer::<SymbolItem>::new(Vec::new(), 0, false, None);
                 return Self::answer(
                     backend,
@@ -941,36 +660,8 @@ impl CodelensServer {
                     format!("{path} was deleted since the last sync."),
                     body,
                 );
-            };
-            let lang = Lang::detect(rel.file_name());
-            SymbolExtractor::new()
-                .extract(lang, &content)
-                .into_iter()
-                .map(|s| SymbolHit {
-                    path: rel.clone(),
-                    name: s.name,
-                    kind: s.kind,
-                    line: s.line,
-                    column: s.column,
-                    end_line: s.end_line,
-                    container: s.container,
-                    language: Some(lang.name().to_string()),
-                })
-                .collect()
-        } else {
-            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-            match reader.has_file(&rel) {
-                Ok(true) => match reader.file_symbols(&rel) {
-                    Ok(hits) => hits,
-                    Err(error) => return tool_error(format!("codelens: {error}")),
-                },
-                Ok(false) => {
-                    return tool_error(format!(
-                        "{path} is not in the index (ignored, or not a file)"
-                    ));
-                }
-                Err(error) => return tool_error(format!("codelens: {error}")),
             }
+            Err(error) => return read_error(error),
         };
         let total = hits.len();
         let offset = (offset as usize).min(total);
@@ -1034,7 +725,7 @@ impl CodelensServer {
             None
         };
         let snapshot = Self::fresh_snapshot(backend);
-        let files = match Self::indexed_files(backend) {
+        let files = match backend.engine.read().files() {
             Ok(files) => files,
             Err(error) => return tool_error(format!("codelens: {error}")),
         };
@@ -1090,7 +781,6 @@ impl CodelensServer {
     }
 
     fn symbol_definition_now(&self, args: SymbolDefinitionArgs) -> CallToolResult {
-        const MAX_LINES: usize = 200;
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -1107,107 +797,28 @@ impl CodelensServer {
             Err(e) => return e,
         };
         let snapshot = Self::fresh_snapshot(backend);
-        let hits = {
-            let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-            reader.symbols_named(&args.name)
-        };
-        let hits = match hits {
-            Ok(hits) => hits
-                .into_iter()
-                .filter(|h| only.as_ref().is_none_or(|p| &h.path == p))
-                .collect::<Vec<_>>(),
-            Err(error) => return tool_error(format!("codelens: {error}")),
-        };
-        let mut items = Vec::new();
-        let mut paths: Vec<RelPath> = hits.iter().map(|h| h.path.clone()).collect();
-        paths.dedup();
-        // A definition may have moved to a file the index has not seen yet (a new
-        // file, or one that did not define it at the last sync): pending files are
-        // parsed as they are now too, so the answer never says "not found" while the
-        // definition sits in a file the banner would name.
-        let mut candidates: Vec<RelPath> = snapshot
-            .pending
-            .iter()
-            .take(MAX_PENDING_PARSED)
-            .map(|p| RelPath::from_bytes(p.path.as_bytes().to_vec()))
-            .filter(|p| only.as_ref().is_none_or(|o| o == p))
-            .filter(|p| !paths.contains(p))
-            .filter(|p| Lang::detect(p.file_name()).has_symbols())
+        let definitions =
+            match backend
+                .engine
+                .read()
+                .definitions(&snapshot, &args.name, only.as_ref())
+            {
+                Ok(definitions) => definitions,
+                Err(error) => return read_error(error),
+            };
+        let mut items: Vec<DefinitionItem> = definitions
+            .into_iter()
+            .map(|d| DefinitionItem {
+                name: d.name,
+                kind: d.kind,
+                path: d.path.to_string(),
+                line: d.line,
+                end_line: d.end_line,
+                container: d.container,
+                source: d.source,
+                reparsed: d.reparsed,
+            })
             .collect();
-        candidates.sort();
-        paths.extend(candidates);
-        if let Some(only) = &only
-            && paths.is_empty()
-            && !backend.tree.exists(only)
-        {
-            let indexed = {
-                let reader = backend.reader.lock().unwrap_or_else(|e| e.into_inner());
-                reader.has_file(only).unwrap_or(false)
-            };
-            if !indexed {
-                return tool_error(Self::not_readable(backend, only));
-            }
-        }
-        for path in paths {
-            let Some(content) = Self::read_regular(backend, &path) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&content);
-            let lines: Vec<&str> = text.lines().collect();
-            let pending = snapshot.pending.iter().any(|p| p.path == path.to_string())
-                || Self::changed_since_index(backend, &path);
-            // A pending file's indexed lines may point at another symbol now: find the
-            // definition again in the file as it is.
-            let found: Vec<(String, String, u32, u32, Option<String>)> = if pending {
-                SymbolExtractor::new()
-                    .extract(Lang::detect(path.file_name()), &content)
-                    .into_iter()
-                    .filter(|s| s.name == args.name)
-                    .map(|s| (s.name, s.kind, s.line, s.end_line, s.container))
-                    .collect()
-            } else {
-                hits.iter()
-                    .filter(|h| h.path == path)
-                    .map(|h| {
-                        (
-                            h.name.clone(),
-                            h.kind.clone(),
-                            h.line,
-                            h.end_line,
-                            h.container.clone(),
-                        )
-                    })
-                    .collect()
-            };
-            for (name, kind, line, end_line, container) in found {
-                let start = (line as usize).saturating_sub(1).min(lines.len());
-                let end = (end_line as usize)
-                    .min(lines.len())
-                    .min(start + MAX_LINES)
-                    .max(start);
-                items.push(DefinitionItem {
-                    name,
-                    kind,
-                    path: path.to_string(),
-                    line,
-                    end_line,
-                    container,
-                    source: {
-                        let mut source = lines[start..end].join("\n");
-                        if source.len() > MAX_SOURCE_CHARS {
-                            let cut = (0..=MAX_SOURCE_CHARS)
-                                .rev()
-                                .find(|&i| source.is_char_boundary(i))
-                                .unwrap_or(0);
-                            source.truncate(cut);
-                            source.push_str("\n… (cut: the definition is longer)");
-                        }
-                        source
-                    },
-                    reparsed: pending,
-                });
-            }
-        }
         let total = items.len();
         let offset = (offset as usize).min(total);
         items.drain(..offset);
@@ -1256,23 +867,10 @@ impl CodelensServer {
             Ok(b) => b,
             Err(e) => return e,
         };
-        // Matched line by line, but searched over the whole file: one scan finds the
-        // candidate lines (in multi-line, CRLF-aware mode `^`, `$` and `\b` behave at a
-        // line's edges as they do on the line alone), and each candidate line is then
-        // checked on its own, so a match spanning lines never counts.
-        let build = |multi_line: bool| {
-            regex::bytes::RegexBuilder::new(&args.pattern)
-                .size_limit(1 << 22)
-                .multi_line(multi_line)
-                .build()
+        let query = match TextQuery::new(&args.pattern) {
+            Ok(query) => query,
+            Err(error) => return tool_error(format!("invalid regular expression: {error}")),
         };
-        let (buffer_regex, line_regex) = match (build(true), build(false)) {
-            (Ok(buffer), Ok(line)) => (buffer, line),
-            (Err(error), _) | (_, Err(error)) => {
-                return tool_error(format!("invalid regular expression: {error}"));
-            }
-        };
-        let buffer_regex = searchable_as_buffer(&args.pattern).then_some(buffer_regex);
         let glob = match &args.path_glob {
             Some(g) => match globset::GlobBuilder::new(g).literal_separator(true).build() {
                 Ok(glob) => Some(glob.compile_matcher()),
@@ -1288,62 +886,23 @@ impl CodelensServer {
         // to know whether another page follows): the same cursor always pages the same.
         let wanted = offset.saturating_add(limit).saturating_add(1);
         let snapshot = Self::fresh_snapshot(backend);
-        let files: Vec<RelPath> = match Self::indexed_files(backend) {
-            Ok(files) => files
-                .iter()
-                .filter(|f| f.skipped.is_none())
-                .filter(|f| {
-                    glob.as_ref()
-                        .is_none_or(|g| g.is_match(f.path.to_string_lossy().as_ref()))
-                })
-                .map(|f| f.path.clone())
-                .collect(),
+        let include = |path: &RelPath| {
+            glob.as_ref()
+                .is_none_or(|g| g.is_match(path.to_string_lossy().as_ref()))
+        };
+        let search = match backend.engine.read().search_text(&query, include, wanted) {
+            Ok(search) => search,
             Err(error) => return tool_error(format!("codelens: {error}")),
         };
-        // Files in parallel, each worker stopping once the limit is reached anywhere.
-        let found = std::sync::Mutex::new(Vec::<TextMatch>::new());
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let stopped_early = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            for _ in 0..crate::engine::scan::worker_count() {
-                scope.spawn(|| {
-                    loop {
-                        // Checked before claiming a file: every claimed file is read, so
-                        // the files read are always a prefix of the list (in path order)
-                        // and the first `wanted` matches found are the first in order.
-                        if found.lock().map(|f| f.len() >= wanted).unwrap_or(true) {
-                            if next.load(std::sync::atomic::Ordering::Relaxed) < files.len() {
-                                // Files left unread: whatever was found is not the total.
-                                stopped_early.store(true, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            break;
-                        }
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(path) = files.get(i) else { break };
-                        let Some(content) = Self::read_regular(backend, path) else {
-                            continue;
-                        };
-                        let local = matching_lines(&content, buffer_regex.as_ref(), &line_regex)
-                            .into_iter()
-                            .map(|(line, text)| TextMatch {
-                                path: path.to_string(),
-                                line,
-                                text: String::from_utf8_lossy(text).chars().take(300).collect(),
-                            })
-                            .collect::<Vec<_>>();
-                        if !local.is_empty()
-                            && let Ok(mut all) = found.lock()
-                        {
-                            all.extend(local);
-                        }
-                    }
-                });
-            }
-        });
-        let mut matches = found.into_inner().unwrap_or_default();
-        matches.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
+        let mut matches: Vec<TextMatch> = (search.hits.into_iter())
+            .map(|hit| TextMatch {
+                path: hit.path.to_string(),
+                line: hit.line,
+                text: hit.text,
+            })
+            .collect();
         // Every file was read: the count is exact; otherwise it is a lower bound.
-        let complete = !stopped_early.into_inner();
+        let complete = search.complete;
         let found_total = matches.len();
         // Whole files past the page's end were read too; only the first `wanted` in path
         // order count (files are taken in path order, so those are exact).
@@ -1386,7 +945,8 @@ impl CodelensServer {
         };
         // Never waits: the snapshot as it is, catch-up progress included.
         let snapshot = backend.engine.snapshot();
-        let status = IndexStatus::of(&backend.project, &snapshot, now_ns());
+        let status =
+            StatusReport::from_snapshot(&backend.project, &snapshot, Audience::Agent, now_ns());
         let value = serde_json::to_value(&status).unwrap_or(Value::Null);
         let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
         if let Some(m) = &snapshot.worktree_mismatch {
@@ -1395,141 +955,6 @@ impl CodelensServer {
         let mut result = CallToolResult::structured(value);
         result.content = vec![ContentBlock::text(text)];
         result
-    }
-}
-
-/// `index_status`: the keys of `codelens status --json` that the engine knows (same
-/// names, same meaning; not `agents`, `git.head`, `pending[].change`), from its
-/// snapshot, plus the engine's role and catch-up progress.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct IndexStatus {
-    /// The worktree the server stands in (differs from `index_root` on a mismatch).
-    pub root: String,
-    pub index_root: String,
-    pub index_dir: String,
-    pub schema_version: i64,
-    pub files: u64,
-    /// Files recorded but not parsed, by reason: binary, too_large, unreadable.
-    pub skipped: std::collections::BTreeMap<String, u64>,
-    pub symbols: u64,
-    /// Language → indexed files.
-    pub languages: std::collections::BTreeMap<String, u64>,
-    /// RFC 3339 UTC.
-    pub last_sync: Option<String>,
-    pub last_sync_secs_ago: Option<u64>,
-    pub db_bytes: u64,
-    pub git: StatusGit,
-    pub pending: Vec<StatusPending>,
-    /// Always `engine` here: the running engine's own pending set.
-    pub pending_source: String,
-    pub watcher: StatusWatcher,
-    /// Null, or the three roots, both branches and the fix.
-    pub worktree_mismatch: Option<Value>,
-    /// As `codelens telemetry status --json`, less the machine id and the buffer's path
-    /// (they stay out of an agent's transcript).
-    pub telemetry: Value,
-    /// `writer` or `follower`.
-    pub role: String,
-    /// `{state: not_started | running | done | failed, …}`.
-    pub catchup: Value,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct StatusGit {
-    pub branch: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct StatusPending {
-    pub path: String,
-    pub edited_secs_ago: u64,
-    /// waiting, indexing, retrying, failed or unsynced.
-    pub state: String,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct StatusWatcher {
-    /// native, degraded or disabled.
-    pub mode: String,
-    pub reason: String,
-    /// Always `running` here.
-    pub engine: String,
-    pub rescans: u64,
-    pub debounce_ms: u64,
-    pub watched_dirs: usize,
-    pub unwatched_dirs: usize,
-}
-
-impl IndexStatus {
-    fn of(project: &Project, snapshot: &Snapshot, now: i64) -> IndexStatus {
-        let secs_ago = |at_ns: i64| (now.saturating_sub(at_ns) / 1_000_000_000).max(0) as u64;
-        let last_sync_secs_ago = snapshot
-            .last_sync
-            .as_deref()
-            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-            .and_then(|at| at.timestamp_nanos_opt())
-            .map(secs_ago);
-        let catchup = match &snapshot.catchup {
-            crate::engine::Catchup::NotStarted => json!({"state": "not_started"}),
-            crate::engine::Catchup::Running { checked, total } => {
-                json!({"state": "running", "checked": checked, "total": total})
-            }
-            crate::engine::Catchup::Done { found, duration_ms } => {
-                json!({"state": "done", "found": found, "duration_ms": duration_ms})
-            }
-            crate::engine::Catchup::Failed(why) => json!({"state": "failed", "error": why}),
-        };
-        let mismatch = snapshot.worktree_mismatch.as_ref();
-        IndexStatus {
-            root: mismatch
-                .map_or(&project.root, |m| &m.worktree_root)
-                .to_string_lossy()
-                .into_owned(),
-            index_root: project.root.to_string_lossy().into_owned(),
-            index_dir: project.index_dir().to_string_lossy().into_owned(),
-            schema_version: crate::engine::store::SCHEMA_VERSION,
-            files: snapshot.stats.files,
-            skipped: snapshot
-                .stats
-                .skipped
-                .iter()
-                .map(|(why, n)| (why.to_string(), *n))
-                .collect(),
-            symbols: snapshot.stats.symbols,
-            languages: snapshot.stats.languages.clone(),
-            last_sync: snapshot.last_sync.clone(),
-            last_sync_secs_ago,
-            db_bytes: snapshot.stats.db_bytes,
-            git: StatusGit {
-                branch: snapshot.branch.clone(),
-            },
-            pending: snapshot
-                .pending
-                .iter()
-                .map(|p| StatusPending {
-                    path: p.path.clone(),
-                    edited_secs_ago: secs_ago(p.last_edit_ns),
-                    state: crate::engine::runner::state_name(p.state).to_string(),
-                })
-                .collect(),
-            pending_source: "engine".into(),
-            watcher: StatusWatcher {
-                mode: snapshot.watcher.mode_name().into(),
-                reason: snapshot.watcher.reason.clone(),
-                engine: "running".into(),
-                rescans: snapshot.watcher.rescans,
-                debounce_ms: snapshot.watcher.debounce_ms,
-                watched_dirs: snapshot.watcher.watched_dirs,
-                unwatched_dirs: snapshot.watcher.unwatched_dirs,
-            },
-            worktree_mismatch: mismatch.map(crate::engine::worktree::Mismatch::to_json),
-            telemetry: snapshot.telemetry.to_agent_json(),
-            role: match snapshot.role {
-                crate::engine::Role::Writer => "writer".into(),
-                crate::engine::Role::Follower => "follower".into(),
-            },
-            catchup,
-        }
     }
 }
 
@@ -1765,90 +1190,6 @@ async fn terminated() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn list(names: &[&str]) -> NameList {
-        NameList::new(1, names.iter().map(|n| n.to_string()).collect())
-    }
-
-    #[test]
-    fn names_match_by_substring_and_prefix_ignoring_ascii_case() {
-        let names = list(&["IndexStore", "open", "openStore", "storeStore", "Zebra"]);
-        let found = |needle: &str, prefix| {
-            names
-                .matching(needle.as_bytes(), prefix, 10)
-                .unwrap()
-                .into_iter()
-                .map(|i| names.names[i].as_str())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            found("store", false),
-            vec!["IndexStore", "openStore", "storeStore"]
-        );
-        assert_eq!(found("store", true), vec!["storeStore"]);
-        assert_eq!(found("open", true), vec!["open", "openStore"]);
-        // A match never spans two names.
-        assert!(found("ezebra", false).is_empty());
-        assert!(
-            names.matching(b"o", false, 2).is_none(),
-            "past the cap: let SQLite scan"
-        );
-    }
-
-    #[test]
-    fn whole_buffer_search_finds_exactly_the_lines_a_per_line_search_finds() {
-        let contents: [&[u8]; 8] = [
-            b"a\rb\nlone carriage return\n",
-            b"",
-            b"fn main() {}\n",
-            b"alpha\nbeta\n\ngamma beta\nlast without newline",
-            b"crlf line\r\nbeta\r\n\r\nend\r\n",
-            b"a\nb\na b\n  \n\tindented beta\n",
-            b"\n\n\n",
-            b"word\nwordy\nsword\nword",
-        ];
-        let patterns = [
-            "beta",
-            "^beta$",
-            "^$",
-            "a\\sb",
-            "a\\nb",
-            "\\bword\\b",
-            "^\\s+",
-            "e$",
-            ".",
-            "x^",
-            "^",
-            "a.b",
-            "\\Aalpha",
-            "beta\\z",
-            "(?-m)^beta$",
-            "(?s)a.b",
-        ];
-        for pattern in patterns {
-            let multi = regex::bytes::RegexBuilder::new(pattern)
-                .multi_line(true)
-                .build()
-                .unwrap();
-            let multi = searchable_as_buffer(pattern).then_some(&multi);
-            let single = regex::bytes::Regex::new(pattern).unwrap();
-            let per_line = regex::Regex::new(pattern).unwrap();
-            for content in contents {
-                let text = std::str::from_utf8(content).unwrap();
-                let expected: Vec<(u32, String)> = text
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, line)| per_line.is_match(line))
-                    .map(|(n, line)| (n as u32 + 1, line.to_string()))
-                    .collect();
-                let found: Vec<(u32, String)> = matching_lines(content, multi, &single)
-                    .into_iter()
-                    .map(|(n, line)| (n, String::from_utf8_lossy(line).into_owned()))
-                    .collect();
-                assert_eq!(found, expected, "pattern {pattern:?} in {text:?}");
-            }
-        }
-    }
 
     #[test]
     fn paths_are_normalised_the_same_way_or_refused() {

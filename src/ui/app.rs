@@ -106,7 +106,7 @@ impl TelemetryView {
 /// refreshes several times a second: those alone wait for the once-a-second tick, so
 /// a dashboard with files waiting still draws at most once a second.
 fn visibly_changed(old: &Snapshot, new: &Snapshot) -> bool {
-    if old.seq == new.seq && old.catchup == new.catchup {
+    if old.seq == new.seq && old.catchup == new.catchup && old.freshness == new.freshness {
         return false;
     }
     let same_pending = old.pending.len() == new.pending.len()
@@ -128,6 +128,7 @@ fn visibly_changed(old: &Snapshot, new: &Snapshot) -> bool {
         && same_dirs
         && old.role == new.role
         && old.catchup == new.catchup
+        && old.freshness == new.freshness
         && old.stats.files == new.stats.files
         && old.stats.symbols == new.stats.symbols
         && old.last_sync == new.last_sync

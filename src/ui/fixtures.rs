@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::engine::banner::{PendingEntry, PendingState};
+use crate::engine::freshness::{Basis, Freshness};
+use crate::engine::reconcile::Change;
 use crate::engine::runner::DirectoryState;
 use crate::engine::store::IndexStats;
 use crate::engine::watcher::{WatchMode, WatcherStatus};
@@ -46,6 +48,11 @@ pub fn snapshot_in_sync() -> Snapshot {
         directories: Vec::new(),
         telemetry: crate::telemetry::status(&crate::telemetry::TelemetryEnv::from_lookup(|_| None)),
         error: None,
+        freshness: Freshness::Verified {
+            basis: Basis::Watcher,
+        },
+        last_sync_ns: Some(NOW_NS - 3 * SECOND),
+        head: Some("4f2c9a1e0b7d".into()),
     }
 }
 
@@ -57,6 +64,7 @@ pub fn snapshot_pending(now_ns: i64) -> Snapshot {
         first_edit_ns: now_ns - ago * SECOND,
         last_edit_ns: now_ns - ago * SECOND,
         state,
+        change: Change::Modified,
     };
     Snapshot {
         seq: 8,
@@ -91,6 +99,10 @@ pub fn snapshot_pending(now_ns: i64) -> Snapshot {
                 window_ms: 2000,
             },
         ],
+        freshness: Freshness::Pending {
+            files: 3,
+            basis: Basis::Watcher,
+        },
         ..snapshot_in_sync()
     }
 }
@@ -105,6 +117,7 @@ pub fn snapshot_many_pending(now_ns: i64, count: usize) -> Snapshot {
             state: PendingState::Waiting {
                 reindex_in_ms: Some(900),
             },
+            change: Change::Modified,
         })
         .collect();
     let directories = (0..400)
@@ -119,6 +132,10 @@ pub fn snapshot_many_pending(now_ns: i64, count: usize) -> Snapshot {
     Snapshot {
         pending,
         directories,
+        freshness: Freshness::Pending {
+            files: count,
+            basis: Basis::Watcher,
+        },
         ..snapshot_pending(now_ns)
     }
 }

@@ -14,7 +14,7 @@ use super::app::{App, Overlay, Panel, Screen};
 use super::keymap;
 use crate::engine::banner::{PendingState, human_age};
 use crate::engine::watcher::WatchMode;
-use crate::engine::{Catchup, Role, Snapshot};
+use crate::engine::{Catchup, Freshness, Role, Snapshot};
 use crate::humanize::{human_bytes, thousands};
 use crate::telemetry;
 
@@ -125,9 +125,16 @@ fn render_summary(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
             theme.warning(),
         ));
     }
-    let pending = match snapshot.pending.len() {
-        0 => Span::styled("✓ index in sync", theme.ok()),
-        n => Span::styled(format!("{n} pending"), theme.warning()),
+    let pending = match (&snapshot.freshness, snapshot.pending.len()) {
+        (Freshness::Verified { .. }, _) => Span::styled("✓ index in sync", theme.ok()),
+        (Freshness::Pending { .. }, n) => Span::styled(format!("{n} pending"), theme.warning()),
+        (Freshness::Unverified { reason, .. }, 0) => {
+            Span::styled(format!("⚠ {}", reason.describe()), theme.warning())
+        }
+        (Freshness::Unverified { reason, .. }, n) => Span::styled(
+            format!("{n} pending · ⚠ {}", reason.describe()),
+            theme.warning(),
+        ),
     };
     lines.push(Line::from(vec![
         Span::raw(fit_right("codelens · ", width)),
@@ -345,6 +352,22 @@ fn render_header(frame: &mut Frame, app: &App, snapshot: &Snapshot, area: Rect, 
     frame.render_widget(Paragraph::new(line).block(block), area);
 }
 
+/// The engine's freshness verdict, as every front end words it: "in sync" only when it
+/// is verified.
+fn verdict_span<'a>(freshness: &Freshness, theme: Theme) -> Span<'a> {
+    match freshness {
+        Freshness::Verified { .. } => Span::styled("✓ verified", theme.ok()),
+        Freshness::Pending { files, .. } => Span::styled(
+            format!("● {} pending", thousands(*files as u64)),
+            theme.warning(),
+        ),
+        Freshness::Unverified { reason, .. } => Span::styled(
+            format!("⚠ unverified: {}", reason.describe()),
+            theme.warning(),
+        ),
+    }
+}
+
 /// Files, symbols, last sync, watcher and catch-up in one line, shortest form that fits.
 fn health_line<'a>(app: &App, snapshot: &Snapshot, width: usize, theme: Theme) -> Line<'a> {
     // A clock time, not an age: it stays true on a dashboard that does not redraw.
@@ -387,7 +410,13 @@ fn health_line<'a>(app: &App, snapshot: &Snapshot, width: usize, theme: Theme) -
         counted(snapshot.stats.files, "file"),
         counted(snapshot.stats.symbols, "symbol")
     );
-    let mut spans = vec![Span::raw(counts), Span::raw(format!(" · {synced} · "))];
+    // The verdict first: it is what a narrow pane must never lose.
+    let mut spans = vec![
+        verdict_span(&snapshot.freshness, theme),
+        Span::raw(" · "),
+        Span::raw(counts),
+        Span::raw(format!(" · {synced} · ")),
+    ];
     spans.push(Span::styled(watcher.0, watcher.1));
     if let Some(catchup) = catchup {
         spans.push(Span::raw(" · "));
@@ -492,13 +521,21 @@ fn render_pending(frame: &mut Frame, app: &mut App, snapshot: &Snapshot, area: R
         return;
     }
     if count == 0 {
-        frame.render_widget(
-            Paragraph::new(Line::styled(
+        // "In sync" is a promise only the verified verdict makes.
+        let line = match snapshot.freshness.unverified() {
+            None => Line::styled(
                 fit_right("✓ index in sync", inner.width as usize),
                 theme.ok(),
-            )),
-            inner,
-        );
+            ),
+            Some(reason) => Line::styled(
+                fit_right(
+                    &format!("⚠ unverified: {} · none found yet", reason.describe()),
+                    inner.width as usize,
+                ),
+                theme.warning(),
+            ),
+        };
+        frame.render_widget(Paragraph::new(line), inner);
         return;
     }
     let visible = inner.height as usize;

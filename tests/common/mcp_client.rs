@@ -36,6 +36,10 @@ impl Client {
         let mut child = command.spawn().expect("codelens --mcp starts");
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
+        // Drained, as a real client does: a server logging at `trace` writes more than a
+        // pipe holds, and would block on a full one.
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
