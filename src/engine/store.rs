@@ -1083,3 +1083,195 @@ fn checkpoint_and_close(db: &Path) -> rusqlite::Result<bool> {
     conn.close().map_err(|(_, e)| e)?;
     Ok(busy == 0 && log == done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> RelPath {
+        RelPath::from_bytes(p.as_bytes().to_vec())
+    }
+
+    fn symbol(name: &str, kind: &str, line: u32) -> Symbol {
+        Symbol {
+            name: name.into(),
+            kind: kind.into(),
+            line,
+            column: 1,
+            end_line: line + 2,
+            container: None,
+        }
+    }
+
+    fn file(p: &str, language: Lang, symbols: Vec<Symbol>) -> IndexedFile {
+        IndexedFile {
+            path: path(p),
+            stat: FileStat {
+                size: 100,
+                mtime_ns: 1,
+                ctime_ns: 1,
+                inode: 7,
+            },
+            sha256: Some([0; 32]),
+            language: Some(language),
+            lines: 10,
+            symbols,
+            skipped: None,
+            indexed_at_ns: 1,
+        }
+    }
+
+    /// A real index on disk, built the way `init` builds one, then opened as every
+    /// reader opens it.
+    fn store_with(files: Vec<IndexedFile>) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(DB_FILE_NAME);
+        let mut building = Store::create_for_build(&db).unwrap();
+        let batch = building.batch().unwrap();
+        batch
+            .set_meta("schema_version", &SCHEMA_VERSION.to_string())
+            .unwrap();
+        for file in &files {
+            batch.insert_file(file).unwrap();
+        }
+        batch.commit().unwrap();
+        building.finish_build().unwrap();
+        let store = Store::open(&db).unwrap();
+        (dir, store)
+    }
+
+    fn names(hits: &[SymbolHit]) -> Vec<&str> {
+        hits.iter().map(|h| h.name.as_str()).collect()
+    }
+
+    #[test]
+    fn symbol_search_ranks_exact_then_shorter_and_pages_with_a_total() {
+        let (_dir, store) = store_with(vec![
+            file(
+                "src/store.rs",
+                Lang::Rust,
+                vec![
+                    symbol("StoreBuilder", "struct", 1),
+                    symbol("Store", "struct", 5),
+                    symbol("open_store", "function", 9),
+                ],
+            ),
+            file(
+                "app/store.py",
+                Lang::Python,
+                vec![symbol("store", "function", 1)],
+            ),
+        ]);
+        let (hits, total) = store
+            .search_symbols("store", NameMatch::Substring, None, None, 10, 0)
+            .unwrap();
+        assert_eq!(total, 4);
+        // Exact (ASCII case aside) first, then shorter names.
+        assert_eq!(names(&hits)[0], "store");
+        assert_eq!(names(&hits).last(), Some(&"StoreBuilder"));
+        let (page, total) = store
+            .search_symbols("store", NameMatch::Substring, None, None, 2, 2)
+            .unwrap();
+        assert_eq!((page.len(), total), (2, 4));
+        assert_eq!(names(&page), names(&hits)[2..4].to_vec());
+        let (rust_structs, _) = store
+            .search_symbols(
+                "Store",
+                NameMatch::Prefix,
+                Some("struct"),
+                Some("rust"),
+                10,
+                0,
+            )
+            .unwrap();
+        assert_eq!(names(&rust_structs), vec!["Store", "StoreBuilder"]);
+        assert_eq!(names(&store.symbols_named("Store").unwrap()), vec!["Store"]);
+        // The in-memory name lookup's path agrees with SQLite's own scan.
+        let (by_names, by_names_total) = store
+            .symbols_with_names(&["store", "open_store"], "store", None, None, 10, 0)
+            .unwrap();
+        assert_eq!(by_names_total, 2);
+        assert_eq!(names(&by_names), vec!["store", "open_store"]);
+    }
+
+    #[test]
+    fn a_batch_dropped_without_commit_writes_nothing() {
+        let (_dir, mut store) = store_with(vec![file("a.rs", Lang::Rust, Vec::new())]);
+        let generation = store.generation().unwrap();
+        {
+            let batch = store.batch().unwrap();
+            batch
+                .insert_file(&file("b.rs", Lang::Rust, vec![symbol("b", "function", 1)]))
+                .unwrap();
+            batch.bump_generation().unwrap();
+            batch.set_meta("last_sync", "never").unwrap();
+        }
+        assert!(!store.has_file(&path("b.rs")).unwrap());
+        assert_eq!(store.generation().unwrap(), generation);
+        assert_eq!(store.meta("last_sync").unwrap(), None);
+        assert_eq!(store.stats().unwrap().files, 1);
+    }
+
+    #[test]
+    fn the_pending_table_and_meta_read_back_what_was_written() {
+        let (_dir, mut store) = store_with(Vec::new());
+        let rows = vec![
+            PendingRow {
+                path: path("src/a.rs"),
+                change: "modified".into(),
+                first_edit_ns: 1,
+                last_edit_ns: 2,
+                state: "waiting".into(),
+            },
+            PendingRow {
+                path: RelPath::from_bytes(b"odd/\xff name.rs".to_vec()),
+                change: "deleted".into(),
+                first_edit_ns: 3,
+                last_edit_ns: 3,
+                state: "failed".into(),
+            },
+        ];
+        let batch = store.batch().unwrap();
+        batch.replace_pending(&rows).unwrap();
+        batch.set_meta("watcher_mode", "native").unwrap();
+        batch.commit().unwrap();
+        let mut read = store.pending_rows().unwrap();
+        read.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut expected = rows.clone();
+        expected.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(read, expected, "raw-byte paths survive the round trip");
+        assert_eq!(
+            store.meta("watcher_mode").unwrap().as_deref(),
+            Some("native")
+        );
+        // Replaced, not appended.
+        let batch = store.batch().unwrap();
+        batch.replace_pending(&rows[..1]).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(store.pending_rows().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_foreign_or_future_database_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = dir.path().join("foreign.db");
+        let conn = Connection::open(&foreign).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT)")
+            .unwrap();
+        drop(conn);
+        let before = std::fs::read(&foreign).unwrap();
+        assert!(matches!(Store::open(&foreign), Err(Error::Corrupt { .. })));
+        assert_eq!(std::fs::read(&foreign).unwrap(), before);
+
+        let (_dir, mut store) = store_with(Vec::new());
+        let batch = store.batch().unwrap();
+        batch.set_meta("schema_version", "99").unwrap();
+        batch.commit().unwrap();
+        let db = store.path().to_path_buf();
+        drop(store);
+        assert!(matches!(
+            Store::open_read_only(&db),
+            Err(Error::IncompatibleSchema { found: 99, .. })
+        ));
+    }
+}

@@ -1,0 +1,513 @@
+//! The writer's work: applying changes found by catch-up and events, re-indexing
+//! directories when their debounce window ends, the full catch-up and rescan, lock
+//! retries, publishing the pending set for other processes, and the fallback scan
+//! while the verdict is unverified.
+
+use super::*;
+
+impl Worker {
+    /// Whether git holds its index lock (a checkout, a rebase, a merge in progress). A
+    /// lock older than a minute is a leftover of a crashed git, not work in progress.
+    #[allow(clippy::disallowed_methods)] // git's own lock file, not the project's content
+    pub(super) fn git_is_busy(&self) -> bool {
+        let Some(git_dir) = &self.git_dir else {
+            return false;
+        };
+        std::fs::metadata(git_dir.join("index.lock"))
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < Duration::from_secs(60))
+    }
+
+    /// Lost events: a full reconcile, at once for the first few, then backing off
+    /// (exponentially, up to 10 s) while they keep coming.
+    pub(super) fn schedule_rescan(&mut self) {
+        // A follower reconciles nothing: its writer does.
+        if self.role() != Role::Writer {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .last_rescan
+            .is_some_and(|at| now.duration_since(at) > Duration::from_secs(60))
+        {
+            self.rescans = 0;
+        }
+        self.rescans += 1;
+        self.rescans_total += 1;
+        self.last_rescan = Some(now);
+        let delay = match self.rescans.checked_sub(FREE_RESCANS + 1) {
+            None => Duration::ZERO,
+            Some(extra) => (Duration::from_millis(500) * 2u32.saturating_pow(extra.min(16) as u32))
+                .min(MAX_RESCAN_BACKOFF),
+        };
+        let at = now + delay;
+        self.rescan_at = Some(self.rescan_at.map_or(at, |current| current.min(at)));
+        self.shared.emit(Event::Rescan {
+            count: self.rescans_total,
+        });
+        self.refresh_watcher_status();
+        // `codelens status` in another process reports the count too.
+        self.pending_dirty = true;
+    }
+
+    /// Re-indexes what is due: a full reconcile after lost events, directories whose
+    /// quiet window passed, unwatched directories on their schedule.
+    pub(super) fn run_due_work(&mut self) {
+        let now = Instant::now();
+        self.heartbeat(now);
+        if self.rescan_at.is_some_and(|at| at <= now) || self.recheck_at.is_some_and(|at| at <= now)
+        {
+            // Lost events (not the periodic re-check of unwatched directories, whose verdict
+            // stays "degraded") make the verdict "rescanning" until this catch-up ends.
+            self.rescanning = self.rescan_at.is_some_and(|at| at <= now);
+            self.rescan_at = None;
+            if self.recheck_at.is_some_and(|at| at <= now) {
+                self.recheck_at = Some(now + UNWATCHED_RECHECK);
+            }
+            self.dirs.clear();
+            self.catch_up();
+            return;
+        }
+        if self.catchup_reindex_at.is_some_and(|at| at <= now) {
+            self.catchup_reindex_at = None;
+            if !self.pending.is_empty() {
+                self.reindex();
+                return;
+            }
+        }
+        // A git checkout or rebase is rewriting the tree: let it finish first.
+        if self.git_is_busy() {
+            self.git_busy_until = Some(now + Duration::from_millis(200));
+            return;
+        }
+        self.git_busy_until = None;
+        let debounce = self.options.watch.debounce;
+        let due = self.dirs.due(now, debounce);
+        if due.len() > MAX_DIRS_PER_BATCH {
+            self.dirs.clear();
+            self.reindex();
+            return;
+        }
+        for dir in due {
+            let recursive = self.dirs.take(&dir).unwrap_or(false);
+            self.reindex_dir(&dir, recursive);
+        }
+    }
+
+    /// Marks the start of work during which events queue unread: until they are
+    /// published, `status` checks the tree itself rather than trust the published set.
+    pub(super) fn begin_busy(&mut self) {
+        if self.busy.is_none() && self.role() == Role::Writer {
+            // Failing only means `status` may read the set meanwhile, as before.
+            self.busy = self.project.lock_engine_busy().ok();
+        }
+    }
+
+    pub(super) fn reindex_dir(&mut self, dir: &RelPath, recursive: bool) {
+        self.begin_busy();
+        self.pending.indexing_in(dir, recursive);
+        self.publish();
+        let (project, scope) = (self.project.clone(), dir.clone());
+        let result = self
+            .with_write_lock(|store| reconcile::reindex_scope(&project, store, &scope, recursive));
+        match result {
+            Ok((report, looked_at)) => {
+                self.pending.finish_scope(&looked_at, dir, recursive);
+                self.last_seen_generation = self.store.generation().ok();
+                self.error = None;
+                self.persist_pending();
+                if report.changed() {
+                    self.shared.emit(Event::Synced {
+                        added: report.added,
+                        modified: report.modified,
+                        removed: report.removed,
+                        duration_ms: report.duration_ms,
+                    });
+                }
+            }
+            Err(error) => {
+                self.reindex_failed(error);
+                // Try the directory again later rather than leave its files failed.
+                self.dirs.wait_on(
+                    dir.clone(),
+                    recursive,
+                    Instant::now() + Duration::from_secs(2),
+                );
+            }
+        }
+        self.publish();
+    }
+
+    /// Runs a write with the index lock, retrying up to [`MAX_LOCK_RETRIES`] times with
+    /// exponential backoff while another process holds it (or SQLite reports busy).
+    pub(super) fn with_write_lock<T>(
+        &mut self,
+        mut write: impl FnMut(&mut Store) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let outcome = match self.project.try_lock_for_writing() {
+                Ok(Some(_lock)) => match write(&mut self.store) {
+                    Err(Error::Sqlite(e))
+                        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+                    {
+                        None
+                    }
+                    other => Some(other),
+                },
+                Ok(None) => None,
+                Err(error) => Some(Err(error)),
+            };
+            if let Some(outcome) = outcome {
+                if outcome.is_ok() {
+                    self.lock_retry = None;
+                }
+                return outcome;
+            }
+            attempt += 1;
+            self.lock_retry = Some(attempt);
+            if attempt > MAX_LOCK_RETRIES {
+                return Err(Error::Io {
+                    path: self.project.index_dir(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        format!(
+                            "the index stayed locked by another process through {MAX_LOCK_RETRIES} retries"
+                        ),
+                    ),
+                });
+            }
+            self.pending.retrying(attempt as u8, MAX_LOCK_RETRIES as u8);
+            self.shared.emit(Event::LockRetry {
+                attempt,
+                of: MAX_LOCK_RETRIES,
+            });
+            self.publish();
+            std::thread::sleep(Duration::from_millis(50) * 2u32.pow(attempt));
+        }
+    }
+
+    pub(super) fn reindex_failed(&mut self, error: Error) {
+        self.pending.fail_in_flight();
+        self.persist_pending();
+        self.fail(format!("re-indexing failed: {error}"));
+    }
+
+    pub(super) fn become_writer(&mut self) {
+        self.shared.emit(Event::RoleChanged(Role::Writer));
+        self.project.remove_stale_probes(STALE_PROBE_AGE);
+        // Watch first: an edit made while catch-up runs must not fall between the two.
+        self.start_watcher();
+        self.catch_up();
+    }
+
+    pub(super) fn start_watcher(&mut self) {
+        let debounce_ms = self.debounce_ms();
+        let watch = &self.options.watch;
+        if !watch.enabled {
+            let reason = "watching is off for this engine (CODELENS_NO_WATCH=1, or not requested)";
+            self.watcher_status = WatcherStatus::disabled(reason, debounce_ms);
+            return;
+        }
+        if let Some(reason) = watcher::disabled_reason(&self.project.root, false, watch.force) {
+            self.watcher_status = WatcherStatus::disabled(reason, debounce_ms);
+            return;
+        }
+        self.git_dir = crate::engine::git::discover(&self.project.root)
+            .ok()
+            .flatten()
+            .map(|g| g.git_dir);
+        // The directory cache names the tree's directories as of the last walk: watching
+        // those needs no walk now. The catch-up that follows arms the watches of the
+        // directories it actually finds (and crawls again any it had to add), so a
+        // stale entry costs only a failed watch.
+        let tree = match self.project.tree() {
+            Ok(tree) => tree,
+            Err(error) => {
+                self.watcher_status = WatcherStatus::disabled(error.to_string(), debounce_ms);
+                return;
+            }
+        };
+        let generation = self.store.generation().ok();
+        let dirs = match self.store.dir_cache() {
+            Ok(cache) if !cache.dirs.is_empty() => cache.watched_dirs(),
+            _ => scan::walk(&tree).dirs,
+        };
+        let cap = watch
+            .max_dir_watches
+            .unwrap_or_else(watcher::default_max_dir_watches);
+        let inbox = self.inbox.clone();
+        let handler = move |event| {
+            let _ = inbox.send(Input::Fs(event));
+        };
+        match DirWatcher::start(&tree, &dirs, cap, handler) {
+            Ok(watcher) => {
+                self.watcher = Some(watcher);
+                self.watches_armed_at_generation = generation;
+            }
+            Err(reason) => self.watcher_status = WatcherStatus::disabled(reason, debounce_ms),
+        }
+        self.refresh_watcher_status();
+    }
+
+    pub(super) fn refresh_watcher_status(&mut self) {
+        if let Some(watcher) = &self.watcher {
+            self.watcher_status = watcher.status(self.rescans_total, self.debounce_ms());
+            if self.watcher_status.mode == watcher::WatchMode::Degraded && self.recheck_at.is_none()
+            {
+                self.recheck_at = Some(Instant::now() + UNWATCHED_RECHECK);
+            }
+        }
+    }
+
+    /// A writer's tick: a write by another process (`codelens sync`) may have changed
+    /// the index and cleared the published pending set: check the tree again.
+    pub(super) fn notice_other_writers(&mut self) {
+        match self.store.generation() {
+            Ok(generation) if Some(generation) != self.last_seen_generation => {
+                self.pending.clear();
+                self.dirs.clear();
+                self.catch_up();
+            }
+            Ok(_) => {}
+            Err(error) => self.fail(error.to_string()),
+        }
+    }
+
+    /// Compares the whole tree with the index (stat everything, hash what changed),
+    /// publishes what differs as pending, and re-indexes it when no delay applies.
+    pub(super) fn catch_up(&mut self) {
+        self.begin_busy();
+        let started = Instant::now();
+        self.shared.progress.set_position(0);
+        self.shared.progress.set_length(0);
+        self.catchup = Catchup::Running {
+            checked: 0,
+            total: 0,
+        };
+        self.publish();
+        // Read before the scan: a write by another process during it must still be
+        // noticed (and looked at) afterwards.
+        let generation = self.store.generation().ok();
+        let scanned = reconcile::check_tree(&self.project, &self.store, &self.shared.progress);
+        let armed_at = self.watches_armed_at_generation.take();
+        let found = match scanned {
+            Ok(checked) => {
+                // Events were lost: directories created meanwhile get their watch now,
+                // and every other one is armed again (one deleted and recreated meanwhile
+                // lost its kernel watch with its old inode). Those newly watched or found
+                // replaced are crawled again once quiet: a file written there after the
+                // walk above and before its watch has no event. Right after the watcher
+                // armed everything, with no write to the index since, a directory the
+                // cache found unchanged is the one just watched: not armed twice.
+                let nothing_written =
+                    armed_at.is_some() && armed_at == self.store.generation().ok();
+                let just_armed = if nothing_written {
+                    checked.unchanged_dirs
+                } else {
+                    Vec::new()
+                };
+                if let Some(watcher) = &mut self.watcher {
+                    let renewed = watcher.sync_watches(&checked.dirs, &just_armed);
+                    let now = Instant::now();
+                    for dir in renewed {
+                        self.dirs.wait_on(dir, true, now);
+                    }
+                }
+                checked.pending
+            }
+            Err(error) => {
+                self.catchup = Catchup::Failed(error.to_string());
+                self.rescanning = false;
+                return self.fail(error.to_string());
+            }
+        };
+        let count = found.len();
+        let now = now_ns();
+        for file in found {
+            // A deleted file has no mtime: it was seen gone now.
+            let edited = file.edited_at_ns.unwrap_or(now);
+            self.pending.found(file.path, file.change, edited);
+        }
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.catchup = Catchup::Done {
+            found: count,
+            duration_ms,
+        };
+        self.rescanning = false;
+        self.last_seen_generation = generation;
+        self.persist_pending();
+        self.shared.emit(Event::CatchupFinished {
+            found: count,
+            duration_ms,
+        });
+        self.refresh_watcher_status();
+        self.publish();
+        if !self.pending.is_empty() {
+            if self.options.reindex_delay.is_zero() {
+                self.reindex();
+            } else {
+                self.catchup_reindex_at = Some(Instant::now() + self.options.reindex_delay);
+            }
+        }
+    }
+
+    /// Brings the whole index up to date (which also clears the published pending set).
+    pub(super) fn reindex(&mut self) {
+        self.begin_busy();
+        self.pending.indexing_all();
+        self.publish();
+        let project = self.project.clone();
+        let result =
+            self.with_write_lock(|store| reconcile::sync(&project, store, &ProgressBar::hidden()));
+        match result {
+            Ok(report) => {
+                self.pending.clear();
+                self.scanned.clear();
+                self.dirs.clear();
+                // Publish the (now empty) set stamped with the generation this sync
+                // wrote, or status would keep checking the tree itself.
+                self.pending_dirty = true;
+                self.error = None;
+                self.last_seen_generation = self.store.generation().ok();
+                self.shared.emit(Event::Synced {
+                    added: report.added,
+                    modified: report.modified,
+                    removed: report.removed,
+                    duration_ms: report.duration_ms,
+                });
+                self.publish();
+            }
+            Err(error) => {
+                self.reindex_failed(error);
+                self.rescan_at = Some(Instant::now() + Duration::from_secs(5));
+            }
+        }
+    }
+
+    /// Publishes the pending set in the store for followers and `codelens status`. One
+    /// attempt: when another process holds the index lock, the loop tries again shortly
+    /// instead of blocking on it.
+    pub(super) fn persist_pending(&mut self) {
+        let rows = self.pending.rows();
+        let (mode, reason, rescans, unwatched) = (
+            self.watcher_status.mode_name(),
+            self.watcher_status.reason.clone(),
+            self.watcher_status.rescans,
+            self.watcher_status.unwatched_dirs,
+        );
+        let store = &mut self.store;
+        let engine_id = &self.engine_id;
+        let seen_generation = self
+            .last_seen_generation
+            .map_or_else(String::new, |g| g.to_string());
+        let written = match self.project.try_lock_for_writing() {
+            Ok(Some(_lock)) => (|| {
+                let batch = store.batch()?;
+                batch.replace_pending(&rows)?;
+                // For `codelens status` in another process: how this writer keeps up.
+                batch.set_meta("watcher_mode", mode)?;
+                batch.set_meta("watcher_reason", &reason)?;
+                batch.set_meta("watcher_rescans", &rescans.to_string())?;
+                batch.set_meta("watcher_unwatched_dirs", &unwatched.to_string())?;
+                // This set comes from an engine that has compared the tree with the
+                // index (persisting starts at the end of its first catch-up).
+                batch.set_meta("engine_id", engine_id)?;
+                // …and as of this write of the index: one made later by another process
+                // (a CLI sync) makes the set unconfirmed until this engine looks again.
+                batch.set_meta("engine_generation", &seen_generation)?;
+                batch.commit()
+            })()
+            .map(|()| true),
+            Ok(None) => Ok(false),
+            Err(error) => Err(error),
+        };
+        match written {
+            Ok(true) => {
+                self.pending_dirty = false;
+                self.lock_retry = None;
+            }
+            // Another process holds the index (our lock, or SQLite's): followers and
+            // `status` cannot see these edits until it lets go.
+            Ok(false) => {
+                self.pending_dirty = true;
+                self.lock_retry.get_or_insert(0);
+            }
+            Err(Error::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                self.pending_dirty = true;
+                self.lock_retry.get_or_insert(0);
+            }
+            Err(error) => {
+                self.pending_dirty = false;
+                self.fail(format!("cannot publish the pending set: {error}"));
+            }
+        }
+    }
+
+    /// While the verdict is unverified, what `codelens status` would do: a read-only
+    /// check of the whole tree against the index, at most once a second (and at most a
+    /// tenth of the time), so that the files it lists are never older than that. A
+    /// degraded writer re-indexes what it finds in the directories it cannot watch;
+    /// otherwise the files are shown as `unsynced`.
+    pub(super) fn fallback_scan_if_due(&mut self) {
+        let writer = self.role() == Role::Writer;
+        let needed = self
+            .unverified_reason()
+            .is_some_and(|reason| reason.needs_fallback_scan(writer));
+        if !needed {
+            self.scanned.clear();
+            self.next_scan_at = None;
+            return;
+        }
+        let started = Instant::now();
+        if self.next_scan_at.is_some_and(|at| at > started) {
+            return;
+        }
+        let found = reconcile::pending_changes(&self.project, &self.store, &ProgressBar::hidden());
+        let took = started.elapsed();
+        self.next_scan_at =
+            Some(Instant::now() + FALLBACK_SCAN_EVERY.max(took * FALLBACK_SCAN_DUTY));
+        let found = match found {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(target: "codelens::engine", "fallback scan failed: {error}");
+                return;
+            }
+        };
+        let degraded_writer = writer && self.watcher_status.mode == watcher::WatchMode::Degraded;
+        let now = now_ns();
+        let mut scanned = BTreeMap::new();
+        for file in found {
+            if self.pending.contains_key(&file.path) {
+                continue;
+            }
+            if degraded_writer {
+                let dir = (file.path.parent()).unwrap_or_else(|| RelPath::from_bytes(Vec::new()));
+                let edited = file.edited_at_ns.unwrap_or(now);
+                self.mark_pending(file.path, file.change, edited);
+                self.dirs.wait_on(dir, false, started);
+                continue;
+            }
+            // Seen before: keep when it was first seen (a deleted file has no mtime).
+            let seen = self.scanned.get(&file.path);
+            let edited = file
+                .edited_at_ns
+                .or(seen.map(|p| p.last_edit_ns))
+                .unwrap_or(now);
+            scanned.insert(
+                file.path,
+                Pending {
+                    change: file.change,
+                    first_edit_ns: seen.map_or(edited, |p| p.first_edit_ns.min(edited)),
+                    last_edit_ns: edited,
+                    state: PendingState::Unsynced,
+                },
+            );
+        }
+        self.scanned = scanned;
+    }
+}
