@@ -13,6 +13,7 @@ use serde_json::json;
 use codelens::config::{AgentEnv, Config};
 use codelens::engine;
 use codelens::engine::banner::human_age;
+use codelens::engine::progress::Progress;
 use codelens::engine::project::Project;
 use codelens::engine::reconcile::{self, Change, SyncReport};
 use codelens::engine::status::{StatusPending, StatusReport};
@@ -481,28 +482,69 @@ fn start_dir(path: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn progress_bar(quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// The engine's progress counters, drawn as a bar on a terminal by a thread of its own
+/// (hidden when quiet or not on a terminal); the bar goes when this is dropped.
+struct ProgressView {
+    progress: Progress,
+    drawing: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl ProgressView {
+    fn new(quiet: bool) -> ProgressView {
+        let progress = Progress::new();
+        if quiet || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
+            return ProgressView {
+                progress,
+                drawing: None,
+            };
+        }
+        let style = ProgressStyle::with_template(
+            "{spinner} {msg:10} {bar:30} {human_pos}/{human_len} files  {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = ProgressBar::new(0).with_style(style);
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let counters = progress.clone();
+        let thread = std::thread::spawn(move || {
+            let tick = std::time::Duration::from_millis(120);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                bar.set_length(counters.length());
+                bar.set_position(counters.position());
+                bar.set_message(counters.stage().label());
+                bar.tick();
+            }
+            bar.finish_and_clear();
+        });
+        ProgressView {
+            progress,
+            drawing: Some((stop, thread)),
+        }
     }
-    let style = ProgressStyle::with_template(
-        "{spinner} {msg:10} {bar:30} {human_pos}/{human_len} files  {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bar = ProgressBar::new(0).with_style(style);
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
+
+    /// Clears the bar (before printing a summary).
+    fn finish(&mut self) {
+        if let Some((stop, thread)) = self.drawing.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ProgressView {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
     let project = Project::for_init(start, own_worktree)?;
     project.ensure_no_engine()?;
     let _lock = project.lock_for_writing()?;
-    let progress = progress_bar(quiet);
+    let mut progress = ProgressView::new(quiet);
     let _counted = NoteOnExit(&project);
-    let report = match reconcile::build_index(&project, &progress)? {
+    let report = match reconcile::build_index(&project, &progress.progress)? {
         reconcile::Built::Seeded { seed, report } => {
-            progress.finish_and_clear();
+            progress.finish();
             warn_walk_errors(&report.walk_errors);
             if !quiet {
                 let stats = engine::read::index_stats(&project)?;
@@ -528,7 +570,7 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
             report
         }
     };
-    progress.finish_and_clear();
+    progress.finish();
     warn_walk_errors(&report.walk_errors);
     if !quiet {
         let skipped = match report.skipped {
@@ -551,9 +593,9 @@ fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Result<()> {
 
 fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
     let project = Project::find(start)?;
-    let progress = progress_bar(quiet || as_json);
-    let report = reconcile::sync_project(&project, &progress)?;
-    progress.finish_and_clear();
+    let mut progress = ProgressView::new(quiet || as_json);
+    let report = reconcile::sync_project(&project, &progress.progress)?;
+    progress.finish();
     note_project(&project);
     warn_walk_errors(&report.walk_errors);
     if as_json {

@@ -317,9 +317,7 @@ fn a_lost_event_signal_means_a_full_reconcile_and_is_counted() {
     });
     assert_eq!(symbols(&repo, "behind_the_watchers_back"), 1);
     // What notify delivers on a kernel queue overflow: the Rescan flag, no paths.
-    engine.inject_fs_event(
-        notify::Event::new(notify::EventKind::Other).set_flag(notify::event::Flag::Rescan),
-    );
+    engine.inject_lost_events();
     wait(&engine, "full reconcile", |s| {
         s.watcher.rescans == 1 && s.pending.is_empty() && matches!(s.catchup, Catchup::Done { .. })
     });

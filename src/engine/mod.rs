@@ -12,6 +12,7 @@ pub mod freshness;
 pub mod git;
 pub mod hooks;
 pub mod lang;
+pub mod progress;
 pub mod project;
 pub mod read;
 pub mod reconcile;

@@ -9,11 +9,11 @@
 
 use std::time::Instant;
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::contain::Tree;
 use super::dircache::{self, DirCache};
+use super::progress::{Progress, Stage};
 use super::project::Project;
 use super::scan::{self, FileStat, LoadedFile, WalkResult, WalkedFile};
 use super::store::{self, FileRow, FileRows, Store};
@@ -74,16 +74,16 @@ pub struct PendingFile {
 }
 
 /// Builds a fresh index for `project` into a temporary database and swaps it in.
-pub fn build(project: &Project, progress: &ProgressBar) -> Result<BuildReport> {
+pub fn build(project: &Project, progress: &Progress) -> Result<BuildReport> {
     let started = Instant::now();
     let git = git::discover(&project.root)?;
-    progress.set_message("scanning");
+    progress.set_stage(Stage::Scanning);
     let tree = project.tree()?;
     let dircache::Walked {
         walked, dir_cache, ..
     } = dircache::full_walk(&tree);
-    progress.set_length(walked.files.len() as u64);
-    progress.set_message("indexing");
+    progress.start(walked.files.len() as u64);
+    progress.set_stage(Stage::Indexing);
 
     let building = project.index_dir().join(BUILD_FILE_NAME);
     let mut report = BuildReport {
@@ -116,7 +116,7 @@ fn fill_new_database(
     files: Vec<WalkedFile>,
     dir_cache: Option<&DirCache>,
     git: Option<&git::GitInfo>,
-    progress: &ProgressBar,
+    progress: &Progress,
     report: &mut BuildReport,
 ) -> Result<()> {
     let mut store = Store::create_for_build(building)?;
@@ -148,7 +148,7 @@ fn fill_new_database(
         write_sync_meta(&batch, git)?;
         batch.commit()?;
     }
-    progress.set_message("finishing");
+    progress.set_stage(Stage::Finishing);
     store.finish_build()
 }
 
@@ -167,7 +167,7 @@ pub enum Built {
 /// main checkout's index when the project is a linked worktree of one that has an index
 /// (only files that differ are parsed again), else — or when that copy cannot be
 /// used, the seed being only a shortcut — from scratch. The caller holds the write lock.
-pub fn build_index(project: &Project, progress: &ProgressBar) -> Result<Built> {
+pub fn build_index(project: &Project, progress: &Progress) -> Result<Built> {
     let mut seed_error = None;
     if let Some(seed) = project.main_checkout_index() {
         match build_seeded(project, &seed, progress) {
@@ -185,11 +185,7 @@ pub fn build_index(project: &Project, progress: &ProgressBar) -> Result<Built> {
 /// same repository (a linked worktree's main checkout), reconciled with this tree: every
 /// file is stat-ed and hashed, but only files whose content differs between the two
 /// checkouts are parsed again. The copy replaces the index only once complete.
-pub fn build_seeded(
-    project: &Project,
-    seed: &Project,
-    progress: &ProgressBar,
-) -> Result<SyncReport> {
+pub fn build_seeded(project: &Project, seed: &Project, progress: &Progress) -> Result<SyncReport> {
     let building = project.index_dir().join(BUILD_FILE_NAME);
     let seeded = (|| -> Result<SyncReport> {
         store::copy_database(&seed.db_path(), &building)?;
@@ -219,16 +215,16 @@ pub fn build_seeded(
 
 /// `codelens sync`: takes the index's write lock (waiting for a running writer's
 /// current write), opens the index and brings it up to date with the tree.
-pub fn sync_project(project: &Project, progress: &ProgressBar) -> Result<SyncReport> {
+pub fn sync_project(project: &Project, progress: &Progress) -> Result<SyncReport> {
     let _lock = project.lock_for_writing()?;
     let mut store = Store::open(&project.db_path())?;
     sync(project, &mut store, progress)
 }
 
 /// Brings `store` up to date with the tree, in one transaction.
-pub fn sync(project: &Project, store: &mut Store, progress: &ProgressBar) -> Result<SyncReport> {
+pub fn sync(project: &Project, store: &mut Store, progress: &Progress) -> Result<SyncReport> {
     let started = Instant::now();
-    progress.set_message("scanning");
+    progress.set_stage(Stage::Scanning);
     // Reading git's HEAD and branch waits on other files than the walk: overlapped.
     let (git, plan) = std::thread::scope(|scope| {
         let git = scope.spawn(|| git::discover(&project.root));
@@ -268,7 +264,7 @@ pub fn reindex_scope(
     let mut looked_at: Vec<RelPath> = rows.iter().map(|(path, _)| path.clone()).collect();
     looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
     let plan = plan(rows, walked);
-    let mut report = apply_plan(project, store, plan, &ProgressBar::hidden(), |batch| {
+    let mut report = apply_plan(project, store, plan, &Progress::new(), |batch| {
         batch.forget_dir_cache_of(dir, recursive)?;
         batch.bump_generation()?;
         // "Synced N s ago" is when the index last caught up with an edit.
@@ -287,7 +283,7 @@ fn apply_plan(
     project: &Project,
     store: &mut Store,
     plan: Plan,
-    progress: &ProgressBar,
+    progress: &Progress,
     finish: impl FnOnce(&store::Batch<'_>) -> Result<()>,
 ) -> Result<SyncReport> {
     let mut report = SyncReport {
@@ -297,8 +293,8 @@ fn apply_plan(
         walk_errors: plan.walk_errors,
         ..Default::default()
     };
-    progress.set_length(plan.candidates.len() as u64);
-    progress.set_message("indexing");
+    progress.start(plan.candidates.len() as u64);
+    progress.set_stage(Stage::Indexing);
 
     let batch = store.batch()?;
     let tree = project.tree()?;
@@ -349,7 +345,7 @@ fn apply_plan(
 pub fn pending_changes(
     project: &Project,
     store: &Store,
-    progress: &ProgressBar,
+    progress: &Progress,
 ) -> Result<Vec<PendingFile>> {
     check_tree(project, store, progress).map(|checked| checked.pending)
 }
@@ -366,11 +362,11 @@ pub struct TreeCheck {
 }
 
 /// [`pending_changes`], with the directories the walk covered.
-pub fn check_tree(project: &Project, store: &Store, progress: &ProgressBar) -> Result<TreeCheck> {
+pub fn check_tree(project: &Project, store: &Store, progress: &Progress) -> Result<TreeCheck> {
     let mut plan = plan_against_tree(project, store)?;
     let dirs = std::mem::take(&mut plan.dirs);
     let unchanged_dirs = std::mem::take(&mut plan.unchanged_dirs);
-    progress.set_length(plan.candidates.len() as u64);
+    progress.start(plan.candidates.len() as u64);
     let mut pending: Vec<PendingFile> = plan
         .removed
         .into_iter()

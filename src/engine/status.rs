@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use indicatif::ProgressBar;
+use super::progress::Progress;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -372,7 +372,7 @@ fn pending_files(project: &Project, store: &Store) -> Result<(Vec<StatusPending>
             .collect();
         return Ok((lines, true));
     }
-    let lines = reconcile::pending_changes(project, store, &ProgressBar::hidden())?
+    let lines = reconcile::pending_changes(project, store, &Progress::new())?
         .into_iter()
         .map(|file| StatusPending {
             path: file.path.to_string_lossy().into_owned(),

@@ -19,8 +19,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::engine::progress::Progress;
 use anyhow::Context;
-use indicatif::ProgressBar;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{
@@ -113,7 +113,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
 
     let mut engine: Option<Arc<Engine>> = None;
     let mut watching: Option<Arc<AtomicBool>> = None;
-    let mut build_progress: Option<ProgressBar> = None;
+    let mut build_progress: Option<Progress> = None;
     let mut counted_start = false;
     let result = loop {
         if app.take_redraw() {
@@ -148,7 +148,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                 app.set_screen(Screen::Building {
                     what,
                     checked: progress.position(),
-                    total: progress.length().unwrap_or(0),
+                    total: progress.length(),
                 });
             }
             app.on_tick(now);
@@ -281,7 +281,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                 };
             }
             Some(Effect::BuildIndex) => {
-                let progress = ProgressBar::hidden();
+                let progress = Progress::new();
                 build_progress = Some(progress.clone());
                 app.busy = true;
                 let what = match &app.screen {
@@ -301,7 +301,7 @@ pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
                     .and_then(|e| e.snapshot().worktree_mismatch.clone())
                     .map(|m| m.worktree_root);
                 if let Some(worktree) = worktree {
-                    let progress = ProgressBar::hidden();
+                    let progress = Progress::new();
                     build_progress = Some(progress.clone());
                     app.busy = true;
                     app.log(time(), format!("codelens init -i {}", worktree.display()));
@@ -460,7 +460,7 @@ fn follow_engine(
 }
 
 /// Builds an index on a thread, as `codelens init [-i]` does, with live progress.
-fn spawn_build(tx: &Sender<UiEvent>, dir: PathBuf, own_worktree: bool, progress: ProgressBar) {
+fn spawn_build(tx: &Sender<UiEvent>, dir: PathBuf, own_worktree: bool, progress: Progress) {
     let tx = tx.clone();
     std::thread::spawn(move || {
         let built = (|| -> engine::Result<Project> {

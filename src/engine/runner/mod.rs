@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
+use crate::engine::progress::Progress;
 
 use super::banner::{self, PendingEntry, PendingState};
 use super::freshness::{Basis, Freshness, Unverified};
@@ -183,7 +183,7 @@ struct Shared {
     published: Condvar,
     subscribers: Mutex<Vec<Sender<Event>>>,
     /// Catch-up progress, updated by the hashing workers as they go.
-    progress: ProgressBar,
+    progress: Progress,
 }
 
 impl Shared {
@@ -285,7 +285,7 @@ impl Engine {
             snapshot: Mutex::new(Arc::new(snapshot)),
             published: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
-            progress: ProgressBar::hidden(),
+            progress: Progress::new(),
         });
         let (inbox, receiver) = mpsc::channel();
         let worker = Worker {
@@ -392,7 +392,7 @@ impl Engine {
             let mut live = (*snapshot).clone();
             let (checked, total) = (
                 self.shared.progress.position(),
-                self.shared.progress.length().unwrap_or(0),
+                self.shared.progress.length(),
             );
             live.catchup = Catchup::Running { checked, total };
             if let Freshness::Unverified {
@@ -439,10 +439,13 @@ impl Engine {
         let _ = self.inbox.send(Input::Command(command));
     }
 
-    /// Hands the engine a file-system event as if the watcher had delivered it: how
-    /// tests and diagnostics exercise paths the kernel rarely takes (a queue overflow).
-    pub fn inject_fs_event(&self, event: notify::Event) {
-        let _ = self.inbox.send(Input::Fs(Ok(event)));
+    /// Tells the engine its watcher lost events, exactly as notify reports a kernel
+    /// queue overflow (the `Rescan` flag, no paths): how tests and diagnostics exercise
+    /// a path the kernel rarely takes. `notify`'s types stay out of this API.
+    pub fn inject_lost_events(&self) {
+        let overflow =
+            notify::Event::new(notify::EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        let _ = self.inbox.send(Input::Fs(Ok(overflow)));
     }
 
     /// Makes sure every file event up to now has been applied (a file saved just before
@@ -932,7 +935,7 @@ impl Worker {
                 rescanning: self.rescanning,
                 progress: (
                     self.shared.progress.position(),
-                    self.shared.progress.length().unwrap_or(0),
+                    self.shared.progress.length(),
                 ),
                 lock_retry: self.lock_retry,
                 watcher: &self.watcher_status,

@@ -281,8 +281,7 @@ impl Worker {
     pub(super) fn catch_up(&mut self) {
         self.begin_busy();
         let started = Instant::now();
-        self.shared.progress.set_position(0);
-        self.shared.progress.set_length(0);
+        self.shared.progress.start(0);
         self.catchup = Catchup::Running {
             checked: 0,
             total: 0,
@@ -361,7 +360,7 @@ impl Worker {
         self.publish();
         let project = self.project.clone();
         let result =
-            self.with_write_lock(|store| reconcile::sync(&project, store, &ProgressBar::hidden()));
+            self.with_write_lock(|store| reconcile::sync(&project, store, &Progress::new()));
         match result {
             Ok(report) => {
                 self.pending.clear();
@@ -467,7 +466,7 @@ impl Worker {
         if self.next_scan_at.is_some_and(|at| at > started) {
             return;
         }
-        let found = reconcile::pending_changes(&self.project, &self.store, &ProgressBar::hidden());
+        let found = reconcile::pending_changes(&self.project, &self.store, &Progress::new());
         let took = started.elapsed();
         self.next_scan_at =
             Some(Instant::now() + FALLBACK_SCAN_EVERY.max(took * FALLBACK_SCAN_DUTY));
