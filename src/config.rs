@@ -205,12 +205,20 @@ pub struct Config {
     pub tui_stats: Option<std::path::PathBuf>,
     /// One line per ignored or clamped value, for stderr.
     pub warnings: Vec<String>,
+    /// The telemetry switches and paths (their warnings are in `telemetry.warnings`).
+    pub telemetry: TelemetryVars,
+    /// `HOME`, `XDG_CONFIG_HOME`, `PATH`: where agents keep their configs.
+    pub agents: AgentEnv,
 }
 
 impl Config {
-    /// Reads the process environment.
+    /// Reads the process environment: once, at start (every front end then takes its
+    /// settings from this value).
     pub fn from_env() -> Config {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        Config {
+            agents: AgentEnv::from_env(),
+            ..Config::from_lookup(|name| std::env::var(name).ok())
+        }
     }
 
     /// Reads variables through `lookup`, so tests need not touch the process environment.
@@ -254,6 +262,8 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
             warnings,
+            telemetry: TelemetryVars::from_lookup(&lookup),
+            agents: AgentEnv::from_lookup(|name| lookup(name).map(Into::into)),
         }
     }
 }

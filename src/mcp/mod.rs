@@ -26,6 +26,18 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod files;
+mod status;
+mod symbols;
+mod text;
+
+pub use files::{FileItem, FindFilesArgs};
+pub use status::NoArgs;
+pub use symbols::{
+    DefinitionItem, FileOutlineArgs, SearchSymbolsArgs, SymbolDefinitionArgs, SymbolItem,
+};
+pub use text::{SearchTextArgs, TextMatch};
+
 use crate::config::Config;
 use crate::engine::freshness::Freshness;
 use crate::engine::lang::Lang;
@@ -73,104 +85,6 @@ pub struct CodelensServer {
     tool_router: ToolRouter<Self>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct SearchSymbolsArgs {
-    /// The name, or part of it.
-    pub query: String,
-    /// `exact`, `prefix` or `substring` (default; ASCII case-insensitive).
-    #[serde(default)]
-    pub r#match: Option<String>,
-    /// Only this kind: function, method, class, interface, type, enum, module, constant …
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// Only this language: rust, python, javascript, typescript, tsx, go.
-    #[serde(default)]
-    pub language: Option<String>,
-    /// At most this many results (default 50, at most 500).
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// The `next_cursor` of a previous answer, to page on.
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct FileOutlineArgs {
-    /// A path relative to the project root, with `/`.
-    pub path: String,
-    /// At most this many symbols (default and maximum 500).
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// The `next_cursor` of a previous answer, to page on.
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct FindFilesArgs {
-    /// A glob (`src/**/*.rs`) or, without glob characters, a substring of the path.
-    pub pattern: String,
-    #[serde(default)]
-    pub limit: Option<u32>,
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct NoArgs {}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct SymbolDefinitionArgs {
-    /// The symbol's exact name.
-    pub name: String,
-    /// Only definitions in this file (relative to the project root).
-    #[serde(default)]
-    pub path: Option<String>,
-    /// At most this many definitions (default 50, at most 500).
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// The `next_cursor` of a previous answer, to page on.
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-pub struct SearchTextArgs {
-    /// A regular expression (Rust `regex` syntax), matched line by line.
-    pub pattern: String,
-    /// Only files whose path matches this glob.
-    #[serde(default)]
-    pub path_glob: Option<String>,
-    /// At most this many matching lines (default 50, at most 500).
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// The `next_cursor` of a previous answer, to page on.
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct DefinitionItem {
-    pub name: String,
-    pub kind: String,
-    pub path: String,
-    pub line: u32,
-    pub end_line: u32,
-    pub container: Option<String>,
-    /// The definition's source lines, as the file is on disk now.
-    pub source: String,
-    /// True when the file changed since the last sync and the location was found again
-    /// by parsing it now.
-    pub reparsed: bool,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct TextMatch {
-    pub path: String,
-    pub line: u32,
-    pub text: String,
-}
-
 /// The fields every read answer's structuredContent carries besides its items.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ReadAnswer<T> {
@@ -201,38 +115,6 @@ impl<T> ReadAnswer<T> {
             worktree_mismatch: None,
             pending_elsewhere: 0,
             freshness: None,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct SymbolItem {
-    pub name: String,
-    pub kind: String,
-    pub path: String,
-    pub line: u32,
-    pub end_line: u32,
-    pub container: Option<String>,
-    pub language: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct FileItem {
-    pub path: String,
-    pub language: Option<String>,
-    pub size: u64,
-}
-
-impl From<SymbolHit> for SymbolItem {
-    fn from(hit: SymbolHit) -> Self {
-        SymbolItem {
-            name: hit.name,
-            kind: hit.kind,
-            path: hit.path.to_string(),
-            line: hit.line,
-            end_line: hit.end_line,
-            container: hit.container,
-            language: hit.language,
         }
     }
 }
@@ -305,12 +187,12 @@ pub fn resolve_inside(requested: &str) -> Result<RelPath, String> {
     Ok(RelPath::from_bytes(parts.join("/").into_bytes()))
 }
 
-#[tool_router(router = tool_router)]
 impl CodelensServer {
     /// Opens the project containing `start` and starts its engine on a thread of its
     /// own (catch-up runs in the background too: `initialize` waits for neither).
     /// Without an index, every tool answers with a clear error instead.
-    pub fn new(start: &Path) -> CodelensServer {
+    /// `config` is the environment as the process read it at start.
+    pub fn new(start: &Path, config: Config) -> CodelensServer {
         let backend = Arc::new(OnceLock::new());
         let filled = Arc::clone(&backend);
         let start = start.to_path_buf();
@@ -318,7 +200,7 @@ impl CodelensServer {
             .name("codelens-open".into())
             .spawn(move || {
                 // A panic must still fill the cell: tools wait on it.
-                let opened = std::panic::catch_unwind(|| Self::open_backend(&start))
+                let opened = std::panic::catch_unwind(|| Self::open_backend(&start, &config))
                     .unwrap_or_else(|_| {
                         Err("the index could not be opened (internal error)".into())
                     });
@@ -329,19 +211,22 @@ impl CodelensServer {
         }
         CodelensServer {
             backend,
-            tool_router: Self::tool_router(),
+            // One router per tool group (one file each), combined.
+            tool_router: Self::symbols_tools()
+                + Self::files_tools()
+                + Self::text_tools()
+                + Self::status_tools(),
         }
     }
 
-    fn open_backend(start: &Path) -> Result<Backend, String> {
+    fn open_backend(start: &Path, config: &Config) -> Result<Backend, String> {
         Project::find(start)
             .map_err(|e| e.to_string())
             .and_then(|project| {
-                let config = Config::from_env();
                 for warning in &config.warnings {
                     eprintln!("codelens: warning: {warning}");
                 }
-                let mut options = EngineOptions::from_config(&config);
+                let mut options = EngineOptions::from_config(config);
                 options.start_dir = Some(start.to_path_buf());
                 let engine = Engine::start(project.clone(), options).map_err(|e| e.to_string())?;
                 if telemetry::is_enabled()
@@ -356,100 +241,6 @@ impl CodelensServer {
                     waited_for_catchup: std::sync::atomic::AtomicBool::new(false),
                 })
             })
-    }
-
-    #[tool(
-        description = "Find symbol definitions by name (exact, prefix or substring), optionally of one kind or language. \
-                       Returns name, kind, path, line, container; at most `limit` (default 50, max 500) per answer, \
-                       then `next_cursor`. Answers over 20,000 characters are cut and continued by `cursor`.",
-        annotations(read_only_hint = true),
-        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<SymbolItem>>()
-    )]
-    async fn search_symbols(
-        &self,
-        Parameters(args): Parameters<SearchSymbolsArgs>,
-    ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::SearchSymbols);
-        let server = self.clone();
-        Ok(blocking(move || server.search_symbols_now(args)).await)
-    }
-
-    #[tool(
-        description = "The symbol definitions of one file, in source order. For a file edited since the last sync they are \
-                       read from the file as it is on disk now, and the answer says so.",
-        annotations(read_only_hint = true),
-        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<SymbolItem>>()
-    )]
-    async fn file_outline(
-        &self,
-        Parameters(args): Parameters<FileOutlineArgs>,
-    ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::FileOutline);
-        let server = self.clone();
-        Ok(blocking(move || server.file_outline_now(args)).await)
-    }
-
-    #[tool(
-        description = "Indexed files whose path matches a glob (`src/**/*.ts`) or contains a substring, with language and \
-                       size; at most `limit` (default 50, max 500) per answer, then `next_cursor`.",
-        annotations(read_only_hint = true),
-        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<FileItem>>()
-    )]
-    async fn find_files(
-        &self,
-        Parameters(args): Parameters<FindFilesArgs>,
-    ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::FindFiles);
-        let server = self.clone();
-        Ok(blocking(move || server.find_files_now(args)).await)
-    }
-
-    #[tool(
-        description = "A symbol's definition with its source lines (at most 200 per definition), by exact name, optionally \
-                       in one file. For a file edited since the last sync the definition is found again by parsing the \
-                       file as it is now: a stale line range is never served as current.",
-        annotations(read_only_hint = true),
-        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<DefinitionItem>>()
-    )]
-    async fn symbol_definition(
-        &self,
-        Parameters(args): Parameters<SymbolDefinitionArgs>,
-    ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::SymbolDefinition);
-        let server = self.clone();
-        Ok(blocking(move || server.symbol_definition_now(args)).await)
-    }
-
-    #[tool(
-        description = "Lines matching a regular expression in the indexed text files, optionally only files matching \
-                       `path_glob`; results as path:line:text, at most `limit` (default 50, max 500) lines.",
-        annotations(read_only_hint = true),
-        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<TextMatch>>()
-    )]
-    async fn search_text(
-        &self,
-        Parameters(args): Parameters<SearchTextArgs>,
-    ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::SearchText);
-        let server = self.clone();
-        Ok(blocking(move || server.search_text_now(args)).await)
-    }
-
-    #[tool(
-        description = "How fresh the index is — the keys of `codelens status --json`: the freshness verdict \
-                       (verified, pending, or unverified with its reason), files, symbols, languages, last sync, pending \
-                       files with change, edit age and state, watcher, worktree mismatch, telemetry — plus the engine's \
-                       role and catch-up progress. Never waits.",
-        annotations(read_only_hint = true),
-        output_schema = rmcp::handler::server::common::schema_for_output::<StatusReport>()
-    )]
-    async fn index_status(
-        &self,
-        Parameters(_args): Parameters<NoArgs>,
-    ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::IndexStatus);
-        let server = self.clone();
-        Ok(blocking(move || server.index_status_now()).await)
     }
 }
 
@@ -564,397 +355,6 @@ impl CodelensServer {
             taken += 1;
         }
         (taken, text)
-    }
-
-    fn search_symbols_now(&self, args: SearchSymbolsArgs) -> CallToolResult {
-        let backend = match self.backend() {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        let mode = match args.r#match.as_deref().unwrap_or("substring") {
-            "exact" => NameMatch::Exact,
-            "prefix" => NameMatch::Prefix,
-            "substring" | "fuzzy" => NameMatch::Substring,
-            other => {
-                return tool_error(format!(
-                    "unknown match {other:?}: use exact, prefix or substring"
-                ));
-            }
-        };
-        if let Some(language) = &args.language
-            && !Lang::ALL.iter().any(|l| l.name() == language)
-        {
-            return tool_error(format!("unknown language {language:?}"));
-        }
-        let (limit, offset) = match page(args.limit, &args.cursor) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
-        let snapshot = Self::fresh_snapshot(backend);
-        let found = backend.engine.read().search_symbols(
-            &args.query,
-            mode,
-            args.kind.as_deref(),
-            args.language.as_deref(),
-            limit,
-            offset,
-        );
-        let (hits, total) = match found {
-            Ok(found) => found,
-            Err(error) => return tool_error(format!("codelens: {error}")),
-        };
-        let (taken, mut text) = Self::fit(&hits, |h| {
-            let container = h
-                .container
-                .as_deref()
-                .map(|c| format!(" in {c}"))
-                .unwrap_or_default();
-            format!("{}:{}: {} {}{container}", h.path, h.line, h.kind, h.name)
-        });
-        if hits.is_empty() {
-            text = format!("No symbol matches {:?}.", args.query);
-        }
-        let shown_until = offset as u64 + taken as u64;
-        let truncated = shown_until < total;
-        if truncated {
-            text.push_str(&format!(
-                "… {} more: call again with cursor \"{shown_until}\"",
-                total - shown_until
-            ));
-        }
-        let items: Vec<SymbolItem> = hits.into_iter().take(taken).map(SymbolItem::from).collect();
-        let mut referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
-        referenced.dedup();
-        let body = ReadAnswer::new(
-            items,
-            total,
-            truncated,
-            truncated.then(|| shown_until.to_string()),
-        );
-        Self::answer(backend, &snapshot, &referenced, text, body)
-    }
-
-    fn file_outline_now(&self, args: FileOutlineArgs) -> CallToolResult {
-        let backend = match self.backend() {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        let rel = match resolve_inside(&args.path) {
-            Ok(rel) => rel,
-            Err(why) => return tool_error(why),
-        };
-        let (limit, offset) = match page_or(args.limit, &args.cursor, MAX_LIMIT) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
-        let snapshot = Self::fresh_snapshot(backend);
-        let path = rel.to_string();
-        let (hits, pending) = match backend.engine.read().outline(&snapshot, &rel) {
-            Ok(Outline::Symbols { hits, reparsed }) => (hits, reparsed),
-            Ok(Outline::Deleted) => {
-                let body = ReadAnswer::<SymbolItem>::new(Vec::new(), 0, false, None);
-                return Self::answer(
-                    backend,
-                    &snapshot,
-                    std::slice::from_ref(&path),
-                    format!("{path} was deleted since the last sync."),
-                    body,
-                );
-            }
-            Err(error) => return read_error(error),
-        };
-        let total = hits.len();
-        let offset = (offset as usize).min(total);
-        let window = &hits[offset..(offset + limit as usize).min(total)];
-        let (taken, mut text) = Self::fit(window, |h| {
-            let container = h
-                .container
-                .as_deref()
-                .map(|c| format!(" in {c}"))
-                .unwrap_or_default();
-            format!(
-                "{}-{}: {} {}{container}",
-                h.line, h.end_line, h.kind, h.name
-            )
-        });
-        if pending {
-            text =
-                format!("(read from {path} on disk now: it changed since the last sync)\n{text}");
-        }
-        if hits.is_empty() {
-            text.push_str(&format!("{path} defines no symbols codelens extracts."));
-        }
-        let cursor = next_cursor(offset, taken, total);
-        if let Some(cursor) = &cursor {
-            text.push_str(&format!(
-                "… {} more: call again with cursor {cursor:?}",
-                total - offset - taken
-            ));
-        }
-        let items: Vec<SymbolItem> = hits
-            .into_iter()
-            .skip(offset)
-            .take(taken)
-            .map(SymbolItem::from)
-            .collect();
-        let body = ReadAnswer::new(items, total as u64, cursor.is_some(), cursor);
-        Self::answer(backend, &snapshot, &[path], text, body)
-    }
-
-    fn find_files_now(&self, args: FindFilesArgs) -> CallToolResult {
-        let backend = match self.backend() {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        let (limit, offset) = match page(args.limit, &args.cursor) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
-        let is_glob = args.pattern.contains(['*', '?', '[', '{']);
-        let matcher = if is_glob {
-            match globset::GlobBuilder::new(&args.pattern)
-                .literal_separator(true)
-                .build()
-            {
-                Ok(glob) => Some(glob.compile_matcher()),
-                Err(error) => {
-                    return tool_error(format!("invalid glob {:?}: {error}", args.pattern));
-                }
-            }
-        } else {
-            None
-        };
-        let snapshot = Self::fresh_snapshot(backend);
-        let files = match backend.engine.read().files() {
-            Ok(files) => files,
-            Err(error) => return tool_error(format!("codelens: {error}")),
-        };
-        let matching: Vec<FileItem> = files
-            .iter()
-            .filter(|f| {
-                let path = f.path.to_string_lossy();
-                match &matcher {
-                    Some(glob) => glob.is_match(path.as_ref()),
-                    None => path.contains(&args.pattern),
-                }
-            })
-            .map(|f| FileItem {
-                path: f.path.to_string(),
-                language: f.language.clone(),
-                size: f.size,
-            })
-            .collect();
-        let total = matching.len() as u64;
-        let window: Vec<FileItem> = matching
-            .into_iter()
-            .skip(offset as usize)
-            .take(limit as usize)
-            .collect();
-        let (taken, mut text) = Self::fit(&window, |f| {
-            format!(
-                "{} ({}, {} bytes)",
-                f.path,
-                f.language.as_deref().unwrap_or("binary/skipped"),
-                f.size
-            )
-        });
-        if total == 0 {
-            text = format!("No indexed file matches {:?}.", args.pattern);
-        }
-        let shown_until = offset as u64 + taken as u64;
-        let truncated = shown_until < total;
-        if truncated {
-            text.push_str(&format!(
-                "… {} more: call again with cursor \"{shown_until}\"",
-                total - shown_until
-            ));
-        }
-        let items: Vec<FileItem> = window.into_iter().take(taken).collect();
-        let referenced: Vec<String> = items.iter().map(|f| f.path.clone()).collect();
-        let body = ReadAnswer::new(
-            items,
-            total,
-            truncated,
-            truncated.then(|| shown_until.to_string()),
-        );
-        Self::answer(backend, &snapshot, &referenced, text, body)
-    }
-
-    fn symbol_definition_now(&self, args: SymbolDefinitionArgs) -> CallToolResult {
-        let backend = match self.backend() {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        let only = match &args.path {
-            Some(path) => match resolve_inside(path) {
-                Ok(rel) => Some(rel),
-                Err(why) => return tool_error(why),
-            },
-            None => None,
-        };
-        let (limit, offset) = match page(args.limit, &args.cursor) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
-        let snapshot = Self::fresh_snapshot(backend);
-        let definitions =
-            match backend
-                .engine
-                .read()
-                .definitions(&snapshot, &args.name, only.as_ref())
-            {
-                Ok(definitions) => definitions,
-                Err(error) => return read_error(error),
-            };
-        let mut items: Vec<DefinitionItem> = definitions
-            .into_iter()
-            .map(|d| DefinitionItem {
-                name: d.name,
-                kind: d.kind,
-                path: d.path.to_string(),
-                line: d.line,
-                end_line: d.end_line,
-                container: d.container,
-                source: d.source,
-                reparsed: d.reparsed,
-            })
-            .collect();
-        let total = items.len();
-        let offset = (offset as usize).min(total);
-        items.drain(..offset);
-        items.truncate(limit as usize);
-        let mut text = String::new();
-        let mut taken = 0;
-        for item in &items {
-            let block = format!(
-                "{}:{}-{}: {} {}{}\n```\n{}\n```\n",
-                item.path,
-                item.line,
-                item.end_line,
-                item.kind,
-                item.name,
-                if item.reparsed {
-                    " (re-read from disk: the file changed since the last sync)"
-                } else {
-                    ""
-                },
-                item.source
-            );
-            if taken > 0 && text.len() + block.len() > ANSWER_BUDGET - 2_000 {
-                break;
-            }
-            text.push_str(&block);
-            taken += 1;
-        }
-        if total == 0 {
-            text = format!("No definition of {:?} found.", args.name);
-        }
-        let cursor = next_cursor(offset, taken, total);
-        if let Some(cursor) = &cursor {
-            text.push_str(&format!(
-                "… {} more: call again with cursor {cursor:?}",
-                total - offset - taken
-            ));
-        }
-        items.truncate(taken);
-        let referenced: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
-        let body = ReadAnswer::new(items, total as u64, cursor.is_some(), cursor);
-        Self::answer(backend, &snapshot, &referenced, text, body)
-    }
-
-    fn search_text_now(&self, args: SearchTextArgs) -> CallToolResult {
-        let backend = match self.backend() {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        let query = match TextQuery::new(&args.pattern) {
-            Ok(query) => query,
-            Err(error) => return tool_error(format!("invalid regular expression: {error}")),
-        };
-        let glob = match &args.path_glob {
-            Some(g) => match globset::GlobBuilder::new(g).literal_separator(true).build() {
-                Ok(glob) => Some(glob.compile_matcher()),
-                Err(error) => return tool_error(format!("invalid glob {g:?}: {error}")),
-            },
-            None => None,
-        };
-        let (limit, offset) = match page(args.limit, &args.cursor) {
-            Ok(p) => (p.0 as usize, p.1 as usize),
-            Err(e) => return e,
-        };
-        // Matches are gathered in path order up to the end of this page (and one more,
-        // to know whether another page follows): the same cursor always pages the same.
-        let wanted = offset.saturating_add(limit).saturating_add(1);
-        let snapshot = Self::fresh_snapshot(backend);
-        let include = |path: &RelPath| {
-            glob.as_ref()
-                .is_none_or(|g| g.is_match(path.to_string_lossy().as_ref()))
-        };
-        let search = match backend.engine.read().search_text(&query, include, wanted) {
-            Ok(search) => search,
-            Err(error) => return tool_error(format!("codelens: {error}")),
-        };
-        let mut matches: Vec<TextMatch> = (search.hits.into_iter())
-            .map(|hit| TextMatch {
-                path: hit.path.to_string(),
-                line: hit.line,
-                text: hit.text,
-            })
-            .collect();
-        // Every file was read: the count is exact; otherwise it is a lower bound.
-        let complete = search.complete;
-        let found_total = matches.len();
-        // Whole files past the page's end were read too; only the first `wanted` in path
-        // order count (files are taken in path order, so those are exact).
-        matches.truncate(wanted);
-        let more_after_page = matches.len() > offset + limit;
-        let offset = offset.min(matches.len());
-        matches.drain(..offset);
-        matches.truncate(limit);
-        let (taken, mut text) =
-            Self::fit(&matches, |m| format!("{}:{}:{}", m.path, m.line, m.text));
-        matches.truncate(taken);
-        let cursor = (taken < limit.min(found_total.saturating_sub(offset)) || more_after_page)
-            .then(|| (offset + taken).to_string());
-        if matches.is_empty() {
-            text = if offset > 0 {
-                "No more matching lines.".to_string()
-            } else {
-                format!("No line matches {:?}.", args.pattern)
-            };
-        } else if let Some(cursor) = &cursor {
-            text.push_str(&format!(
-                "… more matches: call again with cursor {cursor:?}, or narrow the pattern or path_glob"
-            ));
-        }
-        let total = if complete {
-            found_total
-        } else {
-            found_total.max(offset + taken + 1)
-        } as u64;
-        let mut referenced: Vec<String> = matches.iter().map(|m| m.path.clone()).collect();
-        referenced.dedup();
-        let body = ReadAnswer::new(matches, total, cursor.is_some(), cursor);
-        Self::answer(backend, &snapshot, &referenced, text, body)
-    }
-
-    fn index_status_now(&self) -> CallToolResult {
-        let backend = match self.backend() {
-            Ok(b) => b,
-            Err(e) => return e,
-        };
-        // Never waits: the snapshot as it is, catch-up progress included.
-        let snapshot = backend.engine.snapshot();
-        let status =
-            StatusReport::from_snapshot(&backend.project, &snapshot, Audience::Agent, now_ns());
-        let value = serde_json::to_value(&status).unwrap_or(Value::Null);
-        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
-        if let Some(m) = &snapshot.worktree_mismatch {
-            text = format!("{}\n\n{text}", m.warning());
-        }
-        let mut result = CallToolResult::structured(value);
-        result.content = vec![ContentBlock::text(text)];
-        result
     }
 }
 
@@ -1136,12 +536,12 @@ async fn pump_output(
 /// Serves MCP on stdin/stdout until the client closes stdin, or SIGTERM/SIGINT: then
 /// the service stops, the engine thread ends (its locks released, its cookie files
 /// removed) and the process exits 0.
-pub fn serve(start: &Path) -> anyhow::Result<()> {
+pub fn serve(start: &Path, config: &Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let served = runtime.block_on(async {
-        let server = CodelensServer::new(start);
+        let server = CodelensServer::new(start, config.clone());
         // stdin → guard → rmcp → fix-up → stdout (see `guard_line` and `pump_output`).
         let (to_server, server_input) = tokio::io::duplex(256 * 1024);
         let (server_output, from_server) = tokio::io::duplex(256 * 1024);

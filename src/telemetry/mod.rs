@@ -23,10 +23,6 @@ use crate::config::TelemetryVars;
 pub type TelemetryEnv = TelemetryVars;
 
 impl TelemetryVars {
-    pub fn from_env() -> TelemetryEnv {
-        TelemetryEnv::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Today's UTC day, `YYYY-MM-DD` — the finest time telemetry ever keeps.
     pub fn today(&self) -> String {
         match &self.today_override {

@@ -70,18 +70,17 @@ enum AttachError {
 /// restored (printing them at once would scribble over the screen).
 static DEFERRED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-pub fn run(start: &Path, options: TuiOptions) -> anyhow::Result<()> {
+pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!("codelens tui needs a terminal (use `codelens status` in scripts)");
     }
     let start = start
         .canonicalize()
         .with_context(|| format!("{}", start.display()))?;
-    let config = Config::from_env();
-    let mut engine_options = EngineOptions::from_config(&config);
+    let mut engine_options = EngineOptions::from_config(config);
     engine_options.start_dir = Some(start.clone());
     let mut app = App::new(!config.no_color, options.mouse_capture, now_ns());
-    app.home = crate::config::AgentEnv::from_env().home;
+    app.home = config.agents.home.clone();
     app.utc_offset_secs = chrono::Local::now().offset().local_minus_utc();
     let time = || chrono::Local::now().format("%H:%M:%S").to_string();
     for warning in config

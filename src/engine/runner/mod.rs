@@ -99,7 +99,7 @@ impl EngineOptions {
                 debounce: config.watch_debounce,
                 max_dir_watches: config.max_dir_watches.map(|n| n as usize),
             },
-            telemetry: TelemetryEnv::from_env(),
+            telemetry: config.telemetry.clone(),
             ..EngineOptions::default()
         }
     }

@@ -1,0 +1,119 @@
+//! File tools: `find_files`.
+
+use super::*;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FindFilesArgs {
+    /// A glob (`src/**/*.rs`) or, without glob characters, a substring of the path.
+    pub pattern: String,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FileItem {
+    pub path: String,
+    pub language: Option<String>,
+    pub size: u64,
+}
+
+#[tool_router(router = files_tools, vis = "pub(super)")]
+impl CodelensServer {
+    #[tool(
+        description = "Indexed files whose path matches a glob (`src/**/*.ts`) or contains a substring, with language and \
+                       size; at most `limit` (default 50, max 500) per answer, then `next_cursor`.",
+        annotations(read_only_hint = true),
+        output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<FileItem>>()
+    )]
+    async fn find_files(
+        &self,
+        Parameters(args): Parameters<FindFilesArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, EventName::FindFiles);
+        let server = self.clone();
+        Ok(blocking(move || server.find_files_now(args)).await)
+    }
+}
+
+impl CodelensServer {
+    fn find_files_now(&self, args: FindFilesArgs) -> CallToolResult {
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let (limit, offset) = match page(args.limit, &args.cursor) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let is_glob = args.pattern.contains(['*', '?', '[', '{']);
+        let matcher = if is_glob {
+            match globset::GlobBuilder::new(&args.pattern)
+                .literal_separator(true)
+                .build()
+            {
+                Ok(glob) => Some(glob.compile_matcher()),
+                Err(error) => {
+                    return tool_error(format!("invalid glob {:?}: {error}", args.pattern));
+                }
+            }
+        } else {
+            None
+        };
+        let snapshot = Self::fresh_snapshot(backend);
+        let files = match backend.engine.read().files() {
+            Ok(files) => files,
+            Err(error) => return tool_error(format!("codelens: {error}")),
+        };
+        let matching: Vec<FileItem> = files
+            .iter()
+            .filter(|f| {
+                let path = f.path.to_string_lossy();
+                match &matcher {
+                    Some(glob) => glob.is_match(path.as_ref()),
+                    None => path.contains(&args.pattern),
+                }
+            })
+            .map(|f| FileItem {
+                path: f.path.to_string(),
+                language: f.language.clone(),
+                size: f.size,
+            })
+            .collect();
+        let total = matching.len() as u64;
+        let window: Vec<FileItem> = matching
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        let (taken, mut text) = Self::fit(&window, |f| {
+            format!(
+                "{} ({}, {} bytes)",
+                f.path,
+                f.language.as_deref().unwrap_or("binary/skipped"),
+                f.size
+            )
+        });
+        if total == 0 {
+            text = format!("No indexed file matches {:?}.", args.pattern);
+        }
+        let shown_until = offset as u64 + taken as u64;
+        let truncated = shown_until < total;
+        if truncated {
+            text.push_str(&format!(
+                "… {} more: call again with cursor \"{shown_until}\"",
+                total - shown_until
+            ));
+        }
+        let items: Vec<FileItem> = window.into_iter().take(taken).collect();
+        let referenced: Vec<String> = items.iter().map(|f| f.path.clone()).collect();
+        let body = ReadAnswer::new(
+            items,
+            total,
+            truncated,
+            truncated.then(|| shown_until.to_string()),
+        );
+        Self::answer(backend, &snapshot, &referenced, text, body)
+    }
+}
