@@ -1,0 +1,54 @@
+//! The Events panel (the engine's log) and the key-hint bar.
+
+use super::*;
+
+pub(super) fn render_events(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) {
+    if area.height == 0 {
+        return;
+    }
+    let block = panel(app, Panel::Events, " Events ".into(), theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = inner.width as usize;
+    if app.events.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled(fit_right("nothing yet", width), theme.dim())),
+            inner,
+        );
+        return;
+    }
+    let visible = inner.height as usize;
+    let rows = app.events.len();
+    let first = app.first_visible(Panel::Events, rows, visible);
+    let lines: Vec<Line> = app
+        .events
+        .iter()
+        .skip(first)
+        .take(visible)
+        .map(|(at, text)| {
+            let style = if text.starts_with("error") || text.contains("lost") {
+                theme.warning()
+            } else {
+                Style::new()
+            };
+            truncate_line(
+                Line::from(vec![
+                    Span::styled(format!("{at} "), theme.dim()),
+                    Span::styled(text.clone(), style),
+                ]),
+                width,
+            )
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+pub(super) fn render_hints(frame: &mut Frame, area: Rect, theme: Theme) {
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            keymap::hint_line(area.width as usize),
+            theme.dim(),
+        )),
+        area,
+    );
+}

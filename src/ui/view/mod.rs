@@ -1,0 +1,645 @@
+//! Drawing the dashboard: a pure function of the [`App`] and the frame's size. Every
+//! size from 1×1 up renders (saturating arithmetic throughout, and layouts that give up
+//! panels before they would overflow); with `NO_COLOR` no cell carries a colour, and
+//! emphasis falls back to bold and reverse video.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+use unicode_width::UnicodeWidthStr;
+
+use super::app::{App, Overlay, Panel, Screen};
+use super::keymap;
+use crate::engine::banner::{PendingState, human_age};
+use crate::engine::watcher::WatchMode;
+use crate::engine::{Catchup, Freshness, Role, Snapshot};
+use crate::humanize::{human_bytes, thousands};
+use crate::telemetry;
+
+mod debounce;
+mod events;
+mod header;
+mod overlay;
+mod pending;
+mod screens;
+mod telemetry_panel;
+
+use debounce::*;
+use events::*;
+use header::*;
+use overlay::*;
+use pending::*;
+use screens::*;
+use telemetry_panel::*;
+
+/// Below this, not even the one-line summary fits.
+const MIN_SUMMARY: (u16, u16) = (20, 3);
+
+/// Below this, the panels give way to a short summary.
+const MIN_PANELS: (u16, u16) = (40, 12);
+
+/// From this width on, the panels sit in two columns.
+const TWO_COLUMNS_FROM: u16 = 100;
+
+/// Colours from the terminal's own palette (named ANSI colours, never RGB), so they
+/// follow light and dark themes; with `NO_COLOR`, plain text with modifiers only.
+#[derive(Clone, Copy)]
+pub(super) struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(self, color: Color) -> Style {
+        if self.color {
+            Style::new().fg(color)
+        } else {
+            Style::new()
+        }
+    }
+    fn warning(self) -> Style {
+        self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+    fn error(self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    fn ok(self) -> Style {
+        self.fg(Color::Green)
+    }
+    fn dim(self) -> Style {
+        if self.color {
+            Style::new().add_modifier(Modifier::DIM)
+        } else {
+            Style::new()
+        }
+    }
+    fn title(self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+    fn focused_border(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::Cyan)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD)
+        }
+    }
+    fn focused_title(self) -> Style {
+        // Reverse video marks focus even without colours.
+        Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+    }
+}
+
+/// Draws the whole dashboard (or what fits) for the current state.
+pub fn render(frame: &mut Frame, app: &mut App) {
+    let area = frame.area();
+    let theme = Theme { color: app.color };
+    if area.width < MIN_SUMMARY.0 || area.height < MIN_SUMMARY.1 {
+        let text = if area.width >= 9 { "too small" } else { "…" };
+        frame.render_widget(Paragraph::new(fit_right(text, area.width as usize)), area);
+        return;
+    }
+    if area.width < MIN_PANELS.0 || area.height < MIN_PANELS.1 {
+        render_summary(frame, app, area, theme);
+    } else {
+        match app.screen.clone() {
+            Screen::Dashboard => render_dashboard(frame, app, area, theme),
+            screen => render_message_screen(frame, app, &screen, area, theme),
+        }
+    }
+    if let Some(overlay) = app.overlay.clone() {
+        render_overlay(frame, app, &overlay, area, theme);
+    }
+}
+
+pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) {
+    let Some(snapshot) = app.snapshot.clone() else {
+        return;
+    };
+    let wide = area.width >= TWO_COLUMNS_FROM && area.height >= 20;
+    let mismatch_rows: u16 = if snapshot.worktree_mismatch.is_some() {
+        6
+    } else {
+        0
+    };
+    // The consent lines stay however short the pane: they are part of the promise.
+    let consent_rows: u16 = if app.telemetry.enabled { 5 } else { 4 };
+    // Header, warning, consent, one pending row with its borders, hints: below that the
+    // panels would hide what matters, and the summary says it in fewer lines.
+    if !wide && area.height < 3 + mismatch_rows + consent_rows + 3 + 1 {
+        render_summary(frame, app, area, theme);
+        return;
+    }
+    let [header, warning, body, hints] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(mismatch_rows),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_header(frame, app, &snapshot, header, theme);
+    if mismatch_rows > 0 {
+        render_mismatch(frame, app, &snapshot, warning, theme);
+    }
+    let debounce_rows = match snapshot.directories.len() {
+        0 => 0,
+        n => (n as u16).saturating_add(2).min(if wide { 8 } else { 5 }),
+    };
+    if wide {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(body);
+        let [pending, debounce] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(debounce_rows)]).areas(left);
+        let telemetry_rows = (telemetry::COLLECTED.len() as u16 + 7).min(right.height / 2);
+        let [consent, events] =
+            Layout::vertical([Constraint::Length(telemetry_rows), Constraint::Min(3)]).areas(right);
+        render_pending(frame, app, &snapshot, pending, theme);
+        render_debounce(frame, app, &snapshot, debounce, theme);
+        render_telemetry(frame, app, consent, theme, true);
+        render_events(frame, app, events, theme);
+        app.set_visible([true, debounce.height > 0, true, events.height > 0]);
+    } else {
+        // In a short pane the countdowns give way: each pending row shows its own.
+        let debounce_rows = if body.height < 16 { 0 } else { debounce_rows };
+        // Pending gets three fifths of what is left, Events the rest — unless that is
+        // too little for a box with a line in it.
+        let rest = body.height.saturating_sub(debounce_rows + consent_rows);
+        let events_rows = match rest * 2 / 5 {
+            rows if rows < 3 => 0,
+            rows => rows,
+        };
+        let [pending, debounce, consent, events] = Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length(debounce_rows),
+            Constraint::Length(consent_rows),
+            Constraint::Length(events_rows),
+        ])
+        .areas(body);
+        render_pending(frame, app, &snapshot, pending, theme);
+        render_debounce(frame, app, &snapshot, debounce, theme);
+        render_telemetry(frame, app, consent, theme, false);
+        render_events(frame, app, events, theme);
+        app.set_visible([true, debounce.height > 0, true, events.height > 0]);
+    }
+    render_hints(frame, hints, theme);
+}
+
+pub(super) fn panel<'a>(app: &App, panel: Panel, title: String, theme: Theme) -> Block<'a> {
+    let focused = app.focus == panel && app.overlay.is_none();
+    let block = Block::bordered().border_type(BorderType::Rounded);
+    if focused {
+        block
+            .border_style(theme.focused_border())
+            .title(Span::styled(title, theme.focused_title()))
+    } else {
+        block.title(Span::styled(title, theme.title()))
+    }
+}
+
+/// Paths under `$HOME` as `~/…`.
+pub(super) fn show_path(app: &App, path: &std::path::Path) -> String {
+    if let Some(home) = &app.home
+        && let Ok(rest) = path.strip_prefix(home)
+    {
+        return if rest.as_os_str().is_empty() {
+            "~".into()
+        } else {
+            format!("~/{}", rest.display())
+        };
+    }
+    path.display().to_string()
+}
+
+/// `text` cut to `width` columns, ending in `…` when cut.
+pub fn fit_right(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// `text` cut to `width` columns from the left, starting with `…` when cut: for paths,
+/// whose end (the file name) matters most.
+pub fn fit_left(text: &str, width: usize) -> String {
+    if text.width() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut tail: Vec<char> = Vec::new();
+    let mut used = 0;
+    for c in text.chars().rev() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w > width - 1 {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    let mut out = String::from('…');
+    out.extend(tail.into_iter().rev());
+    out
+}
+
+/// `text` broken at spaces into lines of at most `width` columns (a word longer than
+/// that is cut).
+pub(super) fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed = if line.is_empty() { 0 } else { 1 } + word.width();
+        if !line.is_empty() && line.width() + needed > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines.into_iter().map(|l| fit_right(&l, width)).collect()
+}
+
+/// A line cut to `width` columns, its last visible span ending in `…`.
+pub(super) fn truncate_line(line: Line<'_>, width: usize) -> Line<'_> {
+    truncate_spans(line.spans, width)
+}
+
+pub(super) fn truncate_spans(spans: Vec<Span<'_>>, width: usize) -> Line<'_> {
+    let total: usize = spans.iter().map(Span::width).sum();
+    if total <= width {
+        return Line::from(spans);
+    }
+    let mut out = Vec::new();
+    let mut used = 0;
+    for span in spans {
+        let w = span.width();
+        if used + w < width {
+            used += w;
+            out.push(span);
+            continue;
+        }
+        let room = width - used;
+        out.push(Span::styled(fit_right(&span.content, room), span.style));
+        break;
+    }
+    Line::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+
+    use super::*;
+    use crate::engine::Event;
+    use crate::telemetry::{Decider, TelemetryStatus};
+    use crate::ui::app::TelemetryView;
+    use crate::ui::fixtures::{self, NOW_NS};
+
+    fn app_with(snapshot: Snapshot) -> App {
+        let mut app = App::new(true, true, NOW_NS);
+        app.home = Some(PathBuf::from("/home/dev"));
+        app.on_snapshot(Arc::new(snapshot), NOW_NS);
+        app.on_engine_event(
+            "10:41:20".into(),
+            &Event::CatchupFinished {
+                found: 3,
+                duration_ms: 41,
+            },
+        );
+        app.on_engine_event(
+            "10:41:57".into(),
+            &Event::Synced {
+                added: 0,
+                modified: 3,
+                removed: 0,
+                duration_ms: 18,
+            },
+        );
+        app
+    }
+
+    fn draw(app: &mut App, width: u16, height: u16) -> Buffer {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("backend");
+        terminal.draw(|frame| render(frame, app)).expect("render");
+        terminal.backend().buffer().clone()
+    }
+
+    fn text(buffer: &Buffer) -> String {
+        let area = buffer.area;
+        let mut out = String::new();
+        for y in 0..area.height {
+            let mut line = String::new();
+            for x in 0..area.width {
+                line.push_str(buffer[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    fn telemetry_on() -> TelemetryStatus {
+        TelemetryStatus {
+            enabled: true,
+            decided_by: Decider::UserOn,
+            machine_id: Some("1a2b3c4d-0000-4000-8000-000000000000".into()),
+            buffer_path: PathBuf::from("/home/dev/.codelens/telemetry-buffer.json"),
+            buffer_bytes: 2_100,
+            pending_days: vec!["2026-11-24".into()],
+        }
+    }
+
+    #[test]
+    fn in_sync_side_pane() {
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        insta::assert_snapshot!(text(&draw(&mut app, 60, 24)));
+    }
+
+    #[test]
+    fn pending_files_with_ages_and_states() {
+        for (width, height) in [(40, 20), (80, 24), (160, 48)] {
+            let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            insta::assert_snapshot!(format!("pending_{width}x{height}"), screen);
+        }
+    }
+
+    #[test]
+    fn worktree_mismatch_stays_visible_at_every_layout() {
+        for (width, height) in [(40, 20), (80, 24), (160, 48), (20, 6)] {
+            let mut app = app_with(fixtures::snapshot_mismatch(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            assert!(
+                screen.contains("wrong index"),
+                "{width}x{height}:\n{screen}"
+            );
+            insta::assert_snapshot!(format!("mismatch_{width}x{height}"), screen);
+        }
+        // Wherever the panels show, the block names both roots and both branches.
+        for (width, height) in [(60, 30), (80, 24), (100, 20), (160, 48), (200, 60)] {
+            let mut app = app_with(fixtures::snapshot_mismatch(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            for fact in [
+                "~/src/app/wt/feature",
+                "~/src/app",
+                "feature",
+                "main",
+                "init -i",
+            ] {
+                assert!(
+                    screen.contains(fact),
+                    "{width}x{height} lacks {fact}:\n{screen}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn consent_stays_visible_in_every_side_pane() {
+        for mismatch in [false, true] {
+            for width in [20u16, 30, 40, 60, 80, 99] {
+                for height in 3u16..=40 {
+                    let mut snapshot = fixtures::snapshot_pending(NOW_NS);
+                    if mismatch {
+                        snapshot.worktree_mismatch = Some(fixtures::mismatch());
+                    }
+                    let mut app = app_with(snapshot);
+                    let screen = text(&draw(&mut app, width, height));
+                    assert!(
+                        screen.contains("off (default)")
+                            || screen.contains("telemetry off")
+                            || screen.contains("telemetr…"),
+                        "{width}x{height} (mismatch {mismatch}) hides consent:\n{screen}"
+                    );
+                    if mismatch {
+                        assert!(
+                            screen.contains("wrong index") || screen.contains("⚠"),
+                            "{width}x{height} hides the mismatch:\n{screen}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn consent_on_and_off() {
+        let mut off = app_with(fixtures::snapshot_in_sync());
+        let screen = text(&draw(&mut off, 80, 24));
+        assert!(screen.contains("off (default)"), "{screen}");
+        let mut snapshot = fixtures::snapshot_in_sync();
+        snapshot.telemetry = telemetry_on();
+        let mut on = app_with(snapshot);
+        let screen = text(&draw(&mut on, 80, 24));
+        assert!(screen.contains("on (codelens telemetry on)"), "{screen}");
+        assert!(screen.contains("1a2b3c4d"), "{screen}");
+        insta::assert_snapshot!("consent_on_80x24", screen);
+        let wide = text(&draw(&mut on, 160, 48));
+        for item in telemetry::NEVER_COLLECTED {
+            assert!(wide.contains(item), "{item} missing:\n{wide}");
+        }
+        insta::assert_snapshot!("consent_on_160x48", wide);
+    }
+
+    #[test]
+    fn env_switch_is_shown_as_not_changeable() {
+        let mut snapshot = fixtures::snapshot_in_sync();
+        snapshot.telemetry.decided_by = Decider::DoNotTrack;
+        let mut app = app_with(snapshot);
+        assert!(app.telemetry.env_locked);
+        let screen = text(&draw(&mut app, 80, 24));
+        assert!(screen.contains("DO_NOT_TRACK=1"), "{screen}");
+        assert!(screen.contains("not changeable here"), "{screen}");
+    }
+
+    #[test]
+    fn overflow_event_in_the_log() {
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        app.on_engine_event("10:42:00".into(), &Event::Rescan { count: 1 });
+        app.on_engine_event("10:42:00".into(), &Event::LockRetry { attempt: 2, of: 5 });
+        let screen = text(&draw(&mut app, 80, 24));
+        assert!(screen.contains("events lost: full rescan #1"), "{screen}");
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn tiny_pane_keeps_the_essentials() {
+        let mut app = app_with(fixtures::snapshot_mismatch(NOW_NS));
+        insta::assert_snapshot!(text(&draw(&mut app, 20, 6)));
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        let screen = text(&draw(&mut app, 30, 4));
+        assert!(screen.contains("index in sync"), "{screen}");
+        assert!(screen.contains("telemetry off"), "{screen}");
+        assert_eq!(text(&draw(&mut app, 12, 2)), "too small\n\n");
+    }
+
+    #[test]
+    fn help_overlay_lists_the_keymap() {
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        app.overlay = Some(Overlay::Help);
+        let screen = text(&draw(&mut app, 80, 24));
+        for (keys, _) in keymap::help_lines() {
+            assert!(screen.contains(keys), "{keys} missing:\n{screen}");
+        }
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn missing_index_and_build_progress() {
+        let mut app = App::new(true, true, NOW_NS);
+        app.set_screen(Screen::NoIndex {
+            root: PathBuf::from("/src/app"),
+        });
+        let screen = text(&draw(&mut app, 60, 12));
+        assert!(
+            screen.contains("No codelens index covers /src/app."),
+            "{screen}"
+        );
+        app.set_screen(Screen::Building {
+            what: "Indexing /src/app".into(),
+            checked: 250,
+            total: 1000,
+        });
+        insta::assert_snapshot!(text(&draw(&mut app, 60, 12)));
+    }
+
+    #[test]
+    fn engine_stopped_is_said_plainly() {
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        app.on_engine_stopped("codelens-engine panicked: boom".into());
+        let screen = text(&draw(&mut app, 80, 24));
+        assert!(
+            screen.contains("engine stopped: codelens-engine panicked"),
+            "{screen}"
+        );
+        assert_eq!(app.next_tick(), None, "a stopped engine's ages do not tick");
+    }
+
+    #[test]
+    fn every_size_renders_without_panic() {
+        // Between them, every panel, the overlay and the message screen.
+        let mut states = Vec::new();
+        let mut many = fixtures::snapshot_many_pending(NOW_NS, 500);
+        many.worktree_mismatch = Some(fixtures::mismatch());
+        many.telemetry = telemetry_on();
+        let mut dashboard = app_with(many.clone());
+        dashboard.on_engine_stopped("the engine thread ended".into());
+        states.push(dashboard);
+        let mut with_overlay = app_with(many);
+        with_overlay.overlay = Some(Overlay::ConfirmTelemetry { turn_on: true });
+        with_overlay.scroll = [usize::MAX / 2; 4];
+        states.push(with_overlay);
+        let mut locked = fixtures::snapshot_in_sync();
+        locked.telemetry.decided_by = Decider::Ci {
+            var: "GITHUB_ACTIONS",
+        };
+        let mut help = app_with(locked);
+        help.overlay = Some(Overlay::Help);
+        states.push(help);
+        let mut no_index = App::new(false, true, NOW_NS);
+        no_index.set_screen(Screen::NoIndex {
+            root: PathBuf::from("/a/project/without/an/index"),
+        });
+        states.push(no_index);
+        let mut failed = App::new(true, true, NOW_NS);
+        failed.set_screen(Screen::Failed(
+            "the index at /x/.codelens/index.db is corrupt (file is not a database); rebuild it with `codelens init`".into(),
+        ));
+        states.push(failed);
+        let mut building = App::new(true, true, NOW_NS);
+        building.set_screen(Screen::Building {
+            what: "Indexing /a/very/long/path/that/goes/on".into(),
+            checked: 3,
+            total: 0,
+        });
+        states.push(building);
+        let mut terminal = Terminal::new(TestBackend::new(1, 1)).expect("backend");
+        for app in &mut states {
+            for width in 1..=200u16 {
+                for height in 1..=60u16 {
+                    terminal.backend_mut().resize(width, height);
+                    terminal
+                        .draw(|frame| render(frame, app))
+                        .unwrap_or_else(|e| panic!("{width}x{height}: {e}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_color_buffers_carry_no_colours() {
+        let mut snapshot = fixtures::snapshot_mismatch(NOW_NS);
+        snapshot.telemetry = telemetry_on();
+        let mut app = app_with(snapshot);
+        app.color = false;
+        app.on_engine_event("10:42:00".into(), &Event::Rescan { count: 1 });
+        for (width, height) in [(40, 20), (80, 24), (160, 48), (20, 6)] {
+            let buffer = draw(&mut app, width, height);
+            for cell in buffer.content() {
+                assert_eq!(cell.fg, Color::Reset, "{width}x{height}: {cell:?}");
+                assert_eq!(cell.bg, Color::Reset, "{width}x{height}: {cell:?}");
+            }
+            // Focus is still visible: reverse video on the focused panel's title.
+            assert!(
+                buffer
+                    .content()
+                    .iter()
+                    .any(|c| c.modifier.contains(Modifier::REVERSED))
+                    || height < MIN_PANELS.1,
+                "{width}x{height}"
+            );
+        }
+        // And with colours, some cell is coloured (the test above can fail).
+        app.color = true;
+        let buffer = draw(&mut app, 80, 24);
+        assert!(buffer.content().iter().any(|c| c.fg != Color::Reset));
+    }
+
+    #[test]
+    fn ten_thousand_pending_files_format_only_what_is_visible() {
+        let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 10_000));
+        let screen = text(&draw(&mut app, 160, 48));
+        assert!(screen.contains("Pending · 10,000"), "{screen}");
+        app.scroll[0] = usize::MAX / 2;
+        let screen = text(&draw(&mut app, 160, 48));
+        assert!(screen.contains("file_09999.rs"), "{screen}");
+    }
+
+    #[test]
+    fn paths_are_cut_from_the_left() {
+        assert_eq!(fit_left("src/engine/runner.rs", 12), "…e/runner.rs");
+        assert_eq!(fit_right("catch-up running", 9), "catch-up…");
+        assert_eq!(fit_left("abc", 0), "");
+        assert_eq!(fit_right("abc", 3), "abc");
+        assert_eq!(
+            wrap_words("never: code, paths", 12),
+            ["never: code,", "paths"]
+        );
+        assert_eq!(wrap_words("abcdefgh", 4), ["abc…"]);
+        let _ = TelemetryView::default();
+    }
+}
