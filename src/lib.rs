@@ -1,18 +1,17 @@
 //! codelens: a code index that keeps itself honest about its own freshness.
 //!
-//! The binary (`src/main.rs`) is a thin command-line front end over [`engine`].
+//! This crate holds the front ends — the dashboard ([`ui`]), the MCP server ([`mcp`]) and
+//! `codelens install` ([`install`]); the binary (`src/main.rs`, `src/cli/`) is the
+//! command line. They render and translate what the engine in `codelens-core` decides;
+//! its modules are re-exported here under their usual names.
 
 // The containment rule of clippy.toml binds the engine and the MCP server (each denies
-// it); the rest of the crate (installers, telemetry, the ingest server) works with
-// files of its own, never the project's.
+// it); the rest of the crate (installers, the dashboard) works with files of its own,
+// never the project's.
 #![allow(clippy::disallowed_methods)]
 
-pub mod config;
-pub mod engine;
-pub mod fsutil;
-pub mod humanize;
-pub mod ingest;
+pub use codelens_core::{config, engine, fsutil, humanize, telemetry};
+
 pub mod install;
 pub mod mcp;
-pub mod telemetry;
 pub mod ui;

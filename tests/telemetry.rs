@@ -197,7 +197,7 @@ struct Ingest {
 impl Ingest {
     fn start(min_machines: u64) -> Ingest {
         let db = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_codelens-ingest"))
+        let mut child = Command::new(common::ingest_bin())
             .args(["--listen", "127.0.0.1:0", "--min-machines"])
             .arg(min_machines.to_string())
             .args(["--max-body", "200000", "--db"])

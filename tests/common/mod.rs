@@ -15,6 +15,20 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_codelens");
 
+/// The real `codelens-ingest`: a binary of the workspace's `codelens-ingest` crate, built
+/// beside `codelens` by `cargo test` at the workspace root (a default member). Cargo
+/// names only a package's own binaries to its tests, hence the sibling path.
+pub fn ingest_bin() -> PathBuf {
+    let bin =
+        Path::new(BIN).with_file_name(format!("codelens-ingest{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests from the workspace root (`cargo test`), which builds it",
+        bin.display()
+    );
+    bin
+}
+
 /// A temp directory holding a git repository at `root()`.
 pub struct TestRepo {
     dir: TempDir,

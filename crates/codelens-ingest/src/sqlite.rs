@@ -123,7 +123,7 @@ impl Storage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::buffer::Row;
+    use codelens_core::telemetry::buffer::Row;
 
     fn payload(id: &str, day: &str, count: u64) -> ValidPayload {
         ValidPayload {

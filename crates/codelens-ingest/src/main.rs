@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use codelens::ingest::SqliteStorage;
-use codelens::ingest::http::{self, Options};
+use codelens_ingest::SqliteStorage;
+use codelens_ingest::http::{self, Options};
 
 #[derive(Debug, Parser)]
 #[command(

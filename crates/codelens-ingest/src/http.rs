@@ -394,7 +394,7 @@ mod tests {
     fn stop_closes_idle_connections_stops_listening_and_returns() {
         use std::io::{Read, Write};
         let dir = tempfile::tempdir().unwrap();
-        let storage = crate::ingest::SqliteStorage::open(&dir.path().join("t.db")).unwrap();
+        let storage = crate::SqliteStorage::open(&dir.path().join("t.db")).unwrap();
         let running = serve("127.0.0.1:0", Box::new(storage), Options::default()).unwrap();
         let mut idle = std::net::TcpStream::connect(running.addr).unwrap();
         idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -2,7 +2,7 @@
 //! `codelens` sends, so anyone can read exactly what is accepted and kept.
 //!
 //! - validation: the payload's shape and every value against the same fixed lists the
-//!   client records from (`crate::telemetry::schema`); anything else is a 400;
+//!   client records from (`codelens_core::telemetry::schema`); anything else is a 400;
 //! - storage: per-day rollups behind [`Storage`], SQLite embedded by default
 //!   ([`SqliteStorage`]); a day re-sent replaces itself (idempotent);
 //! - privacy: no IP address, header or user agent is read into storage or logged;
@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::telemetry::buffer::Row;
-use crate::telemetry::schema::{self, SCHEMA_VERSION};
+use codelens_core::telemetry::buffer::Row;
+use codelens_core::telemetry::schema::{self, SCHEMA_VERSION};
 
 pub use sqlite::SqliteStorage;
 
