@@ -22,6 +22,7 @@ pub mod scan;
 pub mod status;
 pub mod store;
 pub mod symbols;
+pub mod watch_actor;
 pub mod watcher;
 pub mod worktree;
 

@@ -217,7 +217,7 @@ impl IgnoreRules {
 }
 
 /// The watches of one project.
-pub struct DirWatcher {
+pub(crate) struct DirWatcher {
     inner: notify::RecommendedWatcher,
     root: PathBuf,
     /// Each watched directory with the inode it had when its watch was (re)armed: another
@@ -444,11 +444,7 @@ impl DirWatcher {
         self.rules.tree.dir_stat(dir).map(|stat| stat.inode)
     }
 
-    /// The project's files, as the watcher reads them.
-    pub fn tree(&self) -> &Tree {
-        &self.rules.tree
-    }
-
+    #[cfg(test)]
     pub fn is_watched(&self, dir: &RelPath) -> bool {
         self.watched.contains_key(dir)
     }
@@ -458,7 +454,7 @@ impl DirWatcher {
             Some(reason) => (
                 WatchMode::Degraded,
                 format!(
-                    "{reason}: {} directories are re-checked every 30 s instead",
+                    "{reason}: {} directories are checked by a scan of the tree instead",
                     self.unwatched.len()
                 ),
             ),
@@ -474,19 +470,9 @@ impl DirWatcher {
         }
     }
 
-    /// Writes cookie `n` under `.codelens/`; its event proves every earlier one was seen.
-    pub fn write_cookie(&self, n: u64) -> std::io::Result<()> {
-        std::fs::write(self.cookie_path(n), b"")
-    }
-
-    pub fn remove_cookie(&self, n: u64) {
-        let _ = std::fs::remove_file(self.cookie_path(n));
-    }
-
-    fn cookie_path(&self, n: u64) -> PathBuf {
-        self.root
-            .join(INDEX_DIR_NAME)
-            .join(format!("{}{n}", self.cookie_prefix))
+    /// What this process's cookie files are named with (then their number).
+    pub fn cookie_prefix(&self) -> &str {
+        &self.cookie_prefix
     }
 
     /// What one notification means for the index.

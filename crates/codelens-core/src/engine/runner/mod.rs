@@ -26,7 +26,8 @@ use super::read::Reader;
 use super::reconcile::{self, Change};
 use super::scan;
 use super::store::{IndexStats, Store};
-use super::watcher::{self, DirWatcher, FsChange, WatcherStatus};
+use super::watch_actor::{WatchMessage, WatcherHandle};
+use super::watcher::{self, FsChange, WatcherStatus};
 use super::worktree::{self, Mismatch};
 use super::{Error, RelPath, Result, now_ns};
 use crate::telemetry::{self, TelemetryEnv, TelemetryStatus};
@@ -173,7 +174,8 @@ const STALE_PROBE_AGE: Duration = Duration::from_secs(10);
 /// What reaches the engine thread.
 enum Input {
     Command(Command),
-    Fs(notify::Result<notify::Event>),
+    /// From the watcher thread: what its events mean, in the order they came.
+    Watch(WatchMessage),
     /// Reply once every file event before this moment has been applied.
     Settle(Sender<()>),
 }
@@ -443,9 +445,8 @@ impl Engine {
     /// queue overflow (the `Rescan` flag, no paths): how tests and diagnostics exercise
     /// a path the kernel rarely takes. `notify`'s types stay out of this API.
     pub fn inject_lost_events(&self) {
-        let overflow =
-            notify::Event::new(notify::EventKind::Other).set_flag(notify::event::Flag::Rescan);
-        let _ = self.inbox.send(Input::Fs(Ok(overflow)));
+        let overflow = WatchMessage::Changes(vec![FsChange::Rescan]);
+        let _ = self.inbox.send(Input::Watch(overflow));
     }
 
     /// Makes sure every file event up to now has been applied (a file saved just before
@@ -556,7 +557,8 @@ struct Worker {
     catchup: Catchup,
     mismatch: Option<Mismatch>,
     error: Option<String>,
-    watcher: Option<DirWatcher>,
+    /// The watcher thread (see `watch_actor.rs`), while this engine watches.
+    watcher: Option<WatcherHandle>,
     /// Set when the watcher has just armed every watch: the store's write counter read
     /// before it did. If the catch-up that follows sees the same counter, the
     /// directories it finds unchanged since the cache recorded them are the very ones
@@ -782,19 +784,13 @@ impl Worker {
             }
             Input::Command(_) => {}
             Input::Settle(reply) => self.settle(reply),
-            Input::Fs(Ok(event)) => {
-                let changes = match &mut self.watcher {
-                    Some(watcher) => watcher.classify(&event),
-                    // A follower has no watcher; an injected event still counts.
-                    None if event.need_rescan() => vec![FsChange::Rescan],
-                    None => Vec::new(),
-                };
+            Input::Watch(WatchMessage::Changes(changes)) => {
                 for change in changes {
                     self.apply_fs_change(change);
                 }
             }
             // The backend failed to deliver something: what it was is unknown.
-            Input::Fs(Err(error)) => {
+            Input::Watch(WatchMessage::Failed(error)) => {
                 self.error = Some(format!("file watcher: {error}"));
                 self.schedule_rescan();
             }
@@ -832,7 +828,7 @@ impl Worker {
                 // get their watch only after it passed them, so a file written into one
                 // in between has no event: the crawl runs again once they are watched,
                 // until it finds no directory it had not watched (usually twice).
-                if let Some(watcher) = &mut self.watcher {
+                if let Some(watcher) = &self.watcher {
                     watcher.watch_dir(&dir);
                 }
                 let mut crawled = std::collections::HashSet::new();
@@ -845,7 +841,7 @@ impl Worker {
                     for sub in &walked.dirs {
                         if crawled.insert(sub.clone()) {
                             unwatched += 1;
-                            if let Some(watcher) = &mut self.watcher {
+                            if let Some(watcher) = &self.watcher {
                                 watcher.watch_dir(sub);
                             }
                         }
@@ -861,7 +857,7 @@ impl Worker {
                 self.refresh_watcher_status();
             }
             FsChange::DirGone(dir) => {
-                if let Some(watcher) = &mut self.watcher {
+                if let Some(watcher) = &self.watcher {
                     watcher.forget_dir(&dir);
                 }
                 let rows: Vec<RelPath> = self

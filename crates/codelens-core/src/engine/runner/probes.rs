@@ -58,7 +58,7 @@ impl Worker {
             self.schedule_rescan();
             return;
         }
-        let Some(watcher) = &mut self.watcher else {
+        let Some(watcher) = &self.watcher else {
             return;
         };
         if self.heartbeat_in_flight.is_none() && self.heartbeat_at.is_none_or(|at| at <= now) {

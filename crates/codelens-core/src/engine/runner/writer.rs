@@ -239,10 +239,10 @@ impl Worker {
             .max_dir_watches
             .unwrap_or_else(watcher::default_max_dir_watches);
         let inbox = self.inbox.clone();
-        let handler = move |event| {
-            let _ = inbox.send(Input::Fs(event));
+        let sink = move |message| {
+            let _ = inbox.send(Input::Watch(message));
         };
-        match DirWatcher::start(&tree, &dirs, cap, handler) {
+        match WatcherHandle::start(&tree, dirs, cap, sink) {
             Ok(watcher) => {
                 self.watcher = Some(watcher);
                 self.watches_armed_at_generation = generation;
@@ -308,7 +308,7 @@ impl Worker {
                 } else {
                     Vec::new()
                 };
-                if let Some(watcher) = &mut self.watcher {
+                if let Some(watcher) = &self.watcher {
                     let renewed = watcher.sync_watches(&checked.dirs, &just_armed);
                     let now = Instant::now();
                     for dir in renewed {
