@@ -1,13 +1,11 @@
-//! Faults around the index: the telemetry endpoint failing in the ways tests/telemetry.rs
+//! Faults around the index: the telemetry endpoint failing in the ways telemetry.rs
 //! does not already cover (a 500, a slow answer, a buffer far past its cap, several
 //! processes flushing and sending at once), and the watcher losing events for real (the
 //! kernel's inotify queue overflowing, the kernel's watch limit reached inside a user
 //! namespace). Real processes, real listeners on 127.0.0.1, real inotify.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
-#[path = "support/freshness.rs"]
-mod freshness;
+use crate::common;
+use crate::support_freshness as freshness;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};

@@ -1,9 +1,8 @@
 //! `codelens install` / `uninstall` on a temporary HOME and a temporary git project: the
 //! real binary edits real agent config files, and every entry it writes is started and
 //! spoken to over MCP.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

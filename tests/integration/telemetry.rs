@@ -1,9 +1,8 @@
 //! Telemetry, end to end: the real binary, a temp `CODELENS_HOME` per test, real TCP
 //! listeners on 127.0.0.1 and the real ingest server. The clock is moved with
 //! `CODELENS_TELEMETRY_NOW` (honoured by debug builds only).
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -4,9 +4,8 @@
 //! is locked` (or any SQLite busy error, or a panic) reaching the user from any of them,
 //! every sync succeeds, a follower takes over when the writer is `kill -9`ed, and in the
 //! end the oracle agrees with the tree.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

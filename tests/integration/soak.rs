@@ -5,14 +5,12 @@
 //! sampled from /proc at every check and must not grow without bound.
 //!
 //! Opt-in (it is long):
-//!   cargo test --release --test soak -- --ignored --nocapture
+//!   cargo test --release --test integration -- --ignored --nocapture soak::
 //! `CODELENS_SOAK_SECS` (default 600) and `CODELENS_SOAK_CHECK_SECS` (default 30) shorten
 //! it; `CODELENS_SOAK_SEED` replays a run.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
-#[path = "support/freshness.rs"]
-mod freshness;
+use crate::common;
+use crate::support_freshness as freshness;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -120,7 +118,7 @@ fn list_files(repo: &TestRepo) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "a 10-minute soak: cargo test --release --test soak -- --ignored --nocapture"]
+#[ignore = "a 10-minute soak: cargo test --release --test integration -- --ignored --nocapture soak::"]
 fn a_watching_engine_stays_honest_for_ten_minutes() {
     let total = Duration::from_secs(env_secs("CODELENS_SOAK_SECS", 600));
     let every = Duration::from_secs(env_secs("CODELENS_SOAK_CHECK_SECS", 30));

@@ -1,8 +1,7 @@
 //! `codelens --mcp` as an agent meets it: the real binary as a child process, spoken to
 //! over stdio with JSON-RPC, on real temp repositories with real edits.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
