@@ -661,16 +661,58 @@ fn a_hanging_endpoint_does_not_hold_the_command() {
     assert!(home.buffer_json()["days"][day(-1)].is_array());
 }
 
+/// A port on 127.0.0.1 where nothing listens, held for as long as this lives: a socket
+/// bound to it that never listens, so a connection is refused and no other listener —
+/// of a test running beside this one in this process, or of any process — can take the
+/// port meanwhile (as one could between closing a listener and using its port).
+struct RefusingPort {
+    _socket: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl RefusingPort {
+    fn new() -> RefusingPort {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let error = || std::io::Error::last_os_error();
+        // SAFETY: socket(2) has no preconditions; its descriptor is owned from here on.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", error());
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: a zeroed sockaddr_in is a valid value (port 0: any free port).
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let raw = (&raw mut addr).cast::<libc::sockaddr>();
+        // SAFETY: `raw` points to a sockaddr_in of `len` bytes, alive for both calls.
+        unsafe {
+            assert_eq!(
+                libc::bind(socket.as_raw_fd(), raw, len),
+                0,
+                "bind: {}",
+                error()
+            );
+            assert_eq!(
+                libc::getsockname(socket.as_raw_fd(), raw, &mut len),
+                0,
+                "getsockname: {}",
+                error()
+            );
+        }
+        RefusingPort {
+            _socket: socket,
+            port: u16::from_be(addr.sin_port),
+        }
+    }
+}
+
 #[test]
 fn a_down_endpoint_is_silent_keeps_the_day_and_is_tried_once_a_day() {
     let repo = indexed_repo();
     let mut home = Home::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    home.url = format!("http://127.0.0.1:{port}/v1/events");
+    let down = RefusingPort::new();
+    home.url = format!("http://127.0.0.1:{}/v1/events", down.port);
     with_a_day_to_send(&home, &repo);
     let out = home.run(
         &repo.root(),
