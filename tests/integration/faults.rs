@@ -5,7 +5,6 @@
 //! namespace). Real processes, real listeners on 127.0.0.1, real inotify.
 
 use crate::common;
-use crate::support_freshness as freshness;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -526,7 +525,7 @@ fn the_kernel_watch_limit_in_a_user_namespace_degrades_honestly() {
         repo.write(&format!("{dir}/x.rs"), "pub fn x() {}\npub fn y() {}\n");
     }
     let status = repo.status_json();
-    let stale = freshness::silently_stale(&repo.root(), &repo.db_path(), &status);
+    let stale = oracle::silently_stale(&repo.root(), &status);
     assert!(stale.is_empty(), "not pending: {stale:?}; {status}");
     assert!(
         !status["pending"].as_array().unwrap().is_empty(),
@@ -536,7 +535,8 @@ fn the_kernel_watch_limit_in_a_user_namespace_degrades_honestly() {
     repo.sync_json();
     let status = repo.status_json();
     assert_eq!(status["pending"], json!([]), "{status}");
-    assert!(freshness::differing(&repo.root(), &repo.db_path()).is_empty());
+    let differing = oracle::differing(&repo.root());
+    assert!(differing.is_empty(), "{}", differing.describe());
     let stderr = stderr_after_kill(watch);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -9,8 +9,6 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-#[path = "../support/freshness.rs"]
-mod support_freshness;
 
 mod bad_input;
 mod containment;

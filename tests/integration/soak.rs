@@ -1,8 +1,8 @@
 //! Soak: a watching engine (`codelens watch`, a real process) under random edits, new
 //! files, renames, deletes and branch switches for 10 minutes, checked every 30 s: every
-//! file whose content differs from the index (hashed independently here) must be in
-//! `status --json`'s pending list. The engine's RSS, CPU time and open descriptors are
-//! sampled from /proc at every check and must not grow without bound.
+//! file whose content differs from the index (hashed independently, by the oracle) must
+//! be in `status --json`'s pending list. The engine's RSS, CPU time and open descriptors
+//! are sampled from /proc at every check and must not grow without bound.
 //!
 //! Opt-in (it is long):
 //!   cargo test --release --test integration -- --ignored --nocapture soak::
@@ -10,7 +10,6 @@
 //! it; `CODELENS_SOAK_SEED` replays a run.
 
 use crate::common;
-use crate::support_freshness as freshness;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -112,9 +111,13 @@ fn mutate(
     }
 }
 
-/// Every file on disk, relative, for the mutator to pick from after a checkout.
+/// Every file of the tree (git's listing, as the oracle reads it), relative, for the
+/// mutator to pick from after a checkout.
 fn list_files(repo: &TestRepo) -> Vec<String> {
-    freshness::tree_hashes(&repo.root()).into_keys().collect()
+    oracle::expected_paths(&repo.root())
+        .iter()
+        .map(|p| oracle::lossy(p))
+        .collect()
 }
 
 #[test]
@@ -190,7 +193,7 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
         std::thread::sleep(Duration::from_millis(500));
         let status = repo.status_json();
         assert_eq!(status["watcher"]["engine"], "running", "{status}");
-        let stale = freshness::silently_stale(&repo.root(), &repo.db_path(), &status);
+        let stale = oracle::silently_stale(&repo.root(), &status);
         checks += 1;
         let (rss, cpu, fds) = sample(pid);
         let pending = status["pending"].as_array().unwrap().len();
@@ -216,13 +219,14 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
     let settled = Instant::now();
     loop {
         let status = repo.status_json();
-        let differing = freshness::differing(&repo.root(), &repo.db_path());
+        let differing = oracle::differing(&repo.root());
         if status["pending"].as_array().unwrap().is_empty() && differing.is_empty() {
             break;
         }
         assert!(
             settled.elapsed() < Duration::from_secs(120),
-            "seed {seed}: never settled: {differing:?} {status}"
+            "seed {seed}: never settled: {} {status}",
+            differing.describe()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
