@@ -15,7 +15,12 @@
 //! Entry points: [`assert_agrees`] once everything is synced (after `codelens sync`,
 //! or once a watching engine has settled: [`wait_until_agrees`]), and
 //! [`assert_no_silent_staleness`] while an engine runs: a file may differ from the
-//! index, but then it must be pending (which includes "being indexed").
+//! index, but then it must be pending (which includes "being indexed"). For a test
+//! that takes `status --json` itself and checks it (the fault and soak tests):
+//! [`silently_stale`] and [`differing`].
+//!
+//! This is the one independent "tree hashed and compared with the index" of the
+//! tests; a test that needs such a check uses it rather than a walker of its own.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -442,6 +447,21 @@ pub fn check_status_covers(
     } else {
         Err(stale.into_iter().map(String::into_bytes).collect())
     }
+}
+
+/// How the index differs from the tree now (the tree read first, then the index):
+/// nothing else is checked, neither the pending set nor `status`.
+pub fn differing(root: &Path) -> Diff {
+    let tree = read_tree(root);
+    diff(&tree, &read_index(root))
+}
+
+/// The files that differ from the index without being in `status_before`'s pending
+/// list — silently stale — for a tree that holds still: `status --json` was taken
+/// first, the tree and then the index are read now, and what is indexed in between
+/// only shrinks the differing set. No grace: the caller asserts the list is empty.
+pub fn silently_stale(root: &Path, status_before: &serde_json::Value) -> Vec<String> {
+    unlisted(status_before, &read_tree(root), root)
 }
 
 /// The files of a still `tree` that differ from the index (read now) and are not in

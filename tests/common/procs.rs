@@ -36,7 +36,9 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(mut command: Command, name: &str) -> Proc {
         command.stderr(Stdio::piped());
-        let mut child = command.spawn().expect("codelens starts");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let reader = child.stderr.take().map(|mut pipe| {
             let sink = Arc::clone(&stderr);

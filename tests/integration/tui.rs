@@ -1,9 +1,8 @@
 //! `codelens tui` end to end, in a real terminal: tmux runs the real binary in a real
 //! temp git repository at 60×30, and the tests read the pane as a user would see it.
 //! Polls have generous deadlines; nothing here asserts how fast anything is.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,9 +4,8 @@
 //! editor-style atomic saves. While each storm runs (paused for a moment so the tree
 //! holds still) every file that differs from the index is pending — never silently
 //! stale — and once the watcher settles the oracle agrees with the tree byte for byte.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

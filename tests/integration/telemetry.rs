@@ -1,9 +1,8 @@
 //! Telemetry, end to end: the real binary, a temp `CODELENS_HOME` per test, real TCP
 //! listeners on 127.0.0.1 and the real ingest server. The clock is moved with
 //! `CODELENS_TELEMETRY_NOW` (honoured by debug builds only).
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use common::mcp_client::Client;
 use common::{RUST_SRC, TestRepo, assert_success, codelens_command, read_http_request};
 
 /// Every variable that can switch telemetry, removed from each child so the test
@@ -486,49 +486,20 @@ fn a_canary_in_paths_names_and_queries_never_reaches_the_buffer_or_a_payload() {
     home.ok(&root, &["status", "--json"], &env);
 
     // An MCP session whose client name and query carry the canary too.
-    let mut child = home
-        .command(&root, &["--mcp"], &env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut send = |message: Value| writeln!(stdin, "{message}").unwrap();
-    send(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": format!("{CANARY}-agent"), "version": "1"}}}),
-    );
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    send(
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-        "name": "search_symbols", "arguments": {"query": CANARY}}}),
-    );
-    line.clear();
-    stdout.read_line(&mut line).unwrap();
+    let mut mcp = Client::spawn(home.command(&root, &["--mcp"], &env), "codelens --mcp");
+    mcp.initialize(&format!("{CANARY}-agent"));
+    let line = mcp
+        .request(
+            "tools/call",
+            json!({"name": "search_symbols", "arguments": {"query": CANARY}}),
+        )
+        .to_string();
     assert!(
         line.contains(CANARY),
         "the answer itself finds the symbol: {line}"
     );
-    drop(stdin);
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "MCP server did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    for line in rest.lines() {
-        let message: Value = serde_json::from_str(line).expect("stdout is protocol only");
-        assert_eq!(message["jsonrpc"], "2.0");
-    }
+    mcp.finish(Duration::from_secs(20));
+    mcp.assert_stdout_is_protocol_only();
 
     let buffer = std::fs::read_to_string(home.buffer()).unwrap();
     assert!(!buffer.contains(CANARY), "{buffer}");
@@ -662,16 +633,58 @@ fn a_hanging_endpoint_does_not_hold_the_command() {
     assert!(home.buffer_json()["days"][day(-1)].is_array());
 }
 
+/// A port on 127.0.0.1 where nothing listens, held for as long as this lives: a socket
+/// bound to it that never listens, so a connection is refused and no other listener —
+/// of a test running beside this one in this process, or of any process — can take the
+/// port meanwhile (as one could between closing a listener and using its port).
+struct RefusingPort {
+    _socket: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl RefusingPort {
+    fn new() -> RefusingPort {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let error = || std::io::Error::last_os_error();
+        // SAFETY: socket(2) has no preconditions; its descriptor is owned from here on.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", error());
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: a zeroed sockaddr_in is a valid value (port 0: any free port).
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let raw = (&raw mut addr).cast::<libc::sockaddr>();
+        // SAFETY: `raw` points to a sockaddr_in of `len` bytes, alive for both calls.
+        unsafe {
+            assert_eq!(
+                libc::bind(socket.as_raw_fd(), raw, len),
+                0,
+                "bind: {}",
+                error()
+            );
+            assert_eq!(
+                libc::getsockname(socket.as_raw_fd(), raw, &mut len),
+                0,
+                "getsockname: {}",
+                error()
+            );
+        }
+        RefusingPort {
+            _socket: socket,
+            port: u16::from_be(addr.sin_port),
+        }
+    }
+}
+
 #[test]
 fn a_down_endpoint_is_silent_keeps_the_day_and_is_tried_once_a_day() {
     let repo = indexed_repo();
     let mut home = Home::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    home.url = format!("http://127.0.0.1:{port}/v1/events");
+    let down = RefusingPort::new();
+    home.url = format!("http://127.0.0.1:{}/v1/events", down.port);
     with_a_day_to_send(&home, &repo);
     let out = home.run(
         &repo.root(),
@@ -873,78 +886,25 @@ fn a_long_running_watch_flushes_in_the_background() {
     assert!(names.contains(&"engine_start".to_string()), "{names:?}");
 }
 
-/// A `codelens --mcp` child driven line by line.
-struct Mcp {
-    child: Child,
-    stdin: Option<std::process::ChildStdin>,
-    stdout: BufReader<std::process::ChildStdout>,
-    next_id: u64,
+/// `codelens --mcp` with this home's environment, initialized as Claude Code.
+fn start_mcp(home: &Home, root: &Path, env: &[(&str, &str)]) -> Client {
+    let mut mcp = Client::spawn(home.command(root, &["--mcp"], env), "codelens --mcp");
+    mcp.initialize("claude-code");
+    mcp
 }
 
-impl Mcp {
-    fn start(home: &Home, root: &Path, env: &[(&str, &str)]) -> Mcp {
-        let mut child = home
-            .command(root, &["--mcp"], env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut mcp = Mcp {
-            child,
-            stdin,
-            stdout,
-            next_id: 1,
-        };
-        mcp.call(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "claude-code", "version": "1"}}),
-        );
-        mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        mcp
-    }
+/// One counted tool call.
+fn search(mcp: &mut Client) {
+    let answer = mcp.request(
+        "tools/call",
+        json!({"name": "search_symbols", "arguments": {"query": "Store"}}),
+    );
+    assert!(answer.get("result").is_some(), "{answer}");
+}
 
-    fn send(&mut self, message: Value) {
-        writeln!(self.stdin.as_mut().unwrap(), "{message}").unwrap();
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "MCP ended");
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message["id"] == id {
-                return message;
-            }
-        }
-    }
-
-    fn search(&mut self) {
-        let answer = self.call(
-            "tools/call",
-            json!({"name": "search_symbols", "arguments": {"query": "Store"}}),
-        );
-        assert!(answer.get("result").is_some(), "{answer}");
-    }
-
-    /// Closes stdin and waits for the exit (and its flush).
-    fn finish(mut self) {
-        drop(self.stdin.take());
-        let started = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "MCP server did not exit"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// Closes the server's stdin and waits for its exit (and its flush).
+fn finish(mut mcp: Client) {
+    mcp.finish(Duration::from_secs(30));
 }
 
 fn rows_on(home: &Home, day: &str) -> Vec<Value> {
@@ -961,21 +921,21 @@ fn off_then_on_the_same_day_never_lets_earlier_counts_through() {
     let today = day(0);
     home.opt_in(&repo.root(), &today);
     let env = [("CODELENS_TELEMETRY_NOW", today.as_str())];
-    let mut mcp = Mcp::start(&home, &repo.root(), &env);
-    mcp.search(); // before the off
+    let mut mcp = start_mcp(&home, &repo.root(), &env);
+    search(&mut mcp); // before the off
     home.on_day(&repo.root(), &["telemetry", "off"], &today);
-    mcp.search(); // during the off (the server has not re-read the consent yet)
+    search(&mut mcp); // during the off (the server has not re-read the consent yet)
     home.on_day(&repo.root(), &["telemetry", "on"], &today);
-    mcp.finish();
+    finish(mcp);
     // The exit flush found the consent changed under it: its counts belong to the
     // earlier choice and are dropped (the opt-in day alone could not tell them apart).
     let rows = rows_on(&home, &today);
     assert!(rows.is_empty(), "{rows:?}");
 
     // A process started after the on counts as usual.
-    let mut mcp = Mcp::start(&home, &repo.root(), &env);
-    mcp.search();
-    mcp.finish();
+    let mut mcp = start_mcp(&home, &repo.root(), &env);
+    search(&mut mcp);
+    finish(mcp);
     let rows = rows_on(&home, &today);
     assert!(
         rows.iter().any(|r| r["event_name"] == "search_symbols"),

@@ -1,8 +1,7 @@
 //! Git worktree mismatch detection and `init -i`, with the real `git` binary building
 //! each layout in temp directories.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

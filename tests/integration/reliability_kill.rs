@@ -7,9 +7,8 @@
 //!
 //! Choices come from a seeded PRNG; a failure prints the seed and the round, and
 //! `CODELENS_TEST_SEED=<seed>` replays it.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -282,7 +281,7 @@ fn fifty_kill_nines_of_init_sync_and_watch_never_corrupt_or_lose_an_edit() {
     );
 }
 
-/// The heavier variant: `cargo test --test reliability_kill -- --ignored`.
+/// The heavier variant: `cargo test --test integration -- --ignored reliability_kill::`.
 #[test]
 #[ignore = "heavy: 5,000 files, 200 rounds"]
 fn two_hundred_kill_nines_on_five_thousand_files() {

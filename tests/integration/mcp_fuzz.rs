@@ -7,16 +7,13 @@
 //!
 //! The generator is a seeded PRNG; `CODELENS_FUZZ_SEED=<n>` replays a run, and every
 //! failure message names the seed.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use common::mcp_client::Client;
 use common::rng::Rng;
 use common::*;
 use serde_json::{Map, Value, json};
@@ -340,62 +337,16 @@ fn generate(rng: &mut Rng, n: usize, tools: &[(String, Value)]) -> Message {
     }
 }
 
-struct Server {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<Vec<u8>>,
-}
-
-impl Server {
-    fn start(repo: &TestRepo) -> Server {
-        let mut child = codelens_command(&repo.root(), &["--mcp"])
-            .env("CODELENS_TELEMETRY", "0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("codelens --mcp starts");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = Vec::new();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        Server {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn send(&mut self, line: &[u8]) -> std::io::Result<()> {
-        self.stdin.write_all(line)?;
-        self.stdin.write_all(b"\n")?;
-        self.stdin.flush()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `codelens --mcp` on `repo`, started but not initialized: the test says everything.
+fn start_server(repo: &TestRepo) -> Client {
+    let mut command = codelens_command(&repo.root(), &["--mcp"]);
+    command.env("CODELENS_TELEMETRY", "0");
+    Client::spawn(command, "codelens --mcp")
 }
 
 /// Reads answers until `wanted` has arrived; every line must be a JSON-RPC 2.0 message.
 fn collect_until(
-    server: &Server,
+    server: &mut Client,
     answers: &mut BTreeMap<String, Vec<Value>>,
     wanted: &Value,
     seed: u64,
@@ -403,7 +354,7 @@ fn collect_until(
     let deadline = Instant::now() + DEADLINE;
     while !answers.contains_key(&wanted.to_string()) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = server.lines.recv_timeout(left).unwrap_or_else(|_| {
+        let line = server.recv_line(left).unwrap_or_else(|| {
             panic!("seed {seed}: no answer to {wanted} (server dead or silent)")
         });
         record(&line, answers, seed);
@@ -448,19 +399,19 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
 
     let repo = indexed_sources_repo();
 
-    let mut server = Server::start(&repo);
+    let mut server = start_server(&repo);
     let mut answers = BTreeMap::new();
     let init = json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "codelens-fuzz", "version": "1"}}});
-    server.send(init.to_string().as_bytes()).unwrap();
+    server.send_bytes(init.to_string().as_bytes()).unwrap();
     server
-        .send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .send_bytes(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
         .unwrap();
     server
-        .send(br#"{"jsonrpc":"2.0","id":"list","method":"tools/list"}"#)
+        .send_bytes(br#"{"jsonrpc":"2.0","id":"list","method":"tools/list"}"#)
         .unwrap();
-    collect_until(&server, &mut answers, &json!("list"), seed);
+    collect_until(&mut server, &mut answers, &json!("list"), seed);
     let listed = &answers[&json!("list").to_string()][0];
     let tools: Vec<(String, Value)> = listed["result"]["tools"]
         .as_array()
@@ -478,7 +429,7 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
     let mut expected = BTreeMap::new();
     for n in 0..MESSAGES {
         let message = generate(&mut rng, n, &tools);
-        if let Err(error) = server.send(&message.line) {
+        if let Err(error) = server.send_bytes(&message.line) {
             panic!(
                 "seed {seed}: the server stopped reading after message {n} ({error}): {:.300}",
                 String::from_utf8_lossy(&message.line)
@@ -491,7 +442,7 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
             );
         }
         // Keep the pipe drained so the server never blocks on a full stdout.
-        while let Ok(line) = server.lines.try_recv() {
+        while let Some(line) = server.try_recv_line() {
             record(&line, &mut answers, seed);
         }
     }
@@ -500,11 +451,11 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
     let last = json!({"jsonrpc": "2.0", "id": "last", "method": "tools/call",
         "params": {"name": "index_status", "arguments": {}}});
     server
-        .send(last.to_string().as_bytes())
+        .send_bytes(last.to_string().as_bytes())
         .unwrap_or_else(|e| {
             panic!("seed {seed}: the server is gone before the final request: {e}")
         });
-    collect_until(&server, &mut answers, &json!("last"), seed);
+    collect_until(&mut server, &mut answers, &json!("last"), seed);
     let status = &answers[&json!("last").to_string()][0];
     assert_eq!(
         status["result"]["structuredContent"]["files"], 3,
@@ -513,7 +464,7 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
     // Every well-formed request got exactly one answer (requests may finish out of order).
     let deadline = Instant::now() + DEADLINE;
     while expected.keys().any(|id| !answers.contains_key(id)) && Instant::now() < deadline {
-        if let Ok(line) = server.lines.recv_timeout(Duration::from_millis(200)) {
+        if let Some(line) = server.recv_line(Duration::from_millis(200)) {
             record(&line, &mut answers, seed);
         }
     }
@@ -537,7 +488,7 @@ fn a_thousand_malformed_or_random_messages_never_kill_the_server() {
         );
     }
     assert!(
-        server.child.try_wait().unwrap().is_none(),
+        server.proc.child.try_wait().unwrap().is_none(),
         "seed {seed}: the server exited"
     );
     eprintln!(

@@ -4,18 +4,16 @@
 //! is locked` (or any SQLite busy error, or a panic) reaching the user from any of them,
 //! every sync succeeds, a follower takes over when the writer is `kill -9`ed, and in the
 //! end the oracle agrees with the tree.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::mcp_client::Client;
 use common::oracle;
 use common::procs::{self, Proc};
 use common::rng::Rng;
@@ -24,94 +22,30 @@ use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A minimal MCP client over the server's stdio; every stdout line is kept to check
-/// that nothing but JSON-RPC was written there.
-struct Mcp {
-    proc: Proc,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    next_id: u64,
+/// The MCP server on the shared index, with the environment every reliability test
+/// gives codelens, initialized.
+fn start_mcp(root: &Path, home: &Path) -> Client {
+    let mut mcp = Client::spawn(procs::command(root, home, &["--mcp"]), "mcp");
+    mcp.initialize("reliability-test");
+    mcp
 }
 
-impl Mcp {
-    fn start(root: &Path, home: &Path) -> Mcp {
-        let mut command = procs::command(root, home, &["--mcp"]);
-        command.stdin(Stdio::piped()).stdout(Stdio::piped());
-        let mut proc = Proc::spawn(command, "mcp");
-        let stdin = proc.child.stdin.take().unwrap();
-        let stdout = proc.child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut mcp = Mcp {
-            proc,
-            stdin,
-            lines,
-            seen: Vec::new(),
-            next_id: 1,
-        };
-        let init = mcp.request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "reliability-test", "version": "1"}}),
-        );
-        assert_eq!(init["result"]["serverInfo"]["name"], "codelens", "{init}");
-        mcp.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        mcp
-    }
+/// A tool call that must succeed (no JSON-RPC error, no tool error) without a lock
+/// error in its text.
+fn call_ok(mcp: &mut Client, tool: &str, arguments: Value) -> Value {
+    let result = mcp.call(tool, arguments);
+    assert_ne!(result["isError"], json!(true), "{tool}: {result}");
+    procs::assert_no_lock_error(tool, &Client::text(&result));
+    result
+}
 
-    fn send(&mut self, message: &Value) {
-        writeln!(self.stdin, "{message}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "no answer to {method} #{id}; stderr: {}",
-                    self.proc.stderr()
-                )
-            });
-            self.seen.push(line.clone());
-            let message: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            assert_eq!(message["jsonrpc"], "2.0", "{line}");
-            if message["id"] == json!(id) {
-                return message;
-            }
-        }
-    }
-
-    /// A tool call that must succeed (no JSON-RPC error, no tool error).
-    fn call(&mut self, tool: &str, arguments: Value) -> Value {
-        let answer = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
-        assert!(answer.get("error").is_none(), "{tool}: {answer}");
-        let result = answer["result"].clone();
-        assert_ne!(result["isError"], json!(true), "{tool}: {result}");
-        let text = result["content"][0]["text"].as_str().unwrap_or_default();
-        procs::assert_no_lock_error(tool, text);
-        result
-    }
-
-    fn role(&mut self) -> String {
-        let status = self.call("index_status", json!({}));
-        status["structuredContent"]["role"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
+/// The role of the MCP server's engine, as `index_status` reports it.
+fn role(mcp: &mut Client) -> String {
+    let status = call_ok(mcp, "index_status", json!({}));
+    status["structuredContent"]["role"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Random edits to the tree, from a seeded PRNG.
@@ -176,8 +110,8 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
 
     // The watching engine comes first and is the writer; the MCP server's engine follows.
     let mut watch = procs::start_watch(&root, home.path());
-    let mut mcp = Mcp::start(&root, home.path());
-    assert_eq!(mcp.role(), "follower");
+    let mut mcp = start_mcp(&root, home.path());
+    assert_eq!(role(&mut mcp), "follower");
     assert!(oracle::writer_engine_running(&root));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -186,13 +120,17 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
     for step in 0..20 {
         let n = 1 + rng.below(15);
         edit(&root, &mut rng, n);
-        let hits = mcp.call("search_symbols", json!({"query": "f1", "match": "prefix"}));
+        let hits = call_ok(
+            &mut mcp,
+            "search_symbols",
+            json!({"query": "f1", "match": "prefix"}),
+        );
         assert!(hits["structuredContent"].is_object(), "{hits}");
-        mcp.call("find_files", json!({"pattern": "src/m1/*.rs"}));
+        call_ok(&mut mcp, "find_files", json!({"pattern": "src/m1/*.rs"}));
         *lookups.lock().unwrap() += 2;
         if step % 5 == 4 {
             // One writer: the MCP server's engine still follows the watch.
-            assert_eq!(mcp.role(), "follower", "step {step}");
+            assert_eq!(role(&mut mcp), "follower", "step {step}");
         }
     }
 
@@ -200,7 +138,7 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
     assert!(watch.kill9(), "watch was running");
     procs::assert_no_lock_error("watch", &watch.stderr());
     let until = Instant::now() + DEADLINE;
-    while mcp.role() != "writer" {
+    while role(&mut mcp) != "writer" {
         assert!(Instant::now() < until, "the MCP server never took over");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -231,7 +169,11 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
     for _ in 0..10 {
         let n = 1 + rng.below(10);
         edit(&root, &mut rng, n);
-        mcp.call("search_symbols", json!({"query": "f2", "match": "prefix"}));
+        call_ok(
+            &mut mcp,
+            "search_symbols",
+            json!({"query": "f2", "match": "prefix"}),
+        );
     }
 
     // A new `watch` is now the follower; kill the MCP server and it takes over in turn.
@@ -252,10 +194,7 @@ fn watch_mcp_and_repeated_syncs_share_one_index_with_one_writer_and_a_takeover()
     edit(&root, &mut rng, 10);
     assert!(mcp.proc.kill9(), "the MCP server was running");
     procs::assert_no_lock_error("mcp", &mcp.proc.stderr());
-    mcp.seen.iter().for_each(|line| {
-        let message: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(message["jsonrpc"], "2.0");
-    });
+    mcp.assert_stdout_is_protocol_only();
     edit(&root, &mut rng, 10);
 
     stop.store(true, Ordering::Relaxed);
@@ -515,14 +454,14 @@ fn a_follower_answer_right_after_an_edit_has_the_banner_while_the_writer_lags() 
     let (repo, home) = many_files(120);
     let root = repo.root();
     let mut engine = quiet_watch(&root, home.path());
-    let mut mcp = Mcp::start(&root, home.path());
-    assert_eq!(mcp.role(), "follower");
+    let mut mcp = start_mcp(&root, home.path());
+    assert_eq!(role(&mut mcp), "follower");
     for round in 0..3 {
         let path = format!("src/m{round}/f{round}.rs");
         let stopped = Stopped::new(&engine);
         repo.write(&path, &format!("pub fn lagging_{round}() {{}}\n"));
         let resumed = stopped.resume_after(Duration::from_millis(20));
-        let answer = mcp.call("file_outline", json!({"path": path}));
+        let answer = call_ok(&mut mcp, "file_outline", json!({"path": path}));
         resumed.join().unwrap();
         let text = answer["content"][0]["text"].as_str().unwrap_or_default();
         assert!(

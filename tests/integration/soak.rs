@@ -1,18 +1,15 @@
 //! Soak: a watching engine (`codelens watch`, a real process) under random edits, new
 //! files, renames, deletes and branch switches for 10 minutes, checked every 30 s: every
-//! file whose content differs from the index (hashed independently here) must be in
-//! `status --json`'s pending list. The engine's RSS, CPU time and open descriptors are
-//! sampled from /proc at every check and must not grow without bound.
+//! file whose content differs from the index (hashed independently, by the oracle) must
+//! be in `status --json`'s pending list. The engine's RSS, CPU time and open descriptors
+//! are sampled from /proc at every check and must not grow without bound.
 //!
 //! Opt-in (it is long):
-//!   cargo test --release --test soak -- --ignored --nocapture
+//!   cargo test --release --test integration -- --ignored --nocapture soak::
 //! `CODELENS_SOAK_SECS` (default 600) and `CODELENS_SOAK_CHECK_SECS` (default 30) shorten
 //! it; `CODELENS_SOAK_SEED` replays a run.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
-#[path = "support/freshness.rs"]
-mod freshness;
+use crate::common;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -114,13 +111,17 @@ fn mutate(
     }
 }
 
-/// Every file on disk, relative, for the mutator to pick from after a checkout.
+/// Every file of the tree (git's listing, as the oracle reads it), relative, for the
+/// mutator to pick from after a checkout.
 fn list_files(repo: &TestRepo) -> Vec<String> {
-    freshness::tree_hashes(&repo.root()).into_keys().collect()
+    oracle::expected_paths(&repo.root())
+        .iter()
+        .map(|p| oracle::lossy(p))
+        .collect()
 }
 
 #[test]
-#[ignore = "a 10-minute soak: cargo test --release --test soak -- --ignored --nocapture"]
+#[ignore = "a 10-minute soak: cargo test --release --test integration -- --ignored --nocapture soak::"]
 fn a_watching_engine_stays_honest_for_ten_minutes() {
     let total = Duration::from_secs(env_secs("CODELENS_SOAK_SECS", 600));
     let every = Duration::from_secs(env_secs("CODELENS_SOAK_CHECK_SECS", 30));
@@ -192,7 +193,7 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
         std::thread::sleep(Duration::from_millis(500));
         let status = repo.status_json();
         assert_eq!(status["watcher"]["engine"], "running", "{status}");
-        let stale = freshness::silently_stale(&repo.root(), &repo.db_path(), &status);
+        let stale = oracle::silently_stale(&repo.root(), &status);
         checks += 1;
         let (rss, cpu, fds) = sample(pid);
         let pending = status["pending"].as_array().unwrap().len();
@@ -218,13 +219,14 @@ fn a_watching_engine_stays_honest_for_ten_minutes() {
     let settled = Instant::now();
     loop {
         let status = repo.status_json();
-        let differing = freshness::differing(&repo.root(), &repo.db_path());
+        let differing = oracle::differing(&repo.root());
         if status["pending"].as_array().unwrap().is_empty() && differing.is_empty() {
             break;
         }
         assert!(
             settled.elapsed() < Duration::from_secs(120),
-            "seed {seed}: never settled: {differing:?} {status}"
+            "seed {seed}: never settled: {} {status}",
+            differing.describe()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -7,9 +7,8 @@
 //!
 //! Tests run as root here, which bypasses permission checks: the permission cases run the
 //! binary as `nobody` (uid 65534) and skip, saying why, only when that is impossible.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;

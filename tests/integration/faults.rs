@@ -1,13 +1,10 @@
-//! Faults around the index: the telemetry endpoint failing in the ways tests/telemetry.rs
+//! Faults around the index: the telemetry endpoint failing in the ways telemetry.rs
 //! does not already cover (a 500, a slow answer, a buffer far past its cap, several
 //! processes flushing and sending at once), and the watcher losing events for real (the
 //! kernel's inotify queue overflowing, the kernel's watch limit reached inside a user
 //! namespace). Real processes, real listeners on 127.0.0.1, real inotify.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
-#[path = "support/freshness.rs"]
-mod freshness;
+use crate::common;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -528,7 +525,7 @@ fn the_kernel_watch_limit_in_a_user_namespace_degrades_honestly() {
         repo.write(&format!("{dir}/x.rs"), "pub fn x() {}\npub fn y() {}\n");
     }
     let status = repo.status_json();
-    let stale = freshness::silently_stale(&repo.root(), &repo.db_path(), &status);
+    let stale = oracle::silently_stale(&repo.root(), &status);
     assert!(stale.is_empty(), "not pending: {stale:?}; {status}");
     assert!(
         !status["pending"].as_array().unwrap().is_empty(),
@@ -538,7 +535,8 @@ fn the_kernel_watch_limit_in_a_user_namespace_degrades_honestly() {
     repo.sync_json();
     let status = repo.status_json();
     assert_eq!(status["pending"], json!([]), "{status}");
-    assert!(freshness::differing(&repo.root(), &repo.db_path()).is_empty());
+    let differing = oracle::differing(&repo.root());
+    assert!(differing.is_empty(), "{}", differing.describe());
     let stderr = stderr_after_kill(watch);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -1,8 +1,7 @@
 //! `codelens init`, `sync` and `status` on real temp git repositories, through the real
 //! binary.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};

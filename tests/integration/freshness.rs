@@ -7,9 +7,8 @@
 //! `status` sees the edit, then asserts the dashboard does not claim "in sync" and shows
 //! the file or an unverified state with its reason. Then `status --json` and the MCP
 //! server's `index_status` are held to the same keys.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

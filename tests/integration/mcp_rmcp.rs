@@ -1,8 +1,7 @@
 //! The same server through rmcp's own client (the official Rust SDK), over a child
 //! process: the round trip an agent makes.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use common::*;
 use rmcp::ServiceExt;

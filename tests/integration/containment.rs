@@ -5,9 +5,8 @@
 //! Real repositories, real symlinks, a real `git checkout`, the real binary, a real MCP
 //! client over stdio. The outside files carry canaries; no answer, no pending entry and
 //! no index row may ever hold one.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

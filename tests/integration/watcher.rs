@@ -1,8 +1,7 @@
 //! The file watcher, with real inotify on real temp repositories: edits become pending
 //! at once and are re-indexed after the directory's quiet window.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::sync::mpsc::Receiver;
 use std::time::Duration;

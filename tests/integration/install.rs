@@ -1,16 +1,14 @@
 //! `codelens install` / `uninstall` on a temporary HOME and a temporary git project: the
 //! real binary edits real agent config files, and every entry it writes is started and
 //! spoken to over MCP.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc::channel;
 use std::time::Duration;
 
+use common::mcp_client::Client;
 use common::*;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -512,44 +510,19 @@ fn command_line(entry: &Value, project: &Path) -> Vec<String> {
 /// Starts `argv` the way an agent does (cwd: the project; PATH as given) and completes
 /// an MCP `initialize`; returns the server's name.
 fn initialize_through(argv: &[String], cwd: &Path, home: &Path, path: &Path) -> String {
-    let mut child = Command::new(&argv[0])
+    let mut command = Command::new(&argv[0]);
+    command
         .args(&argv[1..])
         .current_dir(cwd)
         .env("HOME", home)
         .env("PATH", path)
-        .env("CODELENS_NO_WATCH", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{argv:?} starts: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "install-test", "version": "1"}}});
-    writeln!(stdin, "{request}").unwrap();
-    stdin.flush().unwrap();
-    let answer: Value = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no initialize answer from {argv:?}"));
-        let message: Value = serde_json::from_str(&line).expect("JSON-RPC on stdout");
-        if message["id"] == 1 {
-            break message;
-        }
-    };
-    drop(stdin);
-    let _ = child.kill();
-    let _ = child.wait();
+        .env("CODELENS_NO_WATCH", "1");
+    let mut client = Client::spawn(command, &format!("{argv:?}"));
+    let answer = client.request(
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "install-test", "version": "1"}}),
+    );
     answer["result"]["serverInfo"]["name"]
         .as_str()
         .unwrap_or_default()

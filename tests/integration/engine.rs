@@ -1,8 +1,7 @@
 //! The engine core through its library API, on real temp git repositories: catch-up,
 //! the pending set with edit ages, the banner, and one writer per index.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -145,7 +144,7 @@ fn pending_files_have_edit_ages_the_banner_names_them_and_sync_clears_them() {
     );
 
     // This writer does not watch, so `codelens status` checks the tree itself, and
-    // agrees. (With a watching writer it reads the writer's set: see tests/watcher.rs.)
+    // agrees. (With a watching writer it reads the writer's set: see watcher.rs.)
     let status = repo.status_json();
     assert_eq!(status["pending_source"], "scan");
     assert_eq!(pending_of(&status), vec!["modified:src/store.rs"]);

@@ -1,8 +1,7 @@
 //! `codelens --mcp` as an agent meets it: the real binary as a child process, spoken to
 //! over stdio with JSON-RPC, on real temp repositories with real edits.
-#![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -548,10 +547,10 @@ fn sigterm_ends_the_server_cleanly() {
     let mut client = Client::start(&repo.root(), &[]);
     client.call("search_symbols", json!({"query": "Store"}));
     // SAFETY: signals our own child process.
-    unsafe { libc::kill(client.child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(client.proc.pid(), libc::SIGTERM) };
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
-        if let Some(status) = client.child.try_wait().unwrap() {
+        if let Some(status) = client.proc.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "still running after SIGTERM");
@@ -571,33 +570,23 @@ fn sigterm_ends_the_server_cleanly() {
 
 #[test]
 fn a_last_request_without_its_newline_is_still_answered() {
-    use std::io::{Read, Write};
     let repo = indexed_repo();
-    let mut child = common::codelens_command(&repo.root(), &["--mcp"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("codelens --mcp");
-    let mut stdin = child.stdin.take().unwrap();
+    let mut client = Client::spawn(
+        common::codelens_command(&repo.root(), &["--mcp"]),
+        "codelens --mcp",
+    );
     let request = json!({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "test", "version": "1"}}});
     // No newline, then end of input.
-    write!(stdin, "{request}").unwrap();
-    drop(stdin);
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let _ = child.wait();
-    let answers: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON-RPC"))
+    client.write_raw(request.to_string().as_bytes()).unwrap();
+    client.finish(DEADLINE);
+    let answers: Vec<Value> = client
+        .seen()
+        .iter()
+        .map(|l| serde_json::from_slice(l).expect("JSON-RPC"))
         .collect();
+    let out = Value::Array(answers.clone());
     assert!(
         answers
             .iter()
