@@ -351,7 +351,17 @@ fn a_directory_renamed_away_under_the_engine_and_back_without_it_is_indexed_agai
     let outside = tempfile::tempdir().unwrap();
     let engine = start_engine(&repo);
     std::fs::rename(repo.path("tools"), outside.path().join("tools")).unwrap();
-    oracle::wait_until_agrees(&repo.root(), Duration::from_secs(30));
+    // Polled here rather than with `oracle::wait_until_agrees`, so that a failure shows
+    // what the engine thought (this test has failed rarely under heavy load).
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while let Err(why) = oracle::check_agrees(&repo.root()) {
+        assert!(
+            std::time::Instant::now() < until,
+            "never agreed within 30 s: {why}\nengine: {:?}",
+            engine.snapshot()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(engine);
     std::fs::rename(outside.path().join("tools"), repo.path("tools")).unwrap();
     assert!(
