@@ -270,14 +270,33 @@ impl CodelensServer {
     /// The snapshot a read answer is composed from: every edit saved before the question
     /// is in it (cookie), and start-up catch-up has finished or timed out.
     fn fresh_snapshot(backend: &Backend) -> Arc<Snapshot> {
-        backend.engine.settle(SETTLE_TIMEOUT);
-        if backend
+        let mut settled = backend.engine.settle(SETTLE_TIMEOUT);
+        let first = !backend
             .waited_for_catchup
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            return backend.engine.snapshot();
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        let snapshot = if first {
+            let waited = backend.engine.wait_for_catchup();
+            if !settled && waited.catchup_finished() {
+                // Catch-up kept the engine from reading events: settle again, now that
+                // it reads them.
+                settled = backend.engine.settle(SETTLE_TIMEOUT);
+                if settled {
+                    backend.engine.snapshot()
+                } else {
+                    waited
+                }
+            } else {
+                waited
+            }
+        } else {
+            backend.engine.snapshot()
+        };
+        // Never vouch for a set the engine could not confirm is complete.
+        if settled {
+            snapshot
+        } else {
+            Arc::new(snapshot.unsettled())
         }
-        backend.engine.wait_for_catchup()
     }
 
     /// Wraps a result the same way for every read tool: worktree warning and staleness

@@ -410,3 +410,36 @@ fn assert_same(key: &str, agent: &Value, person: &Value) {
         _ => assert_eq!(agent, person, "{key}"),
     }
 }
+
+/// What the writer does not vouch for, nobody does: with a rescan due after lost
+/// events (backing off), `codelens status` checks the tree itself and a follower says
+/// the writer is rescanning, though the writer's set is current and it answers probes.
+#[test]
+fn a_writer_that_lost_events_is_vouched_for_by_no_one_until_it_has_rescanned() {
+    let repo = indexed_repo(2);
+    let writer = start(&repo, options(true));
+    wait(&writer, "verified", |s| s.freshness.is_verified());
+    let follower = start(&repo, options(true));
+    wait(&follower, "a verified follower", |s| {
+        s.role == Role::Follower && s.freshness.is_verified()
+    });
+    // Lost events in a burst: the first rescans are free, then they back off (up to
+    // 10 s): one more now leaves a rescan due for seconds.
+    for _ in 0..8 {
+        writer.inject_lost_events();
+    }
+    wait(&writer, "the burst's rescan done", |s| {
+        s.watcher.rescans == 8 && s.freshness.is_verified()
+    });
+    writer.inject_lost_events();
+    wait(&writer, "a rescan due", |s| {
+        s.freshness.unverified() == Some(&Unverified::Rescanning)
+    });
+    let status = repo.status_json();
+    assert_eq!(status["pending_source"], "scan", "{status}");
+    assert_eq!(status["freshness"]["basis"], "scan", "{status}");
+    let seen = wait(&follower, "the follower adopts the writer's reason", |s| {
+        s.freshness.unverified() == Some(&Unverified::Rescanning)
+    });
+    assert!(dashboard(seen).contains("unverified: rescanning"));
+}

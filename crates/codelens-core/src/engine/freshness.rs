@@ -6,12 +6,15 @@
 //!   and healthy, catch-up is done and the writer answers (for a follower: answers its
 //!   probes); or a scan of the whole tree has just been made (`codelens status`).
 //! - `pending`: the same, with files known to differ from the index.
-//! - `unverified`: the engine cannot vouch for its pending set, and says why. While it
-//!   is unverified the engine stat-scans the tree itself (at most once a second), so
-//!   the pending files it lists are at most that old.
+//! - `unverified`: the engine cannot vouch for its pending set, and says why. While
+//!   its own watcher cannot see every edit (a follower that cannot vouch for its
+//!   writer, no watcher, a degraded one, lost events not compared yet, a failed
+//!   catch-up) the engine stat-scans the tree itself, at most once a second, so the
+//!   pending files it lists are at most that old. A writer publishes its reason in the
+//!   index, so no follower and no `codelens status` vouches for what it does not.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How the engine knows what it says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
@@ -39,8 +42,10 @@ pub enum Freshness {
     },
 }
 
-/// Why the verdict is unverified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+/// Why the verdict is unverified. A writer publishes its own in the index (meta
+/// `writer_unverified`), so followers and `codelens status` never vouch for a set its
+/// writer does not vouch for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Unverified {
     /// The index is being compared with the working tree (start-up, or after a
@@ -64,6 +69,9 @@ pub enum Unverified {
     /// Events were lost (a kernel queue overflow, a watcher error): the whole tree is
     /// being compared with the index again.
     Rescanning,
+    /// The engine that keeps the index is busy (re-indexing, comparing the tree) and had
+    /// not confirmed, when asked, that it had read every edit made before the question.
+    WriterBusy,
 }
 
 impl Freshness {
@@ -114,20 +122,7 @@ impl Unverified {
                 format!("index locked by another process (retry {retry})")
             }
             Unverified::Rescanning => "rescanning after lost events".into(),
-        }
-    }
-
-    /// Whether the engine checks the tree itself meanwhile (see the module docs). Not
-    /// while the writer is itself comparing the whole tree with the index.
-    pub fn needs_fallback_scan(&self, writer: bool) -> bool {
-        match self {
-            Unverified::CatchingUp { .. } | Unverified::Rescanning => !writer,
-            // The writer's own watcher sees every edit; only others are blind.
-            Unverified::IndexLocked { .. } => !writer,
-            Unverified::CatchUpFailed { .. }
-            | Unverified::WatcherOff
-            | Unverified::WatcherDegraded { .. }
-            | Unverified::WriterNotResponding { .. } => true,
+            Unverified::WriterBusy => "writer busy".into(),
         }
     }
 }

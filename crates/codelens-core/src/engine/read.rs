@@ -22,7 +22,6 @@ use super::runner::Snapshot;
 use super::scan;
 use super::store::{FileEntry, IndexStats, NameMatch, Store, SymbolHit};
 use super::symbols::SymbolExtractor;
-use super::watcher::WatchMode;
 use super::{Error, RelPath, Result, now_ns};
 
 /// Past this many matching names a search is broad anyway: SQLite's scan is as good.
@@ -473,9 +472,9 @@ impl Reader {
         snapshot: &Snapshot,
         referenced: &[String],
     ) -> Option<Snapshot> {
-        if snapshot.watcher.mode == WatchMode::Native {
-            return None;
-        }
+        // Only a verdict that vouches for the pending set makes the check needless (a
+        // follower whose writer does not answer still has a native watcher mode).
+        snapshot.freshness.unverified()?;
         // Known pending files, then each path once (a search names a file per hit).
         let mut looked_at: HashSet<&str> =
             snapshot.pending.iter().map(|p| p.path.as_str()).collect();

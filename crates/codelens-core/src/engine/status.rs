@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::banner::PendingState;
-use super::freshness::{Basis, Freshness};
+use super::freshness::{Basis, Freshness, Unverified};
 use super::project::Project;
 use super::reconcile::{self, Change};
 use super::runner::{self, Catchup, Role, Snapshot, published_set_is_current, state_name};
@@ -195,10 +195,18 @@ impl StatusReport {
         audience: Audience,
         now: i64,
     ) -> StatusReport {
-        let scanned = snapshot
-            .pending
-            .iter()
-            .any(|p| p.state == PendingState::Unsynced);
+        // The list comes from the engine's own scan of the tree whenever the engine
+        // cannot vouch for its watcher-fed set for a reason a scan stands in for.
+        let scanned = match snapshot.freshness.unverified() {
+            None => false,
+            Some(Unverified::CatchingUp { .. } | Unverified::Rescanning)
+                if snapshot.role == Role::Writer =>
+            {
+                false
+            }
+            Some(Unverified::IndexLocked { .. }) if snapshot.role == Role::Writer => false,
+            Some(_) => true,
+        };
         let pending = (snapshot.pending.iter())
             .map(|p| StatusPending {
                 path: p.path.clone(),
@@ -219,7 +227,7 @@ impl StatusReport {
                 branch: snapshot.branch.clone(),
                 head: snapshot.head.clone(),
                 pending,
-                from_engine: !(scanned && snapshot.freshness.unverified().is_some()),
+                from_engine: !scanned,
                 freshness: snapshot.freshness.clone(),
                 watcher: StatusWatcher {
                     mode: watcher.mode_name().into(),
@@ -346,8 +354,13 @@ fn pending_files(project: &Project, store: &Store) -> Result<(Vec<StatusPending>
     // would call files fresh that it has not looked at yet.
     // Nor while the writer is busy (catch-up, re-indexing): events queue unread then,
     // so an edit saved meanwhile would be missing from its set.
+    // Nor while the writer itself does not vouch for it (a rescan due, a failed
+    // catch-up: `writer_unverified`).
+    let writer_vouches =
+        || (store.meta("writer_unverified").ok().flatten()).is_none_or(|reason| reason.is_empty());
     let vouched = || {
         watching
+            && writer_vouches()
             && project.writer_engine_running()
             && !project.writer_engine_busy()
             && published_set_is_current(project, store)

@@ -22,6 +22,9 @@ pub enum WatchMessage {
     Changes(Vec<FsChange>),
     /// The backend failed to deliver something: what it was is unknown.
     Failed(String),
+    /// The watcher thread ended without being asked to (a panic): no event is seen
+    /// from now on. The engine restarts the watcher and compares the tree again.
+    Stopped(String),
 }
 
 /// A request from the engine, with where to answer.
@@ -182,26 +185,60 @@ impl Cookies {
     }
 }
 
+/// How long dropping a handle waits for its thread; a thread stuck past that (in a
+/// `stat` on a hung mount …) is left to end on its own rather than stall the engine.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Drop for WatcherHandle {
     fn drop(&mut self) {
         let _ = self.inbox.send(Input::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        while !thread.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(target: "codelens::engine", "the watcher thread did not stop; left to end on its own");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = thread.join();
+    }
+}
+
+/// Tells the engine when the watcher thread ends without a `Stop` (a panic unwinds
+/// through this): silence must never pass for "nothing changed".
+struct ExitNotice<F: Fn(WatchMessage)> {
+    sink: F,
+    asked_to_stop: bool,
+}
+
+impl<F: Fn(WatchMessage)> Drop for ExitNotice<F> {
+    fn drop(&mut self) {
+        if !self.asked_to_stop {
+            (self.sink)(WatchMessage::Stopped(
+                "the file watcher's thread stopped unexpectedly".into(),
+            ));
         }
     }
 }
 
 /// The watcher thread: events and requests, one at a time, in arrival order.
 fn run(mut watcher: DirWatcher, inbox: Receiver<Input>, sink: impl Fn(WatchMessage)) {
+    let mut notice = ExitNotice {
+        sink,
+        asked_to_stop: false,
+    };
     for input in inbox {
         match input {
             Input::Event(Ok(event)) => {
                 let changes = watcher.classify(&event);
                 if !changes.is_empty() {
-                    sink(WatchMessage::Changes(changes));
+                    (notice.sink)(WatchMessage::Changes(changes));
                 }
             }
-            Input::Event(Err(error)) => sink(WatchMessage::Failed(error.to_string())),
+            Input::Event(Err(error)) => (notice.sink)(WatchMessage::Failed(error.to_string())),
             Input::Request(Request::WatchDir(dir, reply)) => {
                 let _ = reply.send(watcher.watch_dir(&dir));
             }
@@ -227,7 +264,10 @@ fn run(mut watcher: DirWatcher, inbox: Receiver<Input>, sink: impl Fn(WatchMessa
             }) => {
                 let _ = reply.send(watcher.status(rescans, debounce_ms));
             }
-            Input::Stop => break,
+            Input::Stop => {
+                notice.asked_to_stop = true;
+                break;
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ impl Worker {
             Ok(Some(lock)) => {
                 let _ = lock.record_owner(&self.engine_id);
                 self.engine_lock = Some(lock);
-                if let Some((probe, _)) = self.probe.take() {
+                if let Some(probe) = self.probe.take() {
                     let _ = std::fs::remove_file(probe);
                 }
                 self.become_writer();
@@ -44,6 +44,10 @@ impl Worker {
                 ..WatcherStatus::disabled("", debounce_ms)
             };
         }
+        // What the writer itself does not vouch for (a rescan due, a failed catch-up).
+        self.writer_reason = meta("writer_unverified")
+            .filter(|r| !r.is_empty())
+            .and_then(|r| serde_json::from_str(&r).ok());
         self.probe_writer_in_background();
         let rows = match self.store.pending_rows() {
             Ok(rows) => rows,

@@ -157,6 +157,12 @@ const TELEMETRY_RECHECK: Duration = Duration::from_secs(5);
 /// answers from the set as last read (the writer is busy, or not watching).
 const FOLLOWER_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// A catch-up that failed is tried again after this long.
+const CATCHUP_RETRY: Duration = Duration::from_secs(5);
+
+/// After a failed publish of the pending set that was not a lock (a full disk …).
+const PERSIST_RETRY: Duration = Duration::from_secs(2);
+
 /// The statement-level wait for another connection's SQLite lock, in the engine.
 const ENGINE_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -167,6 +173,8 @@ const FALLBACK_SCAN_DUTY: u32 = 10;
 
 /// A follower probes its writer at most this often (at its polls)…
 const FOLLOWER_PROBE_EVERY: Duration = Duration::from_millis(500);
+/// …and writes a new probe in place of one unanswered this long.
+const FOLLOWER_PROBE_RESEND: Duration = Duration::from_secs(5);
 
 /// A probe file this old when a writer starts is one nobody waits on any more.
 const STALE_PROBE_AGE: Duration = Duration::from_secs(10);
@@ -334,6 +342,10 @@ impl Engine {
             rescanning: false,
             probe: None,
             probe_sent_at: None,
+            probe_waiting_since: None,
+            writer_reason: None,
+            published_reason: None,
+            persist_retry_at: None,
             writer_set_current: false,
             writer_busy: false,
         };
@@ -610,8 +622,16 @@ struct Worker {
     rescanning: bool,
     /// A follower's probe to its writer, unanswered so far, and when the last probe
     /// was sent.
-    probe: Option<(PathBuf, Instant)>,
+    probe: Option<PathBuf>,
     probe_sent_at: Option<Instant>,
+    /// Since when the follower's probes have gone unanswered (or could not be written).
+    probe_waiting_since: Option<Instant>,
+    /// The writer's own reason not to vouch for its set, as it published it.
+    writer_reason: Option<Unverified>,
+    /// The writer's own reason as last published (see `reason_to_publish`).
+    published_reason: Option<Unverified>,
+    /// A failed publish of the pending set (not a lock) is retried then, not sooner.
+    persist_retry_at: Option<Instant>,
     /// A follower's last read: whether its writer's published set is current
     /// ([`published_set_is_current`]), and whether the writer was busy.
     writer_set_current: bool,
@@ -659,7 +679,10 @@ impl Worker {
             // the store has to wait for another process's lock…
             self.publish();
             // …and other processes (`codelens status`, followers) as soon as it can.
-            if self.role() == Role::Writer && self.pending_dirty {
+            if self.role() == Role::Writer
+                && self.pending_dirty
+                && self.persist_retry_at.is_none_or(|at| at <= Instant::now())
+            {
                 self.persist_pending();
             }
             if !self.pending_dirty {
@@ -700,7 +723,7 @@ impl Worker {
             // What the polls read (a follower) or the due work did (a writer).
             self.publish();
         }
-        if let Some((probe, _)) = self.probe.take() {
+        if let Some(probe) = self.probe.take() {
             let _ = std::fs::remove_file(probe);
         }
         // Leave no cookie behind, and let anyone waiting on one go.
@@ -731,8 +754,11 @@ impl Worker {
             at = at.min(due);
         }
         if self.pending_dirty && self.role() == Role::Writer {
-            // The last publish of the pending set met a busy lock: try again soon.
-            at = at.min(now + Duration::from_millis(100));
+            // The last publish of the pending set met a busy lock: try again soon (or,
+            // after another error, when its retry is due).
+            let retry =
+                (now + Duration::from_millis(100)).max(self.persist_retry_at.unwrap_or(now));
+            at = at.min(retry);
         }
         let heartbeat_deadline = self
             .heartbeat_in_flight
@@ -748,7 +774,7 @@ impl Worker {
         {
             at = at.min(due);
         }
-        if self.freshness.unverified().is_some() {
+        if self.fallback_scan_needed() {
             at = at.min(self.next_scan_at.unwrap_or(now));
         }
         // While files wait, their countdown is on screen: refresh it a few times a second.
@@ -790,6 +816,16 @@ impl Worker {
                 }
             }
             // The backend failed to deliver something: what it was is unknown.
+            // No event is seen any more: say so, start a new watcher, compare everything.
+            Input::Watch(WatchMessage::Stopped(why)) => {
+                self.error = Some(why.clone());
+                self.shared.emit(Event::Error(why));
+                if self.role() == Role::Writer {
+                    self.watcher = None;
+                    self.start_watcher();
+                    self.schedule_rescan();
+                }
+            }
             Input::Watch(WatchMessage::Failed(error)) => {
                 self.error = Some(format!("file watcher: {error}"));
                 self.schedule_rescan();
@@ -923,20 +959,26 @@ impl Worker {
             Role::Follower => verdict::follower(&verdict::FollowerView {
                 set_current: self.writer_set_current,
                 watcher: &self.watcher_status,
-                probe_waited: self.probe.as_ref().map(|(_, sent)| sent.elapsed()),
+                probe_waited: self.probe_waiting_since.map(|since| since.elapsed()),
                 writer_busy: self.writer_busy,
+                writer_reason: self.writer_reason.clone(),
             }),
-            Role::Writer => verdict::writer(&verdict::WriterView {
-                catchup: &self.catchup,
-                rescanning: self.rescanning,
-                progress: (
-                    self.shared.progress.position(),
-                    self.shared.progress.length(),
-                ),
-                lock_retry: self.lock_retry,
-                watcher: &self.watcher_status,
-                rescan_due: self.rescan_at.is_some(),
-            }),
+            Role::Writer => verdict::writer(&self.writer_view()),
+        }
+    }
+
+    /// What the writer knows about itself, for its verdict.
+    fn writer_view(&self) -> verdict::WriterView<'_> {
+        verdict::WriterView {
+            catchup: &self.catchup,
+            rescanning: self.rescanning,
+            progress: (
+                self.shared.progress.position(),
+                self.shared.progress.length(),
+            ),
+            lock_retry: self.lock_retry,
+            watcher: &self.watcher_status,
+            rescan_due: self.rescan_at.is_some(),
         }
     }
 
@@ -1003,6 +1045,13 @@ impl Worker {
                     meta("git_head"),
                 )
             };
+        // A change in what the writer vouches for is published for the others too.
+        if self.role() == Role::Writer
+            && !matches!(self.catchup, Catchup::NotStarted)
+            && self.reason_to_publish() != self.published_reason
+        {
+            self.pending_dirty = true;
+        }
         self.freshness = match self.unverified_reason() {
             Some(reason) => Freshness::Unverified {
                 reason,

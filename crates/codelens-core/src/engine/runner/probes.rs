@@ -12,10 +12,12 @@ impl Worker {
             // A follower asks the writer, whose watcher saw the edit, and reads the set
             // it published after it. A writer that does not watch never answers.
             let writer_watches = self.watcher_status.mode != watcher::WatchMode::Disabled;
-            if self.role() == Role::Follower
-                && writer_watches
-                && self.project.probe_writer(FOLLOWER_PROBE_TIMEOUT)
-            {
+            if self.role() == Role::Follower && writer_watches {
+                if !self.project.probe_writer(FOLLOWER_PROBE_TIMEOUT) {
+                    // Not settled: the writer is busy or stopped. Dropping the reply says
+                    // so at once, and the answer is marked unverified.
+                    return;
+                }
                 self.follow();
             }
             self.settled.push(reply);
@@ -82,25 +84,37 @@ impl Worker {
     /// A follower's check on its writer, without waiting: collects the answer to the
     /// probe sent earlier, and sends the next one. Only a writer that watches answers.
     pub(super) fn probe_writer_in_background(&mut self) {
-        if let Some((probe, _)) = &self.probe
+        if let Some(probe) = &self.probe
             && project::probe_answered(probe)
         {
             self.probe = None;
+            self.probe_waiting_since = None;
         }
         if self.watcher_status.mode == watcher::WatchMode::Disabled {
-            if let Some((probe, _)) = self.probe.take() {
+            if let Some(probe) = self.probe.take() {
                 let _ = std::fs::remove_file(probe);
             }
+            self.probe_waiting_since = None;
             return;
         }
         let now = Instant::now();
-        if self.probe.is_none()
-            && self
-                .probe_sent_at
-                .is_none_or(|at| now.duration_since(at) >= FOLLOWER_PROBE_EVERY)
+        let since_sent = |at: Option<Instant>| at.map(|at| now.duration_since(at));
+        // A probe this old may never be answered (its writer went, and the one that took
+        // over armed its watch after the probe was written): ask again, still counting
+        // the wait from the first one.
+        if since_sent(self.probe_sent_at) >= Some(FOLLOWER_PROBE_RESEND)
+            && let Some(probe) = self.probe.take()
         {
-            self.probe = self.project.send_probe().map(|probe| (probe, now));
+            let _ = std::fs::remove_file(probe);
+        }
+        if self.probe.is_none()
+            && since_sent(self.probe_sent_at).is_none_or(|d| d >= FOLLOWER_PROBE_EVERY)
+        {
+            // One that cannot be written (a read-only `.codelens/`) counts as unanswered:
+            // this follower cannot tell whether its writer keeps up.
+            self.probe = self.project.send_probe();
             self.probe_sent_at = Some(now);
+            self.probe_waiting_since.get_or_insert(now);
         }
     }
 }

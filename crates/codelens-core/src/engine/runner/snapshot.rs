@@ -141,6 +141,11 @@ impl Snapshot {
                 "events were lost and the tree is being compared with the index again: \
                  files edited in the last moments may be stale below without being named"
             }
+            Unverified::WriterBusy => {
+                "the engine that keeps this index had not read every edit made before this \
+                 question when it was asked: files edited in the last moments may be stale below \
+                 without being named"
+            }
             Unverified::CatchUpFailed { .. } => {
                 "comparing the index with the working tree failed: files edited while \
                  codelens was not running may be stale below without being named"
@@ -155,6 +160,20 @@ impl Snapshot {
     /// One line about pending files the answer does not mention.
     pub fn footer(&self, referenced: &[&str]) -> Option<String> {
         banner::footer(&self.pending, referenced, now_ns())
+    }
+
+    /// This snapshot for an answer whose settle failed (the engine could not confirm, in
+    /// time, that it had read every edit made before the question): a verdict that
+    /// vouched for the pending set no longer does.
+    pub fn unsettled(&self) -> Snapshot {
+        let mut snapshot = self.clone();
+        if self.freshness.unverified().is_none() {
+            snapshot.freshness = Freshness::Unverified {
+                reason: Unverified::WriterBusy,
+                pending: self.pending.len(),
+            };
+        }
+        snapshot
     }
 
     pub fn catchup_finished(&self) -> bool {

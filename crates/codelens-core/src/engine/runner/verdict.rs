@@ -37,6 +37,9 @@ pub(super) struct FollowerView<'a> {
     pub(super) probe_waited: Option<Duration>,
     /// The writer holds its busy lock (catch-up, re-indexing).
     pub(super) writer_busy: bool,
+    /// The writer's own reason not to vouch, as it published it (meta
+    /// `writer_unverified`).
+    pub(super) writer_reason: Option<Unverified>,
 }
 
 /// The writer's reason not to vouch for its pending set, if it has one. In order: its
@@ -74,8 +77,9 @@ pub(super) fn writer(view: &WriterView<'_>) -> Option<Unverified> {
 }
 
 /// The follower's reason not to vouch for the writer's set, if it has one. In order:
-/// the set is not current, the writer does not watch, the writer does not answer (a
-/// busy one: it is rescanning), the writer's watcher is degraded.
+/// the set is not current, the writer itself does not vouch for it, the writer does not
+/// watch, the writer does not answer (a busy one: it is busy), the writer's watcher is
+/// degraded.
 pub(super) fn follower(view: &FollowerView<'_>) -> Option<Unverified> {
     if !view.set_current {
         // Its writer's catch-up has not published what it found yet; the follower
@@ -85,12 +89,15 @@ pub(super) fn follower(view: &FollowerView<'_>) -> Option<Unverified> {
             total: 0,
         });
     }
+    if let Some(reason) = &view.writer_reason {
+        return Some(reason.clone());
+    }
     if view.watcher.mode == WatchMode::Disabled {
         return Some(Unverified::WatcherOff);
     }
     if let Some(waited) = view.probe_waited.filter(|w| *w >= WRITER_ANSWER_GRACE) {
         return Some(if view.writer_busy {
-            Unverified::Rescanning
+            Unverified::WriterBusy
         } else {
             Unverified::WriterNotResponding {
                 secs: waited.as_secs(),
@@ -221,6 +228,7 @@ mod tests {
             watcher,
             probe_waited: None,
             writer_busy: false,
+            writer_reason: None,
         }
     }
 
@@ -259,7 +267,15 @@ mod tests {
                 writer_busy: true,
                 ..healthy_follower(&native)
             }),
-            Some(Unverified::Rescanning)
+            Some(Unverified::WriterBusy)
+        );
+        assert_eq!(
+            follower(&FollowerView {
+                writer_reason: Some(Unverified::Rescanning),
+                ..healthy_follower(&native)
+            }),
+            Some(Unverified::Rescanning),
+            "what the writer does not vouch for, no follower does"
         );
         let off = watcher(WatchMode::Disabled, 0);
         assert_eq!(

@@ -161,14 +161,15 @@ impl Worker {
                 Err(error) => Some(Err(error)),
             };
             if let Some(outcome) = outcome {
-                if outcome.is_ok() {
-                    self.lock_retry = None;
-                }
+                // Done, or failed for another reason than the lock.
+                self.lock_retry = None;
                 return outcome;
             }
             attempt += 1;
-            self.lock_retry = Some(attempt);
             if attempt > MAX_LOCK_RETRIES {
+                // Still locked, between retries: the files stay pending (failed) and
+                // are tried again later.
+                self.lock_retry = Some(0);
                 return Err(Error::Io {
                     path: self.project.index_dir(),
                     source: std::io::Error::new(
@@ -179,6 +180,7 @@ impl Worker {
                     ),
                 });
             }
+            self.lock_retry = Some(attempt);
             self.pending.retrying(attempt as u8, MAX_LOCK_RETRIES as u8);
             self.shared.emit(Event::LockRetry {
                 attempt,
@@ -254,7 +256,14 @@ impl Worker {
 
     pub(super) fn refresh_watcher_status(&mut self) {
         if let Some(watcher) = &self.watcher {
-            self.watcher_status = watcher.status(self.rescans_total, self.debounce_ms());
+            let status = watcher.status(self.rescans_total, self.debounce_ms());
+            // Followers and `status` judge by the published mode: a change is published.
+            if (status.mode, status.unwatched_dirs)
+                != (self.watcher_status.mode, self.watcher_status.unwatched_dirs)
+            {
+                self.pending_dirty = true;
+            }
+            self.watcher_status = status;
             if self.watcher_status.mode == watcher::WatchMode::Degraded && self.recheck_at.is_none()
             {
                 self.recheck_at = Some(Instant::now() + UNWATCHED_RECHECK);
@@ -320,6 +329,9 @@ impl Worker {
             Err(error) => {
                 self.catchup = Catchup::Failed(error.to_string());
                 self.rescanning = false;
+                // Tried again (a busy index, a directory that vanished mid-walk …); until
+                // then the verdict says it failed and the fallback scan lists edits.
+                self.rescan_at = Some(Instant::now() + CATCHUP_RETRY);
                 return self.fail(error.to_string());
             }
         };
@@ -397,6 +409,13 @@ impl Worker {
             self.watcher_status.rescans,
             self.watcher_status.unwatched_dirs,
         );
+        // What this writer does not vouch for (a rescan due, a failed catch-up …):
+        // followers and `status` must not vouch for it either.
+        let own_reason = self.reason_to_publish();
+        let own_reason = own_reason
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok())
+            .unwrap_or_default();
         let store = &mut self.store;
         let engine_id = &self.engine_id;
         let seen_generation = self
@@ -406,6 +425,7 @@ impl Worker {
             Ok(Some(_lock)) => (|| {
                 let batch = store.batch()?;
                 batch.replace_pending(&rows)?;
+                batch.set_meta("writer_unverified", &own_reason)?;
                 // For `codelens status` in another process: how this writer keeps up.
                 batch.set_meta("watcher_mode", mode)?;
                 batch.set_meta("watcher_reason", &reason)?;
@@ -427,6 +447,8 @@ impl Worker {
             Ok(true) => {
                 self.pending_dirty = false;
                 self.lock_retry = None;
+                self.persist_retry_at = None;
+                self.published_reason = self.reason_to_publish();
             }
             // Another process holds the index (our lock, or SQLite's): followers and
             // `status` cannot see these edits until it lets go.
@@ -440,11 +462,45 @@ impl Worker {
                 self.pending_dirty = true;
                 self.lock_retry.get_or_insert(0);
             }
+            // Not a lock (a full disk …): the set stays unpublished, so no probe is
+            // answered and `status` checks the tree itself; tried again in a while.
             Err(error) => {
-                self.pending_dirty = false;
+                self.pending_dirty = true;
+                self.lock_retry = None;
+                self.persist_retry_at = Some(Instant::now() + PERSIST_RETRY);
                 self.fail(format!("cannot publish the pending set: {error}"));
             }
         }
+    }
+
+    /// Whether the engine must check the tree itself: a follower whenever it cannot
+    /// vouch for its writer's set; a writer whose watcher does not see every edit (off or
+    /// degraded), whose comparison of the tree failed, or that lost events and has not
+    /// compared the tree again yet — but not while it is comparing it (catch-up), nor
+    /// when only the index lock is in its way (its watcher still sees every edit).
+    pub(super) fn fallback_scan_needed(&self) -> bool {
+        if self.role() == Role::Follower {
+            return self.unverified_reason().is_some();
+        }
+        match self.catchup {
+            Catchup::NotStarted | Catchup::Running { .. } => false,
+            Catchup::Failed(_) => true,
+            Catchup::Done { .. } => {
+                self.watcher_status.mode != watcher::WatchMode::Native || self.rescan_at.is_some()
+            }
+        }
+    }
+
+    /// The writer's reason not to vouch, as it publishes it for followers and `status`:
+    /// its verdict without the index lock (publishing means the lock is free), and
+    /// without catch-up progress (which changes too often to publish).
+    pub(super) fn reason_to_publish(&self) -> Option<Unverified> {
+        let view = verdict::WriterView {
+            lock_retry: None,
+            progress: (0, 0),
+            ..self.writer_view()
+        };
+        verdict::writer(&view)
     }
 
     /// While the verdict is unverified, what `codelens status` would do: a read-only
@@ -454,10 +510,7 @@ impl Worker {
     /// otherwise the files are shown as `unsynced`.
     pub(super) fn fallback_scan_if_due(&mut self) {
         let writer = self.role() == Role::Writer;
-        let needed = self
-            .unverified_reason()
-            .is_some_and(|reason| reason.needs_fallback_scan(writer));
-        if !needed {
+        if !self.fallback_scan_needed() {
             self.scanned.clear();
             self.next_scan_at = None;
             return;
