@@ -362,3 +362,38 @@ fn index_in_use(index_dir: &Path) -> Error {
 pub fn probe_answered(path: &Path) -> bool {
     matches!(path.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe protocol on a real `.codelens/`: no probe without a running writer; a
+    /// probe waits until its file is deleted (the writer's answer); stale ones go.
+    #[test]
+    fn probes_need_a_writer_and_are_answered_by_their_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = Project::at(dir.path().to_path_buf());
+        std::fs::create_dir(project.index_dir()).unwrap();
+        assert!(project.send_probe().is_none(), "no writer, no probe");
+        assert!(!project.probe_writer(Duration::from_millis(10)));
+
+        let _writer = project.try_lock_engine().unwrap().expect("the engine lock");
+        assert!(project.writer_engine_running());
+        let first = project.send_probe().expect("a probe");
+        let second = project.send_probe().expect("another");
+        assert_ne!(first, second, "each probe has a name of its own");
+        assert!(!probe_answered(&first));
+        std::fs::remove_file(&first).unwrap();
+        assert!(probe_answered(&first));
+        // Unanswered: `probe_writer` gives up at its deadline and takes its probe back.
+        assert!(!project.probe_writer(Duration::from_millis(20)));
+        let left: Vec<_> = std::fs::read_dir(project.index_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(PROBE_PREFIX))
+            .collect();
+        assert_eq!(left.len(), 1, "only the unanswered second probe is left");
+        project.remove_stale_probes(Duration::ZERO);
+        assert!(probe_answered(&second), "a stale probe is removed");
+    }
+}
