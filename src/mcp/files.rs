@@ -4,7 +4,8 @@ use super::*;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct FindFilesArgs {
-    /// A glob (`src/**/*.rs`) or, without glob characters, a substring of the path.
+    /// A glob (`*.rs` matches file names at any depth; `src/**/*.rs` matches paths) or,
+    /// without glob characters, a substring of the path.
     pub pattern: String,
     #[serde(default)]
     pub limit: Option<u32>,
@@ -22,8 +23,10 @@ pub struct FileItem {
 #[tool_router(router = files_tools, vis = "pub(super)")]
 impl CodelensServer {
     #[tool(
-        description = "Indexed files whose path matches a glob (`src/**/*.ts`) or contains a substring, with language and \
-                       size; at most `limit` (default 50, max 500) per answer, then `next_cursor`.",
+        description = "Indexed files whose path matches a glob or contains a substring, with language and size; at most \
+                       `limit` (default 50, max 500) per answer, then `next_cursor`. A glob without `/` matches the file \
+                       name at any depth (`*.rs`, `*_test.go`), as in .gitignore, `rg -g` and `fd -g`; one with `/` matches \
+                       the path from the project root (`src/*.rs`: directly in src; `src/**/*.rs`: anywhere below it).",
         annotations(read_only_hint = true),
         output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<FileItem>>()
     )]
@@ -49,14 +52,9 @@ impl CodelensServer {
         };
         let is_glob = args.pattern.contains(['*', '?', '[', '{']);
         let matcher = if is_glob {
-            match globset::GlobBuilder::new(&args.pattern)
-                .literal_separator(true)
-                .build()
-            {
-                Ok(glob) => Some(glob.compile_matcher()),
-                Err(error) => {
-                    return tool_error(format!("invalid glob {:?}: {error}", args.pattern));
-                }
+            match PathGlob::new(&args.pattern) {
+                Ok(glob) => Some(glob),
+                Err(why) => return tool_error(why),
             }
         } else {
             None
@@ -68,12 +66,9 @@ impl CodelensServer {
         };
         let matching: Vec<FileItem> = files
             .iter()
-            .filter(|f| {
-                let path = f.path.to_string_lossy();
-                match &matcher {
-                    Some(glob) => glob.is_match(path.as_ref()),
-                    None => path.contains(&args.pattern),
-                }
+            .filter(|f| match &matcher {
+                Some(glob) => glob.is_match(&f.path),
+                None => f.path.to_string_lossy().contains(&args.pattern),
             })
             .map(|f| FileItem {
                 path: f.path.to_string(),

@@ -153,6 +153,71 @@ fn page_or(
     Ok((limit, offset))
 }
 
+/// A glob as agents write them, the way `.gitignore`, `rg -g` and `fd -g` read one: a
+/// glob without a `/` (`*.rs`) matches a file's name at any depth; one with a `/`
+/// (`src/*.rs`, `**/x`) matches the path from the project root, `*` staying within one
+/// directory.
+pub struct PathGlob {
+    matcher: globset::GlobMatcher,
+    by_name: bool,
+}
+
+impl PathGlob {
+    pub fn new(pattern: &str) -> Result<PathGlob, String> {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|error| format!("invalid glob {pattern:?}: {error}"))?;
+        Ok(PathGlob {
+            matcher: glob.compile_matcher(),
+            by_name: !pattern.contains('/'),
+        })
+    }
+
+    pub fn is_match(&self, path: &RelPath) -> bool {
+        if self.by_name {
+            self.matcher
+                .is_match(String::from_utf8_lossy(path.file_name()).as_ref())
+        } else {
+            self.matcher.is_match(path.to_string_lossy().as_ref())
+        }
+    }
+}
+
+/// Plain JSON Schema 2020-12 for every tool: schemars marks integers with formats of
+/// its own (`uint32`, `uint64`, `uint`, `int64`, `double` …) that are not in the
+/// standard; strict validators (Ajv) warn on or reject them. The bounds they imply for
+/// unsigned integers stay, as `minimum: 0`.
+fn plain_json_schema(schema: &mut serde_json::Map<String, Value>) {
+    let custom = schema
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| {
+            f.starts_with("int") || f.starts_with("uint") || f == "float" || f == "double"
+        });
+    if custom {
+        let unsigned = schema
+            .get("format")
+            .and_then(Value::as_str)
+            .is_some_and(|f| f.starts_with("uint"));
+        schema.remove("format");
+        if unsigned {
+            schema.entry("minimum").or_insert(json!(0));
+        }
+    }
+    for value in schema.values_mut() {
+        plain_json_value(value);
+    }
+}
+
+fn plain_json_value(value: &mut Value) {
+    match value {
+        Value::Object(map) => plain_json_schema(map),
+        Value::Array(items) => items.iter_mut().for_each(plain_json_value),
+        _ => {}
+    }
+}
+
 /// The cursor of the page after `shown` items from `offset`, if any are left.
 fn next_cursor(offset: usize, shown: usize, total: usize) -> Option<String> {
     (offset + shown < total).then(|| (offset + shown).to_string())
@@ -191,6 +256,20 @@ impl CodelensServer {
     /// Opens the project containing `start` and starts its engine on a thread of its
     /// own (catch-up runs in the background too: `initialize` waits for neither).
     /// Without an index, every tool answers with a clear error instead.
+    /// Every tool: one router per tool group (one file each), combined, with their
+    /// schemas made plain JSON Schema.
+    fn all_tools() -> ToolRouter<Self> {
+        let mut router =
+            Self::symbols_tools() + Self::files_tools() + Self::text_tools() + Self::status_tools();
+        for route in router.map.values_mut() {
+            plain_json_schema(Arc::make_mut(&mut route.attr.input_schema));
+            if let Some(output) = &mut route.attr.output_schema {
+                plain_json_schema(Arc::make_mut(output));
+            }
+        }
+        router
+    }
+
     /// `config` is the environment as the process read it at start.
     pub fn new(start: &Path, config: Config) -> CodelensServer {
         let backend = Arc::new(OnceLock::new());
@@ -211,11 +290,7 @@ impl CodelensServer {
         }
         CodelensServer {
             backend,
-            // One router per tool group (one file each), combined.
-            tool_router: Self::symbols_tools()
-                + Self::files_tools()
-                + Self::text_tools()
-                + Self::status_tools(),
+            tool_router: Self::all_tools(),
         }
     }
 

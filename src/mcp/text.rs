@@ -6,7 +6,8 @@ use super::*;
 pub struct SearchTextArgs {
     /// A regular expression (Rust `regex` syntax), matched line by line.
     pub pattern: String,
-    /// Only files whose path matches this glob.
+    /// Only files matching this glob: without `/` it matches file names at any depth
+    /// (`*.rs`), with `/` paths from the project root (`src/**/*.ts`).
     #[serde(default)]
     pub path_glob: Option<String>,
     /// At most this many matching lines (default 50, at most 500).
@@ -28,7 +29,8 @@ pub struct TextMatch {
 impl CodelensServer {
     #[tool(
         description = "Lines matching a regular expression in the indexed text files, optionally only files matching \
-                       `path_glob`; results as path:line:text, at most `limit` (default 50, max 500) lines.",
+                       `path_glob` (without `/` it matches file names at any depth: `*.rs`; with `/` paths: \
+                       `src/**/*.ts`); results as path:line:text, at most `limit` (default 50, max 500) lines.",
         annotations(read_only_hint = true),
         output_schema = rmcp::handler::server::common::schema_for_output::<ReadAnswer<TextMatch>>()
     )]
@@ -52,11 +54,9 @@ impl CodelensServer {
             Ok(query) => query,
             Err(error) => return tool_error(format!("invalid regular expression: {error}")),
         };
-        let glob = match &args.path_glob {
-            Some(g) => match globset::GlobBuilder::new(g).literal_separator(true).build() {
-                Ok(glob) => Some(glob.compile_matcher()),
-                Err(error) => return tool_error(format!("invalid glob {g:?}: {error}")),
-            },
+        let glob = match args.path_glob.as_deref().map(PathGlob::new) {
+            Some(Ok(glob)) => Some(glob),
+            Some(Err(why)) => return tool_error(why),
             None => None,
         };
         let (limit, offset) = match page(args.limit, &args.cursor) {
@@ -67,10 +67,7 @@ impl CodelensServer {
         // to know whether another page follows): the same cursor always pages the same.
         let wanted = offset.saturating_add(limit).saturating_add(1);
         let snapshot = Self::fresh_snapshot(backend);
-        let include = |path: &RelPath| {
-            glob.as_ref()
-                .is_none_or(|g| g.is_match(path.to_string_lossy().as_ref()))
-        };
+        let include = |path: &RelPath| glob.as_ref().is_none_or(|g| g.is_match(path));
         let search = match backend.engine.read().search_text(&query, include, wanted) {
             Ok(search) => search,
             Err(error) => return tool_error(format!("codelens: {error}")),

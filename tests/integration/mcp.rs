@@ -594,3 +594,98 @@ fn a_last_request_without_its_newline_is_still_answered() {
         "{out}"
     );
 }
+
+fn paths_of(result: &Value) -> Vec<String> {
+    let mut paths: Vec<String> = result["structuredContent"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Agents' first glob is `*.rs`: without a `/` a glob matches file names at any depth
+/// (as `.gitignore`, `rg -g` and `fd -g` read it); with one, paths from the root.
+#[test]
+fn a_glob_without_a_slash_matches_file_names_at_any_depth() {
+    let repo = TestRepo::new();
+    repo.write("src/a.rs", "pub fn alpha() {}\n");
+    repo.write("src/deep/b.rs", "pub fn beta() {}\n");
+    repo.write("web/c.ts", "export function gamma() {}\n");
+    repo.write("web/notes.rs.txt", "fn not_rust() {}\n");
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    let mut client = Client::start(&repo.root(), &[]);
+    let find = |client: &mut Client, pattern: &str| {
+        paths_of(&client.call("find_files", json!({"pattern": pattern})))
+    };
+    assert_eq!(find(&mut client, "*.rs"), ["src/a.rs", "src/deep/b.rs"]);
+    assert_eq!(find(&mut client, "b.rs"), ["src/deep/b.rs"], "a substring");
+    assert_eq!(
+        find(&mut client, "src/*.rs"),
+        ["src/a.rs"],
+        "`*` stays in src/"
+    );
+    assert_eq!(find(&mut client, "**/b.rs"), ["src/deep/b.rs"]);
+    assert_eq!(
+        find(&mut client, "src/**/*.rs"),
+        ["src/a.rs", "src/deep/b.rs"]
+    );
+    let both = client.call("find_files", json!({"pattern": "*.{ts,txt}"}));
+    assert_eq!(paths_of(&both), ["web/c.ts", "web/notes.rs.txt"], "{both}");
+    let found = client.call(
+        "search_text",
+        json!({"pattern": "fn ", "path_glob": "*.rs"}),
+    );
+    assert_eq!(paths_of(&found), ["src/a.rs", "src/deep/b.rs"]);
+    let found = client.call(
+        "search_text",
+        json!({"pattern": "(fn|function) ", "path_glob": "web/*"}),
+    );
+    assert_eq!(paths_of(&found), ["web/c.ts", "web/notes.rs.txt"]);
+    let bad = client.call("find_files", json!({"pattern": "src/[a.rs"}));
+    assert_eq!(bad["isError"], true, "{bad}");
+    assert!(Client::text(&bad).contains("invalid glob"), "{bad}");
+    client.assert_stdout_is_protocol_only();
+}
+
+/// Every schema is plain JSON Schema: no schemars-only integer formats (`uint32` …),
+/// which strict validators warn on or reject; unsigned integers keep `minimum: 0`.
+#[test]
+fn tool_schemas_carry_no_custom_formats() {
+    fn walk(value: &Value, at: &str, formats: &mut Vec<String>, minimums: &mut usize) {
+        match value {
+            Value::Object(map) => {
+                if let Some(format) = map.get("format") {
+                    formats.push(format!("{at}: {format}"));
+                }
+                if map.get("minimum") == Some(&json!(0)) {
+                    *minimums += 1;
+                }
+                for (key, inner) in map {
+                    walk(inner, &format!("{at}/{key}"), formats, minimums);
+                }
+            }
+            Value::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    walk(inner, &format!("{at}/{i}"), formats, minimums);
+                }
+            }
+            _ => {}
+        }
+    }
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[]);
+    let listed = client.request("tools/list", json!({}));
+    let (mut formats, mut minimums) = (Vec::new(), 0);
+    for tool in listed["result"]["tools"].as_array().expect("tools") {
+        let name = tool["name"].as_str().unwrap();
+        walk(&tool["inputSchema"], name, &mut formats, &mut minimums);
+        walk(&tool["outputSchema"], name, &mut formats, &mut minimums);
+    }
+    assert_eq!(formats, Vec::<String>::new());
+    assert!(minimums >= 10, "unsigned bounds kept: {minimums}");
+}
