@@ -42,7 +42,7 @@ use crate::config::Config;
 use crate::engine::freshness::Freshness;
 use crate::engine::lang::Lang;
 use crate::engine::project::Project;
-use crate::engine::read::{Outline, ReadError, TextQuery};
+use crate::engine::read::{Outline, ReadError, TextOptions, TextQuery};
 use crate::engine::status::{Audience, StatusReport};
 use crate::engine::store::{NameMatch, SymbolHit};
 use crate::engine::{Engine, EngineOptions, RelPath, Snapshot, now_ns};

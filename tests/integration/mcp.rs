@@ -474,12 +474,59 @@ fn search_text_finds_lines_by_regex_within_a_glob() {
         json!({"pattern": "def ", "path_glob": "tools/*.py"}),
     );
     assert_eq!(python["structuredContent"]["total"], 2, "{python}");
+    // Grouped by file: the path once, then `line:text`.
     assert!(
-        Client::text(&python).contains("tools/indexer.py:2:    def run(self):"),
+        Client::text(&python).contains("tools/indexer.py\n2:    def run(self):\n6:def main():"),
         "{python}"
     );
     let bad = client.call("search_text", json!({"pattern": "(unclosed"}));
     assert_eq!(bad["isError"], true);
+}
+
+/// `fixed_strings`, `case_insensitive` and `context`, as agents use `rg -F -i -C`.
+#[test]
+fn search_text_takes_literals_ignores_case_and_shows_context() {
+    let repo = TestRepo::new();
+    repo.write(
+        "src/calc.rs",
+        "// header\nfn total(a: u32) -> u32 {\n    a.max(1) + (2)\n}\n// TODO: Total\n// footer\n",
+    );
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    let mut client = Client::start(&repo.root(), &[]);
+    // A regex metacharacter taken literally.
+    let literal = client.call(
+        "search_text",
+        json!({"pattern": "max(1) + (2)", "fixed_strings": true}),
+    );
+    assert_eq!(literal["structuredContent"]["total"], 1, "{literal}");
+    let as_regex = client.call("search_text", json!({"pattern": "max(1) + (2)"}));
+    assert_eq!(as_regex["structuredContent"]["total"], 0, "{as_regex}");
+    let any_case = client.call(
+        "search_text",
+        json!({"pattern": "total", "case_insensitive": true}),
+    );
+    assert_eq!(any_case["structuredContent"]["total"], 2, "{any_case}");
+    let exact_case = client.call("search_text", json!({"pattern": "total"}));
+    assert_eq!(exact_case["structuredContent"]["total"], 1, "{exact_case}");
+    let with_context = client.call("search_text", json!({"pattern": "TODO", "context": 1}));
+    let item = &with_context["structuredContent"]["items"][0];
+    assert_eq!(item["before"], json!(["}"]), "{with_context}");
+    assert_eq!(item["after"], json!(["// footer"]), "{with_context}");
+    assert_eq!(
+        Client::text(&with_context)
+            .lines()
+            .take(4)
+            .collect::<Vec<_>>(),
+        ["src/calc.rs", "4-}", "5:// TODO: Total", "6-// footer"],
+        "{with_context}"
+    );
+    // Context is bounded, and stops at the file's edges.
+    let edges = client.call("search_text", json!({"pattern": "header", "context": 1000}));
+    let item = &edges["structuredContent"]["items"][0];
+    assert!(item.get("before").is_none(), "none before line 1: {edges}");
+    assert_eq!(item["after"].as_array().map(Vec::len), Some(5), "{edges}");
+    client.assert_stdout_is_protocol_only();
 }
 
 #[test]

@@ -93,11 +93,41 @@ pub struct Definition {
 pub struct TextQuery {
     buffer_regex: Option<regex::bytes::Regex>,
     line_regex: regex::bytes::Regex,
+    /// Lines shown before and after each matching line (as `rg -C`).
+    context: usize,
 }
+
+/// How a text query reads its pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TextOptions {
+    /// The pattern is a literal string, not a regular expression.
+    pub fixed_strings: bool,
+    pub case_insensitive: bool,
+    /// Lines of context before and after each matching line.
+    pub context: usize,
+}
+
+/// At most this many context lines on each side of a match.
+pub const MAX_CONTEXT: usize = 10;
 
 impl TextQuery {
     /// Compiles `pattern` (Rust `regex` syntax); the error is the regex crate's.
     pub fn new(pattern: &str) -> std::result::Result<TextQuery, regex::Error> {
+        TextQuery::with_options(pattern, TextOptions::default())
+    }
+
+    /// Compiles `pattern` as `options` say (a literal is escaped first).
+    pub fn with_options(
+        pattern: &str,
+        options: TextOptions,
+    ) -> std::result::Result<TextQuery, regex::Error> {
+        let escaped;
+        let pattern = if options.fixed_strings {
+            escaped = regex::escape(pattern);
+            escaped.as_str()
+        } else {
+            pattern
+        };
         // Matched line by line, but searched over the whole file: one scan finds the
         // candidate lines (in multi-line, CRLF-aware mode `^`, `$` and `\b` behave at a
         // line's edges as they do on the line alone), and each candidate line is then
@@ -106,6 +136,7 @@ impl TextQuery {
             regex::bytes::RegexBuilder::new(pattern)
                 .size_limit(1 << 22)
                 .multi_line(multi_line)
+                .case_insensitive(options.case_insensitive)
                 .build()
         };
         let buffer_regex = build(true)?;
@@ -113,6 +144,7 @@ impl TextQuery {
         Ok(TextQuery {
             buffer_regex: searchable_as_buffer(pattern).then_some(buffer_regex),
             line_regex,
+            context: options.context.min(MAX_CONTEXT),
         })
     }
 }
@@ -123,6 +155,9 @@ pub struct TextHit {
     pub path: RelPath,
     pub line: u32,
     pub text: String,
+    /// Up to the query's `context` lines before and after it, in file order.
+    pub before: Vec<String>,
+    pub after: Vec<String>,
 }
 
 /// The first matches of a text search, in path and line order.
@@ -429,21 +464,42 @@ impl Reader {
                         let Some(content) = self.read_regular(path) else {
                             continue;
                         };
-                        let local: Vec<TextHit> = matching_lines(
+                        let matched = matching_lines(
                             &content,
                             query.buffer_regex.as_ref(),
                             &query.line_regex,
-                        )
-                        .into_iter()
-                        .map(|(line, text)| TextHit {
-                            path: path.clone(),
-                            line,
-                            text: String::from_utf8_lossy(text)
-                                .chars()
-                                .take(MAX_MATCH_CHARS)
-                                .collect(),
-                        })
-                        .collect();
+                        );
+                        // Only a file with a match is split into lines, for its context.
+                        let lines: Vec<&[u8]> = if query.context > 0 && !matched.is_empty() {
+                            content_lines(&content).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let shown = |range: std::ops::Range<usize>| -> Vec<String> {
+                            lines[range].iter().map(|l| cut_line(l)).collect()
+                        };
+                        let local: Vec<TextHit> = matched
+                            .into_iter()
+                            .map(|(line, text)| {
+                                let at = (line as usize - 1).min(lines.len());
+                                let (before, after) = if lines.is_empty() {
+                                    (Vec::new(), Vec::new())
+                                } else {
+                                    let end = (at + 1 + query.context).min(lines.len());
+                                    (
+                                        shown(at.saturating_sub(query.context)..at),
+                                        shown((at + 1).min(end)..end),
+                                    )
+                                };
+                                TextHit {
+                                    path: path.clone(),
+                                    line,
+                                    text: cut_line(text),
+                                    before,
+                                    after,
+                                }
+                            })
+                            .collect();
                         if !local.is_empty()
                             && let Ok(mut all) = found.lock()
                         {
@@ -509,6 +565,14 @@ impl Reader {
         snapshot.pending.extend(unreported);
         Some(snapshot)
     }
+}
+
+/// A line as an answer shows it: lossy UTF-8, cut past [`MAX_MATCH_CHARS`].
+fn cut_line(line: &[u8]) -> String {
+    String::from_utf8_lossy(line)
+        .chars()
+        .take(MAX_MATCH_CHARS)
+        .collect()
 }
 
 /// A definition's source, cut past [`MAX_SOURCE_CHARS`] on a character boundary.
