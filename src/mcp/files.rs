@@ -33,15 +33,17 @@ impl CodelensServer {
     async fn find_files(
         &self,
         Parameters(args): Parameters<FindFilesArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::FindFiles);
         let server = self.clone();
-        Ok(blocking(move || server.find_files_now(args)).await)
+        let progress = Progress::of(&context);
+        Ok(blocking(move || server.find_files_now(args, &progress)).await)
     }
 }
 
 impl CodelensServer {
-    fn find_files_now(&self, args: FindFilesArgs) -> CallToolResult {
+    fn find_files_now(&self, args: FindFilesArgs, progress: &Progress) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -59,7 +61,7 @@ impl CodelensServer {
         } else {
             None
         };
-        let snapshot = Self::fresh_snapshot(backend);
+        let snapshot = Self::fresh_snapshot(backend, progress);
         let files = match backend.engine.read().files() {
             Ok(files) => files,
             Err(error) => return tool_error(format!("codelens: {error}")),

@@ -153,6 +153,58 @@ fn page_or(
     Ok((limit, offset))
 }
 
+/// How often a request waiting for start-up catch-up reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Where a request that waits reports its progress: the client's `progressToken`, if
+/// it sent one, as `notifications/progress` with files checked and in all.
+pub struct Progress {
+    to: Option<(rmcp::Peer<RoleServer>, rmcp::model::ProgressToken)>,
+    runtime: Option<tokio::runtime::Handle>,
+    /// The last `checked` count sent (`u64::MAX`: none yet).
+    sent: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn of(context: &RequestContext<RoleServer>) -> Progress {
+        Progress {
+            to: context
+                .meta
+                .get_progress_token()
+                .map(|token| (context.peer.clone(), token)),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            sent: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Sends the catch-up progress `snapshot` shows (on the calling, blocking thread:
+    /// it is on the wire before the answer). Progress only ever increases.
+    fn report(&self, snapshot: &Snapshot) {
+        let (Some((peer, token)), Some(runtime)) = (&self.to, &self.runtime) else {
+            return;
+        };
+        let (checked, total) = match snapshot.catchup {
+            crate::engine::Catchup::Running { checked, total } => (checked, total),
+            _ => (0, 0),
+        };
+        // Only progress that moved is sent (clients expect it to increase).
+        let last = self
+            .sent
+            .swap(checked, std::sync::atomic::Ordering::Relaxed);
+        if last != u64::MAX && checked <= last {
+            return;
+        }
+        let mut param = rmcp::model::ProgressNotificationParam::new(token.clone(), checked as f64)
+            .with_message(format!(
+                "waiting for catch-up: {checked} of {total} changed-looking files checked"
+            ));
+        if total > 0 {
+            param = param.with_total(total as f64);
+        }
+        let _ = runtime.block_on(peer.notify_progress(param));
+    }
+}
+
 /// A glob as agents write them, the way `.gitignore`, `rg -g` and `fd -g` read one: a
 /// glob without a `/` (`*.rs`) matches a file's name at any depth; one with a `/`
 /// (`src/*.rs`, `**/x`) matches the path from the project root, `*` staying within one
@@ -344,28 +396,23 @@ impl CodelensServer {
 
     /// The snapshot a read answer is composed from: every edit saved before the question
     /// is in it (cookie), and start-up catch-up has finished or timed out.
-    fn fresh_snapshot(backend: &Backend) -> Arc<Snapshot> {
-        let mut settled = backend.engine.settle(SETTLE_TIMEOUT);
+    fn fresh_snapshot(backend: &Backend, progress: &Progress) -> Arc<Snapshot> {
         let first = !backend
             .waited_for_catchup
             .swap(true, std::sync::atomic::Ordering::Relaxed);
-        let snapshot = if first {
-            let waited = backend.engine.wait_for_catchup();
-            if !settled && waited.catchup_finished() {
-                // Catch-up kept the engine from reading events: settle again, now that
-                // it reads them.
-                settled = backend.engine.settle(SETTLE_TIMEOUT);
-                if settled {
-                    backend.engine.snapshot()
-                } else {
-                    waited
-                }
-            } else {
-                waited
-            }
-        } else {
-            backend.engine.snapshot()
-        };
+        // The first question waits for start-up catch-up (reporting its progress), and
+        // only then settles: the engine reads no event while it compares the tree.
+        let waited = first.then(|| {
+            backend
+                .engine
+                .wait_for_catchup_reporting(PROGRESS_EVERY, |now| progress.report(now))
+        });
+        if let Some(unfinished) = waited.filter(|w| !w.catchup_finished()) {
+            // Timed out: its banner and verdict say catch-up is still running.
+            return unfinished;
+        }
+        let settled = backend.engine.settle(SETTLE_TIMEOUT);
+        let snapshot = backend.engine.snapshot();
         // Never vouch for a set the engine could not confirm is complete.
         if settled {
             snapshot

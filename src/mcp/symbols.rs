@@ -102,10 +102,12 @@ impl CodelensServer {
     async fn search_symbols(
         &self,
         Parameters(args): Parameters<SearchSymbolsArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::SearchSymbols);
         let server = self.clone();
-        Ok(blocking(move || server.search_symbols_now(args)).await)
+        let progress = Progress::of(&context);
+        Ok(blocking(move || server.search_symbols_now(args, &progress)).await)
     }
 
     #[tool(
@@ -117,10 +119,12 @@ impl CodelensServer {
     async fn file_outline(
         &self,
         Parameters(args): Parameters<FileOutlineArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::FileOutline);
         let server = self.clone();
-        Ok(blocking(move || server.file_outline_now(args)).await)
+        let progress = Progress::of(&context);
+        Ok(blocking(move || server.file_outline_now(args, &progress)).await)
     }
 
     #[tool(
@@ -133,15 +137,17 @@ impl CodelensServer {
     async fn symbol_definition(
         &self,
         Parameters(args): Parameters<SymbolDefinitionArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::SymbolDefinition);
         let server = self.clone();
-        Ok(blocking(move || server.symbol_definition_now(args)).await)
+        let progress = Progress::of(&context);
+        Ok(blocking(move || server.symbol_definition_now(args, &progress)).await)
     }
 }
 
 impl CodelensServer {
-    fn search_symbols_now(&self, args: SearchSymbolsArgs) -> CallToolResult {
+    fn search_symbols_now(&self, args: SearchSymbolsArgs, progress: &Progress) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -165,7 +171,7 @@ impl CodelensServer {
             Ok(p) => p,
             Err(e) => return e,
         };
-        let snapshot = Self::fresh_snapshot(backend);
+        let snapshot = Self::fresh_snapshot(backend, progress);
         let found = backend.engine.read().search_symbols(
             &args.query,
             mode,
@@ -209,7 +215,7 @@ impl CodelensServer {
         Self::answer(backend, &snapshot, &referenced, text, body)
     }
 
-    fn file_outline_now(&self, args: FileOutlineArgs) -> CallToolResult {
+    fn file_outline_now(&self, args: FileOutlineArgs, progress: &Progress) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -222,7 +228,7 @@ impl CodelensServer {
             Ok(p) => p,
             Err(e) => return e,
         };
-        let snapshot = Self::fresh_snapshot(backend);
+        let snapshot = Self::fresh_snapshot(backend, progress);
         let path = rel.to_string();
         let (hits, pending) = match backend.engine.read().outline(&snapshot, &rel) {
             Ok(Outline::Symbols { hits, reparsed }) => (hits, reparsed),
@@ -276,7 +282,11 @@ impl CodelensServer {
         Self::answer(backend, &snapshot, &[path], text, body)
     }
 
-    fn symbol_definition_now(&self, args: SymbolDefinitionArgs) -> CallToolResult {
+    fn symbol_definition_now(
+        &self,
+        args: SymbolDefinitionArgs,
+        progress: &Progress,
+    ) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -292,7 +302,7 @@ impl CodelensServer {
             Ok(p) => p,
             Err(e) => return e,
         };
-        let snapshot = Self::fresh_snapshot(backend);
+        let snapshot = Self::fresh_snapshot(backend, progress);
         let definitions =
             match backend
                 .engine

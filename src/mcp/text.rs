@@ -55,15 +55,17 @@ impl CodelensServer {
     async fn search_text(
         &self,
         Parameters(args): Parameters<SearchTextArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::SearchText);
         let server = self.clone();
-        Ok(blocking(move || server.search_text_now(args)).await)
+        let progress = Progress::of(&context);
+        Ok(blocking(move || server.search_text_now(args, &progress)).await)
     }
 }
 
 impl CodelensServer {
-    fn search_text_now(&self, args: SearchTextArgs) -> CallToolResult {
+    fn search_text_now(&self, args: SearchTextArgs, progress: &Progress) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -89,7 +91,7 @@ impl CodelensServer {
         // Matches are gathered in path order up to the end of this page (and one more,
         // to know whether another page follows): the same cursor always pages the same.
         let wanted = offset.saturating_add(limit).saturating_add(1);
-        let snapshot = Self::fresh_snapshot(backend);
+        let snapshot = Self::fresh_snapshot(backend, progress);
         let include = |path: &RelPath| glob.as_ref().is_none_or(|g| g.is_match(path));
         let search = match backend.engine.read().search_text(&query, include, wanted) {
             Ok(search) => search,

@@ -736,3 +736,67 @@ fn tool_schemas_carry_no_custom_formats() {
     assert_eq!(formats, Vec::<String>::new());
     assert!(minimums >= 10, "unsigned bounds kept: {minimums}");
 }
+
+/// A question that waits for start-up catch-up and carries a `progressToken` gets
+/// `notifications/progress` with files checked (and in all, once known), before its
+/// answer; one without a token gets none.
+#[test]
+fn a_question_waiting_for_catch_up_reports_progress_to_a_token() {
+    let repo = TestRepo::new();
+    // Enough content that comparing it again takes a while in a debug build.
+    let body = "lorem ipsum dolor sit amet\n".repeat(1200);
+    for i in 0..1500 {
+        repo.write(&format!("notes/d{:02}/n{i:04}.txt", i % 40), &body);
+    }
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    // Edited while no engine runs: catch-up hashes every one of them.
+    for i in 0..1500 {
+        repo.write(
+            &format!("notes/d{:02}/n{i:04}.txt", i % 40),
+            &format!("{body}edited\n"),
+        );
+    }
+    let mut client = Client::start(&repo.root(), &[]);
+    let answer = client.request(
+        "tools/call",
+        json!({
+            "name": "find_files",
+            "arguments": {"pattern": "n0001.txt"},
+            "_meta": {"progressToken": "catch-up-1"},
+        }),
+    );
+    assert!(answer.get("error").is_none(), "{answer}");
+    let progress: Vec<Value> = client
+        .seen()
+        .iter()
+        .map(|line| serde_json::from_slice::<Value>(line).unwrap())
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(!progress.is_empty(), "no progress before the answer");
+    let mut last = -1.0;
+    for note in &progress {
+        let params = &note["params"];
+        assert_eq!(params["progressToken"], "catch-up-1", "{note}");
+        let done = params["progress"].as_f64().unwrap();
+        assert!(done > last, "progress only increases: {progress:?}");
+        last = done;
+        if let Some(total) = params["total"].as_f64() {
+            assert!(done <= total, "{note}");
+        }
+        assert!(
+            params["message"].as_str().unwrap().contains("catch-up"),
+            "{note}"
+        );
+    }
+    // Later questions do not wait, and a question without a token gets nothing.
+    let seen_before = client.seen().len();
+    client.call("find_files", json!({"pattern": "n0002.txt"}));
+    let after: Vec<Value> = client.seen()[seen_before..]
+        .iter()
+        .map(|line| serde_json::from_slice::<Value>(line).unwrap())
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(after, Vec::<Value>::new());
+    client.assert_stdout_is_protocol_only();
+}

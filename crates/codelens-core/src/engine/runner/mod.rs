@@ -480,6 +480,30 @@ impl Engine {
             .unwrap_or_else(|| self.snapshot())
     }
 
+    /// [`Engine::wait_for_catchup`], calling `report` with the live snapshot at once and
+    /// then every `every` while catch-up runs: how a front end shows its progress.
+    pub fn wait_for_catchup_reporting(
+        &self,
+        every: Duration,
+        mut report: impl FnMut(&Snapshot),
+    ) -> Arc<Snapshot> {
+        let deadline = Instant::now() + self.options.catchup_timeout;
+        loop {
+            let now = self.snapshot();
+            if now.catchup_finished() {
+                return now;
+            }
+            report(&now);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return self.snapshot();
+            }
+            if let Some(done) = self.wait_until(every.min(left), Snapshot::catchup_finished) {
+                return done;
+            }
+        }
+    }
+
     /// Wakes every [`Engine::wait_until`] so it checks its condition again now (a front
     /// end whose condition includes its own stop flag).
     pub fn wake_waiters(&self) {
