@@ -205,6 +205,8 @@ impl StatusReport {
                 false
             }
             Some(Unverified::IndexLocked { .. }) if snapshot.role == Role::Writer => false,
+            // An answer that could not settle: the set is the engine's, only unconfirmed.
+            Some(Unverified::WriterBusy) if snapshot.role == Role::Writer => false,
             Some(_) => true,
         };
         let pending = (snapshot.pending.iter())
