@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 mod files;
+mod logging;
 mod status;
 mod symbols;
 mod text;
@@ -83,6 +84,8 @@ pub struct CodelensServer {
     /// index; tools wait for it (opening takes milliseconds, catch-up runs after).
     backend: Arc<OnceLock<Result<Backend, String>>>,
     tool_router: ToolRouter<Self>,
+    /// The client's logging level, once it set one (`logging/setLevel`).
+    logging: Arc<logging::Logging>,
 }
 
 /// The fields every read answer's structuredContent carries besides its items.
@@ -343,6 +346,7 @@ impl CodelensServer {
         CodelensServer {
             backend,
             tool_router: Self::all_tools(),
+            logging: Arc::default(),
         }
     }
 
@@ -501,10 +505,29 @@ impl CodelensServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for CodelensServer {
+    #[allow(deprecated)] // MCP logging: deprecated by SEP-2577, still read by clients
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("codelens", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new("codelens", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    /// `logging/setLevel`: the engine's events at that level or above reach the client
+    /// from now on (see `logging.rs`).
+    #[allow(deprecated)] // MCP logging: deprecated by SEP-2577, still read by clients
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.logging
+            .set(request.level, context.peer, Arc::clone(&self.backend));
+        Ok(())
     }
 
     /// The default `initialize`, plus telemetry: the client's name mapped onto a fixed

@@ -800,3 +800,62 @@ fn a_question_waiting_for_catch_up_reports_progress_to_a_token() {
     assert_eq!(after, Vec::<Value>::new());
     client.assert_stdout_is_protocol_only();
 }
+
+/// MCP logging: nothing before the client sets a level; after `logging/setLevel`, an
+/// engine warning (here the rescan an ignore-rule change forces) arrives as
+/// `notifications/message`.
+#[test]
+fn engine_warnings_reach_a_client_that_set_a_logging_level() {
+    fn messages(lines: &[Vec<u8>]) -> Vec<Value> {
+        lines
+            .iter()
+            .map(|line| serde_json::from_slice::<Value>(line).unwrap())
+            .filter(|m| m["method"] == "notifications/message")
+            .collect()
+    }
+    let repo = indexed_repo();
+    let mut client = Client::start(&repo.root(), &[]);
+    // Lines read here beside those `request` keeps.
+    let mut read: Vec<Vec<u8>> = Vec::new();
+    client.call("find_files", json!({"pattern": "*.rs"}));
+    // Before any level is set, a rescan says nothing.
+    repo.write(".gitignore", "/wt/\n*.tmp\n");
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        read.extend(client.recv_line(Duration::from_millis(100)));
+    }
+    client.call("find_files", json!({"pattern": "*.rs"}));
+    assert_eq!(messages(&read), Vec::<Value>::new());
+    assert_eq!(messages(client.seen()), Vec::<Value>::new());
+
+    let set = client.request("logging/setLevel", json!({"level": "warning"}));
+    assert!(set.get("error").is_none(), "{set}");
+    repo.write(".gitignore", "/wt/\n*.tmp\n*.bak\n");
+    let until = Instant::now() + DEADLINE;
+    let warning = loop {
+        let found = messages(&read)
+            .into_iter()
+            .find(|m| m["params"]["level"] == "warning");
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < until, "no warning: {:?}", messages(&read));
+        read.extend(client.recv_line(Duration::from_millis(200)));
+    };
+    assert_eq!(warning["params"]["logger"], "codelens.engine", "{warning}");
+    assert!(
+        warning["params"]["data"]["event"]
+            .as_str()
+            .is_some_and(|e| e.contains("rescan")),
+        "{warning}"
+    );
+    // Below the level: nothing (a sync is `debug`).
+    assert!(
+        messages(&read)
+            .iter()
+            .all(|m| m["params"]["level"] != "debug"),
+        "{:?}",
+        messages(&read)
+    );
+    client.assert_stdout_is_protocol_only();
+}

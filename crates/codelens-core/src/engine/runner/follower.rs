@@ -35,7 +35,7 @@ impl Worker {
                 _ => watcher::WatchMode::Disabled,
             };
             let debounce_ms = self.debounce_ms();
-            self.watcher_status = WatcherStatus {
+            let status = WatcherStatus {
                 mode,
                 reason: format!("the writer engine's watcher: {reason}"),
                 unwatched_dirs: meta("watcher_unwatched_dirs")
@@ -43,6 +43,13 @@ impl Worker {
                     .unwrap_or(0),
                 ..WatcherStatus::disabled("", debounce_ms)
             };
+            if status.mode != self.watcher_status.mode {
+                self.shared.emit(Event::WatcherChanged {
+                    mode: status.mode_name().into(),
+                    reason: status.reason.clone(),
+                });
+            }
+            self.watcher_status = status;
         }
         // What the writer itself does not vouch for (a rescan due, a failed catch-up).
         self.writer_reason = meta("writer_unverified")

@@ -226,6 +226,11 @@ pub enum Event {
     WorktreeChanged {
         mismatch: bool,
     },
+    /// The watcher (a follower's: its writer's) changed mode: native, degraded, disabled.
+    WatcherChanged {
+        mode: String,
+        reason: String,
+    },
     Error(String),
 }
 
@@ -259,6 +264,7 @@ impl std::fmt::Display for Event {
             Event::WorktreeChanged { mismatch: true } => {
                 write!(f, "worktree changed: reading another checkout's index")
             }
+            Event::WatcherChanged { mode, reason } => write!(f, "watcher {mode}: {reason}"),
             Event::WorktreeChanged { mismatch: false } => {
                 write!(f, "worktree changed: the index matches this checkout again")
             }

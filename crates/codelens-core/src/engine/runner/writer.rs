@@ -263,6 +263,12 @@ impl Worker {
             {
                 self.pending_dirty = true;
             }
+            if status.mode != self.watcher_status.mode {
+                self.shared.emit(Event::WatcherChanged {
+                    mode: status.mode_name().into(),
+                    reason: status.reason.clone(),
+                });
+            }
             self.watcher_status = status;
             if self.watcher_status.mode == watcher::WatchMode::Degraded && self.recheck_at.is_none()
             {
