@@ -37,13 +37,13 @@ impl CodelensServer {
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::FindFiles);
         let server = self.clone();
-        let progress = Progress::of(&context);
+        let progress = CatchupProgress::of(&context);
         Ok(blocking(move || server.find_files_now(args, &progress)).await)
     }
 }
 
 impl CodelensServer {
-    fn find_files_now(&self, args: FindFilesArgs, progress: &Progress) -> CallToolResult {
+    fn find_files_now(&self, args: FindFilesArgs, progress: &CatchupProgress) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,

@@ -161,16 +161,16 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Where a request that waits reports its progress: the client's `progressToken`, if
 /// it sent one, as `notifications/progress` with files checked and in all.
-pub struct Progress {
+pub struct CatchupProgress {
     to: Option<(rmcp::Peer<RoleServer>, rmcp::model::ProgressToken)>,
     runtime: Option<tokio::runtime::Handle>,
     /// The last `checked` count sent (`u64::MAX`: none yet).
     sent: std::sync::atomic::AtomicU64,
 }
 
-impl Progress {
-    fn of(context: &RequestContext<RoleServer>) -> Progress {
-        Progress {
+impl CatchupProgress {
+    fn of(context: &RequestContext<RoleServer>) -> CatchupProgress {
+        CatchupProgress {
             to: context
                 .meta
                 .get_progress_token()
@@ -400,7 +400,7 @@ impl CodelensServer {
 
     /// The snapshot a read answer is composed from: every edit saved before the question
     /// is in it (cookie), and start-up catch-up has finished or timed out.
-    fn fresh_snapshot(backend: &Backend, progress: &Progress) -> Arc<Snapshot> {
+    fn fresh_snapshot(backend: &Backend, progress: &CatchupProgress) -> Arc<Snapshot> {
         let first = !backend
             .waited_for_catchup
             .swap(true, std::sync::atomic::Ordering::Relaxed);

@@ -106,7 +106,7 @@ impl CodelensServer {
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::SearchSymbols);
         let server = self.clone();
-        let progress = Progress::of(&context);
+        let progress = CatchupProgress::of(&context);
         Ok(blocking(move || server.search_symbols_now(args, &progress)).await)
     }
 
@@ -123,7 +123,7 @@ impl CodelensServer {
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::FileOutline);
         let server = self.clone();
-        let progress = Progress::of(&context);
+        let progress = CatchupProgress::of(&context);
         Ok(blocking(move || server.file_outline_now(args, &progress)).await)
     }
 
@@ -141,13 +141,17 @@ impl CodelensServer {
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::SymbolDefinition);
         let server = self.clone();
-        let progress = Progress::of(&context);
+        let progress = CatchupProgress::of(&context);
         Ok(blocking(move || server.symbol_definition_now(args, &progress)).await)
     }
 }
 
 impl CodelensServer {
-    fn search_symbols_now(&self, args: SearchSymbolsArgs, progress: &Progress) -> CallToolResult {
+    fn search_symbols_now(
+        &self,
+        args: SearchSymbolsArgs,
+        progress: &CatchupProgress,
+    ) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -215,7 +219,11 @@ impl CodelensServer {
         Self::answer(backend, &snapshot, &referenced, text, body)
     }
 
-    fn file_outline_now(&self, args: FileOutlineArgs, progress: &Progress) -> CallToolResult {
+    fn file_outline_now(
+        &self,
+        args: FileOutlineArgs,
+        progress: &CatchupProgress,
+    ) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -285,7 +293,7 @@ impl CodelensServer {
     fn symbol_definition_now(
         &self,
         args: SymbolDefinitionArgs,
-        progress: &Progress,
+        progress: &CatchupProgress,
     ) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,

@@ -59,13 +59,13 @@ impl CodelensServer {
     ) -> Result<CallToolResult, McpError> {
         telemetry::record(EventType::McpTool, EventName::SearchText);
         let server = self.clone();
-        let progress = Progress::of(&context);
+        let progress = CatchupProgress::of(&context);
         Ok(blocking(move || server.search_text_now(args, &progress)).await)
     }
 }
 
 impl CodelensServer {
-    fn search_text_now(&self, args: SearchTextArgs, progress: &Progress) -> CallToolResult {
+    fn search_text_now(&self, args: SearchTextArgs, progress: &CatchupProgress) -> CallToolResult {
         let backend = match self.backend() {
             Ok(b) => b,
             Err(e) => return e,
@@ -75,7 +75,7 @@ impl CodelensServer {
             case_insensitive: args.case_insensitive.unwrap_or(false),
             context: args.context.unwrap_or(0) as usize,
         };
-        let query = match TextQuery::with_options(&args.pattern, options) {
+        let query = match TextQuery::new(&args.pattern, options) {
             Ok(query) => query,
             Err(error) => return tool_error(format!("invalid regular expression: {error}")),
         };

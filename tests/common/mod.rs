@@ -15,6 +15,24 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_codelens");
 
+/// Waits, at most a generous minute (tests never assert a duration), until `engine`
+/// publishes a snapshot that is `ready`, and returns it; panics naming `what`, with the
+/// last snapshot, otherwise.
+pub fn wait(
+    engine: &codelens::engine::Engine,
+    what: &str,
+    ready: impl Fn(&codelens::engine::Snapshot) -> bool,
+) -> std::sync::Arc<codelens::engine::Snapshot> {
+    engine
+        .wait_until(std::time::Duration::from_secs(60), ready)
+        .unwrap_or_else(|| {
+            panic!(
+                "engine never reached: {what}; last: {:?}",
+                engine.snapshot()
+            )
+        })
+}
+
 /// The real `codelens-ingest`: a binary of the workspace's `codelens-ingest` crate, built
 /// beside `codelens` by `cargo test` at the workspace root (a default member). Cargo
 /// names only a package's own binaries to its tests, hence the sibling path.

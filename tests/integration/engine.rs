@@ -3,7 +3,6 @@
 
 use crate::common;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use codelens::engine::banner::BANNER_HEADER;
@@ -11,9 +10,6 @@ use codelens::engine::project::Project;
 use codelens::engine::store::Store;
 use codelens::engine::{Catchup, Command, Engine, EngineOptions, Role, Snapshot};
 use common::*;
-
-/// Generous: these tests wait on real threads and disks, never assert a duration.
-const DEADLINE: Duration = Duration::from_secs(60);
 
 fn indexed_repo() -> TestRepo {
     let repo = TestRepo::new();
@@ -50,15 +46,6 @@ fn holding_options() -> EngineOptions {
 
 fn start(repo: &TestRepo, options: EngineOptions) -> Engine {
     Engine::start(Project::at(repo.root()), options).expect("engine starts")
-}
-
-fn wait(engine: &Engine, what: &str, ready: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
-    engine.wait_until(DEADLINE, ready).unwrap_or_else(|| {
-        panic!(
-            "engine never reached: {what}; last: {:?}",
-            engine.snapshot()
-        )
-    })
 }
 
 fn pending_paths(snapshot: &Snapshot) -> Vec<&str> {

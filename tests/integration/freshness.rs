@@ -88,15 +88,6 @@ fn start(repo: &TestRepo, options: EngineOptions) -> Engine {
     Engine::start(Project::at(repo.root()), options).expect("engine starts")
 }
 
-fn wait(engine: &Engine, what: &str, ready: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
-    engine.wait_until(DEADLINE, ready).unwrap_or_else(|| {
-        panic!(
-            "engine never reached: {what}; last: {:?}",
-            engine.snapshot()
-        )
-    })
-}
-
 /// The dashboard as it draws `snapshot` in an 80×24 pane.
 fn dashboard(snapshot: Arc<Snapshot>) -> String {
     let now = codelens::engine::now_ns();

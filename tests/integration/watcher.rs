@@ -10,7 +10,7 @@ use codelens::config::Config;
 use codelens::engine::project::Project;
 use codelens::engine::store::Store;
 use codelens::engine::watcher::WatchMode;
-use codelens::engine::{Catchup, Engine, EngineOptions, Event, Snapshot};
+use codelens::engine::{Catchup, Engine, EngineOptions, Event};
 use common::*;
 
 /// Generous: the tests wait on real threads, disks and the kernel, never on a duration.
@@ -45,16 +45,6 @@ fn start(repo: &TestRepo, options: EngineOptions) -> Engine {
         })
         .expect("initial catch-up");
     engine
-}
-
-fn wait(
-    engine: &Engine,
-    what: &str,
-    ready: impl Fn(&Snapshot) -> bool,
-) -> std::sync::Arc<Snapshot> {
-    engine
-        .wait_until(DEADLINE, ready)
-        .unwrap_or_else(|| panic!("never reached: {what}; last: {:?}", engine.snapshot()))
 }
 
 fn symbols(repo: &TestRepo, name: &str) -> usize {

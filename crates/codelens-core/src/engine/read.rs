@@ -111,13 +111,9 @@ pub struct TextOptions {
 pub const MAX_CONTEXT: usize = 10;
 
 impl TextQuery {
-    /// Compiles `pattern` (Rust `regex` syntax); the error is the regex crate's.
-    pub fn new(pattern: &str) -> std::result::Result<TextQuery, regex::Error> {
-        TextQuery::with_options(pattern, TextOptions::default())
-    }
-
-    /// Compiles `pattern` as `options` say (a literal is escaped first).
-    pub fn with_options(
+    /// Compiles `pattern` (Rust `regex` syntax, or a literal, escaped first) as `options`
+    /// say; the error is the regex crate's.
+    pub fn new(
         pattern: &str,
         options: TextOptions,
     ) -> std::result::Result<TextQuery, regex::Error> {

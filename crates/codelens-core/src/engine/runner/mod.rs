@@ -476,8 +476,7 @@ impl Engine {
     /// Waits until catch-up has finished, at most the configured timeout, and returns
     /// the snapshot to answer from either way (its banner names what is unverified).
     pub fn wait_for_catchup(&self) -> Arc<Snapshot> {
-        self.wait_until(self.options.catchup_timeout, Snapshot::catchup_finished)
-            .unwrap_or_else(|| self.snapshot())
+        self.wait_for_catchup_reporting(self.options.catchup_timeout, |_| {})
     }
 
     /// [`Engine::wait_for_catchup`], calling `report` with the live snapshot at once and

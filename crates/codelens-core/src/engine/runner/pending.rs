@@ -49,13 +49,7 @@ impl PendingSet {
     /// An event says the file changed at `edited`: it waits for its directory's quiet
     /// window again, whatever it was doing; its first edit is kept.
     pub(super) fn mark(&mut self, path: RelPath, change: Change, edited: i64) {
-        let entry = self.files.entry(path).or_insert(Pending {
-            change,
-            first_edit_ns: edited,
-            last_edit_ns: edited,
-            state: WAITING,
-        });
-        entry.change = change;
+        let entry = self.entry(path, change, edited);
         entry.last_edit_ns = entry.last_edit_ns.max(edited);
         entry.state = WAITING;
     }
@@ -63,6 +57,14 @@ impl PendingSet {
     /// Catch-up found the file differing, last changed at `edited`: its edit times
     /// widen to include that; an entry already being worked on keeps its state.
     pub(super) fn found(&mut self, path: RelPath, change: Change, edited: i64) {
+        let entry = self.entry(path, change, edited);
+        entry.first_edit_ns = entry.first_edit_ns.min(edited);
+        entry.last_edit_ns = entry.last_edit_ns.max(edited);
+    }
+
+    /// `path`'s entry with its latest `change`: a new one waits, first and last edited
+    /// at `edited`.
+    fn entry(&mut self, path: RelPath, change: Change, edited: i64) -> &mut Pending {
         let entry = self.files.entry(path).or_insert(Pending {
             change,
             first_edit_ns: edited,
@@ -70,8 +72,7 @@ impl PendingSet {
             state: WAITING,
         });
         entry.change = change;
-        entry.first_edit_ns = entry.first_edit_ns.min(edited);
-        entry.last_edit_ns = entry.last_edit_ns.max(edited);
+        entry
     }
 
     /// Every file in `dir` (below it too when `recursive`) is being re-indexed.
