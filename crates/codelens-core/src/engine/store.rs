@@ -278,6 +278,17 @@ impl Store {
         Ok(self.conn.busy_timeout(timeout)?)
     }
 
+    /// Lets this connection keep up to `kib` KiB of database pages between statements
+    /// (SQLite's default is 2,000 KiB). A long-lived reader that answers query after
+    /// query needs its working set cached: a symbol search touches a page per matching
+    /// row, and re-reading them all from the OS on every call cost most of its time.
+    /// The cache grows only as pages are read.
+    pub fn set_page_cache_kib(&self, kib: u32) -> Result<()> {
+        Ok(self
+            .conn
+            .pragma_update(None, "cache_size", -i64::from(kib))?)
+    }
+
     fn open_with(path: &Path, writable: bool) -> Result<Store> {
         if !path.is_file() {
             return Err(Error::Corrupt {
@@ -685,10 +696,21 @@ impl Store {
             "FROM symbols s JOIN files f ON f.id = s.file_id
              WHERE {condition} AND (?2 IS NULL OR s.kind = ?2) AND (?3 IS NULL OR f.language = ?3)"
         );
-        let total: i64 = self
-            .conn
-            .prepare_cached(&format!("SELECT COUNT(*) {filters}"))?
-            .query_row(params![name_param, kind, language], |r| r.get(0))?;
+        // Without a language filter every symbol row has its file (one transaction
+        // writes both), so the count needs no join: with no kind filter either, it is
+        // answered from the name index alone, without reading a single row.
+        let total: i64 = match language {
+            None => self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM symbols s WHERE {condition} AND (?2 IS NULL OR s.kind = ?2)"
+                ))?
+                .query_row(params![name_param, kind], |r| r.get(0))?,
+            Some(_) => self
+                .conn
+                .prepare_cached(&format!("SELECT COUNT(*) {filters}"))?
+                .query_row(params![name_param, kind, language], |r| r.get(0))?,
+        };
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SYMBOL_COLUMNS} {filters}
              ORDER BY s.name <> ?4, length(s.name), f.path, s.line, s.col, s.rowid LIMIT ?5 OFFSET ?6"
@@ -1185,6 +1207,40 @@ mod tests {
             )
             .unwrap();
         assert_eq!(names(&rust_structs), vec!["Store", "StoreBuilder"]);
+        // The total counts exactly the rows a search returns, under every filter (the
+        // count without a language filter is taken without joining the files).
+        for (kind, language, expected) in [
+            (None, None, 4),
+            (Some("struct"), None, 2),
+            (Some("function"), None, 2),
+            (None, Some("python"), 1),
+            (Some("function"), Some("rust"), 1),
+            (Some("class"), None, 0),
+        ] {
+            let (hits, total) = store
+                .search_symbols("store", NameMatch::Substring, kind, language, 10, 0)
+                .unwrap();
+            assert_eq!(
+                (hits.len(), total),
+                (expected, expected as u64),
+                "{kind:?} {language:?}"
+            );
+            let (hits, total) = store
+                .symbols_with_names(
+                    &["Store", "StoreBuilder", "open_store", "store"],
+                    "store",
+                    kind,
+                    language,
+                    10,
+                    0,
+                )
+                .unwrap();
+            assert_eq!(
+                (hits.len(), total),
+                (expected, expected as u64),
+                "{kind:?} {language:?}"
+            );
+        }
         assert_eq!(names(&store.symbols_named("Store").unwrap()), vec!["Store"]);
         // The in-memory name lookup's path agrees with SQLite's own scan.
         let (by_names, by_names_total) = store
