@@ -66,7 +66,11 @@ impl CodelensServer {
             Ok(files) => files,
             Err(error) => return tool_error(format!("codelens: {error}")),
         };
-        let matching: Vec<FileItem> = files
+        let candidates = match &matcher {
+            Some(glob) => glob.candidates(&files, |f| &f.path),
+            None => &files[..],
+        };
+        let matching: Vec<FileItem> = candidates
             .iter()
             .filter(|f| match &matcher {
                 Some(glob) => glob.is_match(&f.path),

@@ -215,6 +215,9 @@ impl CatchupProgress {
 pub struct PathGlob {
     matcher: globset::GlobMatcher,
     by_name: bool,
+    /// What every matching path starts with: the pattern up to its first
+    /// metacharacter, cut back to a `/` (empty for a by-name glob).
+    literal_prefix: Vec<u8>,
 }
 
 impl PathGlob {
@@ -223,10 +226,29 @@ impl PathGlob {
             .literal_separator(true)
             .build()
             .map_err(|error| format!("invalid glob {pattern:?}: {error}"))?;
+        let by_name = !pattern.contains('/');
+        let literal = &pattern[..pattern
+            .find(['*', '?', '[', '{', '\\'])
+            .unwrap_or(pattern.len())];
+        let literal_prefix = match literal.rfind('/') {
+            Some(slash) if !by_name => literal.as_bytes()[..=slash].to_vec(),
+            _ => Vec::new(),
+        };
         Ok(PathGlob {
             matcher: glob.compile_matcher(),
-            by_name: !pattern.contains('/'),
+            by_name,
+            literal_prefix,
         })
+    }
+
+    /// The part of `sorted` (in byte order of its paths) that can hold a match: the
+    /// run of paths under the glob's literal directory prefix, found by binary search,
+    /// so `pkg01/**/*.ts` tests a few thousand paths of a 100k-file index, not all.
+    pub fn candidates<'a, T>(&self, sorted: &'a [T], path: impl Fn(&T) -> &RelPath) -> &'a [T] {
+        let prefix = self.literal_prefix.as_slice();
+        let start = sorted.partition_point(|item| path(item).as_bytes() < prefix);
+        let len = sorted[start..].partition_point(|item| path(item).as_bytes().starts_with(prefix));
+        &sorted[start..start + len]
     }
 
     pub fn is_match(&self, path: &RelPath) -> bool {
@@ -754,6 +776,58 @@ async fn terminated() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_glob_narrowed_to_its_literal_prefix_matches_exactly_what_a_full_scan_matches() {
+        let mut paths: Vec<RelPath> = [
+            "a.rs",
+            "pkg0/x.ts",
+            "pkg01/a/b.ts",
+            "pkg01/c.ts",
+            "pkg01/c.rs",
+            "pkg01x/d.ts",
+            "pkg02/e.ts",
+            "src/a.rs",
+            "src/ab.rs",
+            "src/b/a.rs",
+            "src{/z.rs",
+            "z/pkg01/f.ts",
+        ]
+        .iter()
+        .map(|p| RelPath::from_bytes(p.as_bytes().to_vec()))
+        .collect();
+        paths.push(RelPath::from_bytes(b"pkg01/\xff.ts".to_vec()));
+        paths.sort();
+        let mut narrowed_somewhere = false;
+        for pattern in [
+            "pkg01/**/*.ts",
+            "pkg01/*.ts",
+            "pkg0*/*.ts",
+            "**/*.ts",
+            "*.ts",
+            "src/a[bc].rs",
+            "src/{a,b}*.rs",
+            "src/**",
+            "z/pkg01/*",
+            "nothing/*",
+            "src\\{/*.rs",
+        ] {
+            let glob = PathGlob::new(pattern).unwrap();
+            let scanned: Vec<&RelPath> = paths.iter().filter(|p| glob.is_match(p)).collect();
+            let candidates = glob.candidates(&paths, |p| p);
+            narrowed_somewhere |= candidates.len() < paths.len();
+            let narrowed: Vec<&RelPath> = candidates.iter().filter(|p| glob.is_match(p)).collect();
+            assert_eq!(narrowed, scanned, "{pattern}");
+        }
+        assert!(narrowed_somewhere);
+        assert_eq!(
+            PathGlob::new("pkg01/**/*.ts")
+                .unwrap()
+                .candidates(&paths, |p| p)
+                .len(),
+            4
+        );
+    }
 
     #[test]
     fn paths_are_normalised_the_same_way_or_refused() {
