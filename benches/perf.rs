@@ -3,7 +3,7 @@
 //!
 //!     cargo bench --bench perf                         # 10k and 100k files, every case
 //!     cargo bench --bench perf -- --sizes 10000 --cases index --keep   # keep the tree
-//!     CODELENS_BENCH_BASELINE=/path/to/older/codelens cargo bench --bench perf -- --cases baseline
+//!     CODELENS_BENCH_BASELINE=/path/to/older/codelens cargo bench --bench perf -- --cases baseline,mcp
 //!                                                      # this build against an older one
 //!
 //! To add a case: write `fn my_case(ctx: &Ctx) -> Vec<Row>` and list it in `CASES`.
@@ -640,54 +640,86 @@ fn watcher_case(ctx: &Ctx) -> Vec<Row> {
 
 /// `codelens --mcp` as a child process spoken to over stdio: spawn → first answered
 /// `tools/call` (warm index, no changes), then p50/p99 of 1,000 calls of each read tool.
-fn mcp_case(ctx: &Ctx) -> Vec<Row> {
-    use std::io::{BufRead, BufReader, Write};
+/// A `codelens --mcp` child driven over its stdio, one request at a time.
+struct McpSession {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    next_id: u64,
+}
 
-    run(&ctx.tree, BIN, &["init", "-q"]);
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .arg("--mcp")
-        .current_dir(&ctx.tree)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("codelens --mcp");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut next_id = 0u64;
-    let mut call = |method: &str, params: serde_json::Value| -> serde_json::Value {
-        next_id += 1;
-        let request = serde_json::json!({"jsonrpc": "2.0", "id": next_id, "method": method, "params": params});
-        writeln!(stdin, "{request}").unwrap();
-        stdin.flush().unwrap();
+impl McpSession {
+    fn spawn(bin: &str, tree: &Path) -> McpSession {
+        let mut child = Command::new(bin)
+            .arg("--mcp")
+            .current_dir(tree)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("codelens --mcp");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        McpSession {
+            child,
+            stdin,
+            stdout,
+            next_id: 0,
+        }
+    }
+
+    fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::BufRead;
+        self.next_id += 1;
+        let request = serde_json::json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params});
+        writeln!(self.stdin, "{request}").unwrap();
+        self.stdin.flush().unwrap();
         loop {
             let mut line = String::new();
             assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
+                self.stdout.read_line(&mut line).unwrap() > 0,
                 "server closed stdout"
             );
             let message: serde_json::Value = serde_json::from_str(&line).expect("JSON-RPC");
-            if message["id"] == serde_json::json!(next_id) {
+            if message["id"] == serde_json::json!(self.next_id) {
                 return message;
             }
         }
-    };
-    call(
-        "initialize",
-        serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
-    );
+    }
+
+    fn initialize(&mut self) {
+        self.call(
+            "initialize",
+            serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
+        );
+    }
+
+    fn tool(&mut self, name: &str, arguments: &serde_json::Value) -> serde_json::Value {
+        let answer = self.call(
+            "tools/call",
+            serde_json::json!({"name": name, "arguments": arguments}),
+        );
+        assert!(answer["result"]["isError"] != true, "{answer}");
+        answer
+    }
+
+    fn close(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+fn mcp_case(ctx: &Ctx) -> Vec<Row> {
+    run(&ctx.tree, BIN, &["init", "-q"]);
+    let started = Instant::now();
+    let mut ours = McpSession::spawn(BIN, &ctx.tree);
+    ours.initialize();
     let initialized = started.elapsed();
-    let tool = |name: &str, arguments: serde_json::Value| serde_json::json!({"name": name, "arguments": arguments});
-    let first = call(
-        "tools/call",
-        tool(
-            "search_symbols",
-            serde_json::json!({"query": "index", "limit": 10}),
-        ),
+    ours.tool(
+        "search_symbols",
+        &serde_json::json!({"query": "index", "limit": 10}),
     );
     let first_answer = started.elapsed();
-    assert!(first["result"]["isError"] != true, "{first}");
 
     let outline_path = ctx
         .sources
@@ -718,7 +750,14 @@ fn mcp_case(ctx: &Ctx) -> Vec<Row> {
         reference: None,
         target: "(warm index, no changes)",
     });
-    for (name, args) in [
+    // An older build (CODELENS_BENCH_BASELINE) answers the same calls on the same
+    // index, in blocks interleaved with ours so that drift in the machine hits both.
+    let mut baseline = std::env::var("CODELENS_BENCH_BASELINE").ok().map(|bin| {
+        let mut session = McpSession::spawn(&bin, &ctx.tree);
+        session.initialize();
+        session
+    });
+    let queries = [
         (
             "search_symbols",
             serde_json::json!({"query": "store_entry", "limit": 20}),
@@ -728,62 +767,75 @@ fn mcp_case(ctx: &Ctx) -> Vec<Row> {
             "find_files",
             serde_json::json!({"pattern": "pkg01/**/*.ts", "limit": 20}),
         ),
-    ] {
-        let mut samples = Vec::with_capacity(1000);
-        for _ in 0..1000 {
-            let t = Instant::now();
-            let answer = call("tools/call", tool(name, args.clone()));
-            samples.push(t.elapsed());
-            assert!(answer["result"]["isError"] != true, "{answer}");
+    ];
+    for (name, args) in &queries {
+        let (mut samples, mut baseline_samples) = (Vec::new(), Vec::new());
+        for _block in 0..10 {
+            for (session, samples) in std::iter::once((&mut ours, &mut samples))
+                .chain(baseline.as_mut().map(|b| (b, &mut baseline_samples)))
+            {
+                for _ in 0..100 {
+                    let t = Instant::now();
+                    session.tool(name, args);
+                    samples.push(t.elapsed());
+                }
+            }
         }
-        let target = Some(Measured {
-            wall: Duration::from_millis(10),
-            max_rss_kb: None,
-        });
         for p in [50, 99] {
+            let at = |samples: &[Duration]| Measured {
+                wall: percentile(samples, p),
+                max_rss_kb: None,
+            };
             rows.push(Row {
                 case: format!("{name} p{p} (1,000 calls)"),
-                ours: Measured {
-                    wall: percentile(&samples, p),
-                    max_rss_kb: None,
-                },
+                ours: at(&samples),
                 reference_name: "target".into(),
-                reference: target,
-                target: if p == 99 { "p99 < 10 ms" } else { "" },
+                reference: Some(Measured {
+                    wall: Duration::from_millis(5),
+                    max_rss_kb: None,
+                }),
+                target: if p == 99 { "p99 < 5 ms" } else { "" },
             });
+            if !baseline_samples.is_empty() {
+                rows.push(Row {
+                    case: format!("{name} p{p}: this build vs baseline"),
+                    ours: at(&samples),
+                    reference_name: "baseline".into(),
+                    reference: Some(at(&baseline_samples)),
+                    target: "",
+                });
+            }
         }
+    }
+    if let Some(baseline) = baseline {
+        baseline.close();
     }
     // search_text beside git grep on the same pattern (median of 5 each).
     // A pattern that matches nothing: both sides read every file.
     let pattern = "zq_never_matches_zq";
-    let mut ours = Vec::new();
+    let mut searches = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let answer = call(
-            "tools/call",
-            tool(
-                "search_text",
-                serde_json::json!({"pattern": pattern, "limit": 500}),
-            ),
+        ours.tool(
+            "search_text",
+            &serde_json::json!({"pattern": pattern, "limit": 500}),
         );
-        ours.push(Measured {
+        searches.push(Measured {
             wall: t.elapsed(),
             max_rss_kb: None,
         });
-        assert!(answer["result"]["isError"] != true, "{answer}");
     }
     // git grep exits 1 when nothing matches.
     let script = format!("git grep -n {pattern}; test $? -le 1");
     let git_grep = median_of(5, || run(&ctx.tree, "sh", &["-c", &script]));
     rows.push(Row {
         case: format!("search_text {pattern:?}"),
-        ours: median(ours),
+        ours: median(searches),
         reference_name: "git grep".into(),
         reference: Some(git_grep),
         target: "≤ 1.0× git grep",
     });
-    drop(stdin);
-    let _ = child.wait();
+    ours.close();
     rows
 }
 
