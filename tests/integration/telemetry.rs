@@ -206,7 +206,7 @@ impl Ingest {
         let mut child = Command::new(common::ingest_bin())
             .args(["--listen", "127.0.0.1:0", "--min-machines"])
             .arg(min_machines.to_string())
-            .args(["--max-body", "200000", "--db"])
+            .args(["--max-body", "200000", "--min-days-seen", "1", "--db"])
             .arg(db.path().join("telemetry.db"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1397,6 +1397,7 @@ fn a_bad_endpoint_url_warns_only_when_it_would_be_used() {
 /// Runs `command` to its end and returns its peak resident set, in KiB (`wait4`'s
 /// `ru_maxrss` for that one child, whatever else the test process runs meanwhile).
 fn peak_rss_kib(mut command: Command) -> i64 {
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below
     let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1411,6 +1412,8 @@ fn peak_rss_kib(mut command: Command) -> i64 {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // Reaped above by wait4 (which `Child` cannot do): forget it without a second wait.
+    std::mem::forget(child);
     usage.ru_maxrss
 }
 
