@@ -1504,3 +1504,31 @@ fn on_and_off_under_do_not_track_say_that_the_environment_still_decides() {
         );
     }
 }
+
+#[test]
+fn the_public_schema_states_the_limits_client_and_server_share() {
+    use codelens::telemetry::schema::{MAX_COUNT, MAX_DAYS_PER_PAYLOAD, MAX_ROWS_PER_DAY};
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/telemetry-schema.json"
+    ))
+    .unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let days = &schema["properties"]["days"];
+    assert_eq!(days["maxItems"], MAX_DAYS_PER_PAYLOAD);
+    let events = &schema["$defs"]["day"]["properties"]["events"];
+    assert_eq!(events["maxItems"], MAX_ROWS_PER_DAY);
+    assert_eq!(
+        schema["$defs"]["event"]["properties"]["count"]["maximum"],
+        MAX_COUNT
+    );
+    // The one spelling of a machine id the server accepts.
+    let pattern = schema["properties"]["machine_id"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        pattern,
+        "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    );
+    assert_eq!(codelens_ingest::MAX_ROWS_PER_DAY, MAX_ROWS_PER_DAY);
+}

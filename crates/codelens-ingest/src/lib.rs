@@ -189,6 +189,32 @@ pub struct Aggregate {
     pub suppressed: u64,
 }
 
+impl Aggregate {
+    /// The published aggregate from every bucket of the counted machines: buckets with
+    /// fewer than `min_machines` machines are left out, and counted as suppressed.
+    pub(crate) fn publish(
+        rules: Suppression,
+        buckets: impl IntoIterator<Item = Result<Bucket, StorageError>>,
+    ) -> Result<Aggregate, StorageError> {
+        let mut published = Vec::new();
+        let mut suppressed = 0;
+        for bucket in buckets {
+            let bucket = bucket?;
+            if bucket.machines < rules.min_machines {
+                suppressed += 1;
+            } else {
+                published.push(bucket);
+            }
+        }
+        Ok(Aggregate {
+            min_machines: rules.min_machines,
+            min_days_seen: rules.min_days_seen,
+            buckets: published,
+            suppressed,
+        })
+    }
+}
+
 /// Who is counted in a published aggregate, against made-up machine ids (sybils; see
 /// TELEMETRY.md's threat model): only machines that posted on at least `min_days_seen`
 /// distinct UTC days (the server's days of arrival, not the days a payload claims),

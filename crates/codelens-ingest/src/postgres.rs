@@ -229,30 +229,18 @@ impl Storage for PostgresStorage {
             let rows = client
                 .query(&statement, &[&(rules.min_days_seen as i64)])
                 .await?;
-            let mut buckets = Vec::new();
-            let mut suppressed = 0;
-            for row in rows {
-                let machines = row.try_get::<_, i64>(6)? as u64;
-                if machines < rules.min_machines {
-                    suppressed += 1;
-                    continue;
-                }
-                buckets.push(Bucket {
+            let buckets = rows.iter().map(|row| {
+                Ok(Bucket {
                     day: row.try_get(0)?,
                     event_type: row.try_get(1)?,
                     event_name: row.try_get(2)?,
                     language: row.try_get(3)?,
                     agent: row.try_get(4)?,
                     count: row.try_get::<_, i64>(5)? as u64,
-                    machines,
-                });
-            }
-            Ok(Aggregate {
-                min_machines: rules.min_machines,
-                min_days_seen: rules.min_days_seen,
-                buckets,
-                suppressed,
-            })
+                    machines: row.try_get::<_, i64>(6)? as u64,
+                })
+            });
+            Aggregate::publish(rules, buckets)
         })
     }
 

@@ -137,31 +137,18 @@ impl Storage for SqliteStorage {
              GROUP BY r.day, r.event_type, r.event_name, r.language, r.agent
              ORDER BY r.day, r.event_type, r.event_name, r.language, r.agent",
         )?;
-        let mut rows = stmt.query([rules.min_days_seen as i64])?;
-        let mut buckets = Vec::new();
-        let mut suppressed = 0;
-        while let Some(row) = rows.next()? {
-            let machines = row.get::<_, i64>(6)? as u64;
-            if machines < rules.min_machines {
-                suppressed += 1;
-                continue;
-            }
-            buckets.push(Bucket {
+        let buckets = stmt.query_map([rules.min_days_seen as i64], |row| {
+            Ok(Bucket {
                 day: row.get(0)?,
                 event_type: row.get(1)?,
                 event_name: row.get(2)?,
                 language: row.get(3)?,
                 agent: row.get(4)?,
                 count: row.get::<_, i64>(5)? as u64,
-                machines,
-            });
-        }
-        Ok(Aggregate {
-            min_machines: rules.min_machines,
-            min_days_seen: rules.min_days_seen,
-            buckets,
-            suppressed,
-        })
+                machines: row.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Aggregate::publish(rules, buckets.map(|b| b.map_err(StorageError::from)))
     }
 
     fn prune_before(&self, oldest_kept: &str) -> Result<u64, StorageError> {
