@@ -146,6 +146,9 @@ fn post_for(url: &str, clients: u64, seconds: f64, first_id: &AtomicU64) -> Vec<
 }
 
 fn percentile(latencies: &mut [Duration], p: f64) -> Duration {
+    if latencies.is_empty() {
+        return Duration::ZERO;
+    }
     latencies.sort();
     latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
 }
