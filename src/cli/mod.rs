@@ -72,7 +72,7 @@ pub(crate) fn main() -> ExitCode {
         init_logging(&config);
     }
     let telemetry_env = &config.telemetry;
-    for warning in &telemetry_env.warnings {
+    for warning in &telemetry::warnings_in_force(telemetry_env) {
         eprintln!("codelens: warning: {warning}");
     }
     // The session flushes this process's counts when dropped, at the end of `main`,

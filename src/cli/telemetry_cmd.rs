@@ -6,17 +6,30 @@ pub(crate) fn telemetry_command(action: TelemetryAction, env: &TelemetryEnv) -> 
     match action {
         TelemetryAction::On | TelemetryAction::Off => {
             let on = matches!(action, TelemetryAction::On);
+            let was_on = telemetry::status(env).enabled;
             let status = telemetry::set_consent(env, on)?;
             println!("telemetry {}", status.summary());
-            if status.enabled != on {
+            if status.decided_by.is_env() {
+                // Whichever way the user chose, the environment still decides; say so
+                // for `off` too (DO_NOT_TRACK=1 keeps it off, CODELENS_TELEMETRY=1 on).
                 eprintln!(
-                    "codelens: note: your choice is stored, but {} decides while it is set",
-                    status.decided_by.describe()
+                    "codelens: note: your choice ({}) is stored, but {} in the environment still decides while it is set: telemetry is {}",
+                    if on { "on" } else { "off" },
+                    status.decided_by.describe(),
+                    if status.enabled { "on" } else { "off" }
                 );
             } else if on {
                 println!("what is sent: see `codelens telemetry status` and TELEMETRY.md");
             } else {
                 println!("nothing is recorded or sent; the unsent buffer was deleted");
+            }
+            // The endpoint is used from now on: a bad one is worth saying (main warns
+            // only when telemetry was already on).
+            if status.enabled
+                && !was_on
+                && let Some(problem) = env.url_problem()
+            {
+                eprintln!("codelens: warning: {problem}");
             }
             Ok(())
         }
@@ -45,6 +58,12 @@ pub(crate) fn telemetry_command(action: TelemetryAction, env: &TelemetryEnv) -> 
                     status.pending_days.join(", ")
                 }
             );
+            if status.rejected_days > 0 {
+                println!(
+                    "rejected    {} day(s) refused by the server and dropped",
+                    status.rejected_days
+                );
+            }
             println!("endpoint    {}", env.url);
             println!("collected:");
             for line in telemetry::COLLECTED {
@@ -55,13 +74,15 @@ pub(crate) fn telemetry_command(action: TelemetryAction, env: &TelemetryEnv) -> 
         }
         TelemetryAction::Show => {
             let buffer = telemetry::buffer::read(env);
-            match telemetry::session::next_payload(env, &buffer) {
-                Some(payload) => println!("{}", serde_json::to_string_pretty(&payload)?),
+            match telemetry::session::preview(env, &buffer) {
+                Some(preview) => println!("{}", serde_json::to_string_pretty(&preview)?),
                 None => eprintln!(
-                    "codelens: nothing would be sent: {} (only completed UTC days are sent)",
+                    "codelens: nothing would be sent: {}",
                     match buffer.days.len() {
-                        0 => "the buffer is empty".to_string(),
-                        n => format!("{n} day(s) buffered, none completed"),
+                        0 => "nothing is recorded".to_string(),
+                        n => format!(
+                            "{n} day(s) buffered, none sendable (before the opt-in day, or no machine id)"
+                        ),
                     }
                 ),
             }

@@ -86,7 +86,7 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
     for warning in config
         .warnings
         .iter()
-        .chain(&engine_options.telemetry.warnings)
+        .chain(&telemetry::warnings_in_force(&engine_options.telemetry))
     {
         app.log(time(), format!("warning: {warning}"));
     }

@@ -138,6 +138,11 @@ struct Listener {
 
 impl Listener {
     fn start(hang: bool) -> Listener {
+        Listener::answering(hang, 200)
+    }
+
+    /// Answers every request with `status` (or hangs).
+    fn answering(hang: bool, status: u16) -> Listener {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
@@ -160,8 +165,9 @@ impl Listener {
                             .set_read_timeout(Some(Duration::from_secs(5)))
                             .unwrap();
                         seen.lock().unwrap().push(read_http_request(&mut stream));
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}",
                         );
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -200,7 +206,7 @@ impl Ingest {
         let mut child = Command::new(common::ingest_bin())
             .args(["--listen", "127.0.0.1:0", "--min-machines"])
             .arg(min_machines.to_string())
-            .args(["--max-body", "200000", "--db"])
+            .args(["--max-body", "200000", "--min-days-seen", "1", "--db"])
             .arg(db.path().join("telemetry.db"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1163,4 +1169,366 @@ fn a_chunked_body_is_read_and_one_over_the_limit_refused_with_413() {
     let answer = chunked(vec![vec![b' '; 50_000]; 5]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
     assert_eq!(ingest.aggregate()["buckets"][0]["count"], 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The client's hardening (issue 20): each test below failed before its fix.
+
+fn status_row(count: u64) -> Value {
+    json!([{"event_type": "cli_command", "event_name": "status", "language": "rust",
+            "agent": "none", "file_count_bucket": "<100", "count": count}])
+}
+
+#[test]
+fn a_long_offline_client_sends_400_days_oldest_first_with_counts_clamped() {
+    let repo = indexed_repo();
+    let ingest = Ingest::start(1);
+    let mut home = Home::new();
+    home.url = ingest.events_url();
+    home.opt_in(&repo.root(), &day(-600));
+    // 450 completed days waiting, one of them with a count no person makes.
+    let mut days = serde_json::Map::new();
+    for offset in 11..=460 {
+        days.insert(day(-offset), status_row(1));
+    }
+    days.insert(day(-300), status_row(u64::MAX));
+    std::fs::write(home.buffer(), json!({ "days": days }).to_string()).unwrap();
+
+    home.on_day(&repo.root(), &["status"], &day(0));
+    let aggregate = ingest.aggregate();
+    let sent: std::collections::BTreeSet<&str> = aggregate["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["day"].as_str().unwrap())
+        .collect();
+    assert_eq!(sent.len(), 400, "one send carries at most 400 days");
+    assert_eq!(
+        sent.first().copied(),
+        Some(day(-460).as_str()),
+        "oldest first"
+    );
+    assert_eq!(sent.last().copied(), Some(day(-61).as_str()));
+    let clamped = aggregate["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["day"] == day(-300).as_str())
+        .unwrap();
+    assert_eq!(clamped["count"].as_u64(), Some(codelens_ingest::MAX_COUNT));
+    // The 50 newest completed days wait for tomorrow's send.
+    let left = home.status(&repo.root())["pending_days"].clone();
+    let left: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(left.len(), 51, "{left:?}");
+    assert_eq!(left[0], day(-60));
+    home.on_day(&repo.root(), &["status"], &day(1));
+    assert_eq!(
+        home.status(&repo.root())["pending_days"],
+        json!([day(1)]),
+        "drained"
+    );
+}
+
+#[test]
+fn days_the_server_refuses_are_dropped_and_counted_but_a_429_is_retried() {
+    let repo = indexed_repo();
+    let mut home = Home::new();
+    let busy = Listener::answering(false, 429);
+    home.url = busy.url.clone();
+    with_a_day_to_send(&home, &repo);
+    home.on_day(&repo.root(), &["status"], &day(0));
+    assert_eq!(busy.count(), 1);
+    assert!(home.buffer_json()["days"][day(-1)].is_array(), "429: kept");
+    assert_eq!(home.status(&repo.root())["rejected_days"], 0);
+
+    let refusing = Listener::answering(false, 400);
+    home.url = refusing.url.clone();
+    home.on_day(&repo.root(), &["status"], &day(1));
+    assert_eq!(refusing.count(), 1);
+    let buffer = home.buffer_json();
+    assert!(buffer["days"].get(day(-1)).is_none(), "400: dropped");
+    assert!(buffer["days"].get(day(0)).is_none(), "400: dropped");
+    let status = home.status(&repo.root());
+    assert_eq!(status["rejected_days"], 2, "{status}");
+    let text = home.ok(&repo.root(), &["telemetry", "status"], &[]);
+    assert!(text.contains("rejected    2 day(s)"), "{text}");
+    // Not re-sent the next day.
+    home.on_day(&repo.root(), &["status"], &day(2));
+    assert_eq!(refusing.count(), 2, "only day 1's counts went");
+    let body: Value = serde_json::from_str(&refusing.bodies.lock().unwrap()[1]).unwrap();
+    assert_eq!(body["days"].as_array().unwrap().len(), 1);
+    assert_eq!(body["days"][0]["timestamp"], day(1).as_str());
+}
+
+/// Accepts one request, reports it, and answers 200 only once released.
+struct GatedEndpoint {
+    url: String,
+    received: std::sync::mpsc::Receiver<()>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl GatedEndpoint {
+    fn start() -> GatedEndpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
+        let (received_tx, received) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            read_http_request(&mut stream);
+            let _ = received_tx.send(());
+            let _ = release_rx.recv_timeout(Duration::from_secs(30));
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
+        });
+        GatedEndpoint {
+            url,
+            received,
+            release,
+        }
+    }
+}
+
+#[test]
+fn telemetry_off_during_a_send_means_nothing_is_written_afterwards() {
+    let repo = indexed_repo();
+    let mut home = Home::new();
+    let endpoint = GatedEndpoint::start();
+    home.url = endpoint.url.clone();
+    with_a_day_to_send(&home, &repo);
+    let sending = home
+        .command(
+            &repo.root(),
+            &["status"],
+            &[("CODELENS_TELEMETRY_NOW", &day(0))],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    endpoint
+        .received
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the send reached the endpoint");
+    // The user turns telemetry off while the request is in flight.
+    home.ok(&repo.root(), &["telemetry", "off"], &[]);
+    assert!(!home.buffer().exists(), "off deletes the buffer");
+    let files_after_off = home.files();
+    let modified = |name: &str| {
+        std::fs::metadata(home.path().join(name))
+            .ok()?
+            .modified()
+            .ok()
+    };
+    let stamps: Vec<_> = files_after_off.iter().map(|f| modified(f)).collect();
+    endpoint.release.send(()).unwrap();
+    let out = sending.wait_with_output().unwrap();
+    assert_success(&out, &["status"]);
+    assert!(
+        !home.buffer().exists(),
+        "the send's result rewrote the buffer"
+    );
+    assert_eq!(home.files(), files_after_off, "a file appeared after off");
+    let stamps_now: Vec<_> = files_after_off.iter().map(|f| modified(f)).collect();
+    assert_eq!(stamps_now, stamps, "a file was written after off");
+}
+
+#[test]
+fn show_on_the_opt_in_day_prints_today_as_not_yet_sendable() {
+    let repo = indexed_repo();
+    let home = Home::new();
+    home.opt_in(&repo.root(), &day(0));
+    home.on_day(&repo.root(), &["status"], &day(0));
+    let out = home.run(
+        &repo.root(),
+        &["telemetry", "show"],
+        &[("CODELENS_TELEMETRY_NOW", &day(0))],
+    );
+    assert_success(&out, &["telemetry", "show"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(shown["days"], json!([]), "nothing is sendable yet: {shown}");
+    let pending = &shown["not_yet_sendable"];
+    assert_eq!(pending["days"][0]["timestamp"], day(0).as_str(), "{shown}");
+    let events = pending["days"][0]["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["event_name"] == "status"),
+        "{shown}"
+    );
+    assert!(shown["machine_id"].is_string());
+    // Next to a completed day: both, the completed one as the next send.
+    let next_day = home.on_day(&repo.root(), &["telemetry", "show"], &day(1));
+    let next_day: Value = serde_json::from_str(&next_day).unwrap();
+    assert_eq!(next_day["days"][0]["timestamp"], day(0).as_str());
+    assert!(next_day.get("not_yet_sendable").is_none(), "{next_day}");
+}
+
+#[test]
+fn a_bad_endpoint_url_warns_only_when_it_would_be_used() {
+    let repo = indexed_repo();
+    let mut home = Home::new();
+    home.url = "ftp://example.invalid/v1/events".into();
+    let off = home.run(&repo.root(), &["status"], &[]);
+    assert_success(&off, &["status"]);
+    assert!(
+        off.stderr.is_empty(),
+        "warned while off: {}",
+        String::from_utf8_lossy(&off.stderr)
+    );
+    let on = home.run(&repo.root(), &["telemetry", "on"], &[]);
+    assert_success(&on, &["telemetry", "on"]);
+    let stderr = String::from_utf8_lossy(&on.stderr);
+    assert!(stderr.contains("CODELENS_TELEMETRY_URL"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let status = home.run(&repo.root(), &["status"], &[]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(stderr.contains("CODELENS_TELEMETRY_URL"), "{stderr}");
+}
+
+/// Runs `command` to its end and returns its peak resident set, in KiB (`wait4`'s
+/// `ru_maxrss` for that one child, whatever else the test process runs meanwhile).
+fn peak_rss_kib(mut command: Command) -> i64 {
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; both pointers are live.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // Reaped above by wait4 (which `Child` cannot do): forget it without a second wait.
+    std::mem::forget(child);
+    usage.ru_maxrss
+}
+
+#[test]
+fn status_and_show_read_a_huge_buffer_only_up_to_a_bound() {
+    let repo = indexed_repo();
+    let home = Home::new();
+    home.opt_in(&repo.root(), &day(-1));
+    let mut small = serde_json::Map::new();
+    small.insert(day(-1), status_row(1));
+    std::fs::write(home.buffer(), json!({ "days": small }).to_string()).unwrap();
+    let baseline =
+        peak_rss_kib(home.command(&repo.root(), &["telemetry", "status", "--json"], &[]));
+    // A 9 MB buffer (valid JSON, valid rows) that our writer would never make, written
+    // as a stream: a child forked from this process counts this process's memory in
+    // its peak, so the fixture must not sit in it.
+    let row = status_row(1)[0].to_string();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(home.buffer()).unwrap());
+    write!(file, "{{\"days\":{{").unwrap();
+    for offset in 1..=2_000 {
+        let rows = vec![row.as_str(); 40].join(",");
+        let comma = if offset == 1 { "" } else { "," };
+        write!(file, "{comma}\"{}\":[{rows}]", day(-offset)).unwrap();
+    }
+    write!(file, "}}}}").unwrap();
+    file.into_inner().unwrap().sync_all().unwrap();
+    let huge_len = std::fs::metadata(home.buffer()).unwrap().len();
+    assert!(huge_len > 9_000_000, "{huge_len}");
+    for args in [
+        &["telemetry", "status", "--json"][..],
+        &["telemetry", "show"],
+    ] {
+        let peak = peak_rss_kib(home.command(&repo.root(), args, &[]));
+        // Reading the file whole alone would add its 9 MB; parsing it, far more.
+        assert!(
+            peak < baseline + 4 * 1024,
+            "{args:?}: peak {peak} KiB against {baseline} KiB with a small buffer"
+        );
+    }
+    let status = home.status(&repo.root());
+    assert_eq!(status["buffer_bytes"], huge_len);
+    assert_eq!(
+        status["pending_days"],
+        json!([]),
+        "not read: treated as corrupt"
+    );
+    // The next flush replaces it with a buffer of the bounded size.
+    home.on_day(&repo.root(), &["status"], &day(0));
+    assert!(std::fs::metadata(home.buffer()).unwrap().len() < 256 * 1024);
+}
+
+#[test]
+fn the_lock_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = indexed_repo();
+    let home = Home::new();
+    home.opt_in(&repo.root(), &day(0));
+    home.on_day(&repo.root(), &["status"], &day(0));
+    for name in [
+        "telemetry.lock",
+        "telemetry.json",
+        "machine_id",
+        "telemetry-buffer.json",
+    ] {
+        let mode = std::fs::metadata(home.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+}
+
+#[test]
+fn on_and_off_under_do_not_track_say_that_the_environment_still_decides() {
+    let repo = indexed_repo();
+    let home = Home::new();
+    for action in ["on", "off"] {
+        let out = home.run(
+            &repo.root(),
+            &["telemetry", action],
+            &[("DO_NOT_TRACK", "1")],
+        );
+        assert_success(&out, &["telemetry", action]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("DO_NOT_TRACK=1") && stderr.contains("environment still decides"),
+            "{action}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_public_schema_states_the_limits_client_and_server_share() {
+    use codelens::telemetry::schema::{MAX_COUNT, MAX_DAYS_PER_PAYLOAD, MAX_ROWS_PER_DAY};
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/telemetry-schema.json"
+    ))
+    .unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let days = &schema["properties"]["days"];
+    assert_eq!(days["maxItems"], MAX_DAYS_PER_PAYLOAD);
+    let events = &schema["$defs"]["day"]["properties"]["events"];
+    assert_eq!(events["maxItems"], MAX_ROWS_PER_DAY);
+    assert_eq!(
+        schema["$defs"]["event"]["properties"]["count"]["maximum"],
+        MAX_COUNT
+    );
+    // The one spelling of a machine id the server accepts.
+    let pattern = schema["properties"]["machine_id"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        pattern,
+        "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    );
+    assert_eq!(codelens_ingest::MAX_ROWS_PER_DAY, MAX_ROWS_PER_DAY);
 }

@@ -79,6 +79,8 @@ pub struct TelemetryVars {
     pub debug: bool,
     /// [`TELEMETRY_NOW_VAR`], debug builds only.
     pub today_override: Option<String>,
+    /// Problems with the switches, to show whatever telemetry's state. A bad URL is not
+    /// among them: see [`TelemetryVars::url_problem`], shown only when it would be used.
     pub warnings: Vec<String>,
 }
 
@@ -118,11 +120,6 @@ impl TelemetryVars {
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| TELEMETRY_URL_DEFAULT.to_string());
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            warnings.push(format!(
-                "{TELEMETRY_URL_VAR}={url:?} is not an http(s) URL; nothing will be sent"
-            ));
-        }
         let debug = flag(&lookup, TELEMETRY_DEBUG_VAR, &mut warnings);
         let today_override = if cfg!(debug_assertions) {
             lookup(TELEMETRY_NOW_VAR)
@@ -140,6 +137,19 @@ impl TelemetryVars {
             today_override: today_override.map(|v| v.trim().to_string()),
             warnings,
         }
+    }
+}
+
+impl TelemetryVars {
+    /// What is wrong with [`TELEMETRY_URL_VAR`], if anything. Only worth a warning when
+    /// telemetry is on (or `forget` asks the server): while off the URL is never used.
+    pub fn url_problem(&self) -> Option<String> {
+        (!(self.url.starts_with("http://") || self.url.starts_with("https://"))).then(|| {
+            format!(
+                "{TELEMETRY_URL_VAR}={:?} is not an http(s) URL; nothing will be sent",
+                self.url
+            )
+        })
     }
 }
 

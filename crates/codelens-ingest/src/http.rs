@@ -1,10 +1,13 @@
 //! The HTTP front of the ingest server: `axum` routes on `hyper`'s HTTP/1 server, in a
 //! tokio runtime of its own on a background thread. Every connection is a tokio task,
 //! so slow or idle clients cost a little memory, never a worker; what each may take is
-//! bounded (see [`HEADER_TIMEOUT`], [`BODY_DEADLINE`], `Options::max_body`).
+//! bounded (see [`HEADER_TIMEOUT`], [`BODY_DEADLINE`], `Options::max_body`), and so is
+//! what all of them together may take (`Options::max_connections`, `max_bodies`,
+//! `write_budget`; the memory bound is [`Options::memory_bound`]).
 //!
 //! Routes:
-//! - `POST /v1/events`: a payload (see `assets/telemetry-schema.json`) → 200, 400, 408, 413;
+//! - `POST /v1/events`: a payload (see `assets/telemetry-schema.json`) → 200, 400, 408,
+//!   413, 429 (over the write budget), 503 (no body slot within the body deadline);
 //! - `DELETE /v1/machines/<uuid>`: delete everything sent under that id → 200;
 //! - `GET /v1/aggregate`: totals, buckets under `min_machines` machines left out;
 //! - `GET /healthz`.
@@ -15,7 +18,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -29,7 +32,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 
-use super::{Storage, StorageError, validate};
+use super::{DayWindow, Storage, StorageError, Suppression, canonical_machine_id, validate};
 
 /// The configuration of a running server.
 #[derive(Debug, Clone)]
@@ -38,10 +41,21 @@ pub struct Options {
     pub max_body: usize,
     /// Aggregate buckets reported by fewer machines are suppressed.
     pub min_machines: u64,
-    /// Days older than this many days are deleted (checked hourly).
+    /// Only machines that posted on at least this many distinct UTC days are counted in
+    /// aggregates (1 counts every machine; see `Suppression`).
+    pub min_days_seen: u64,
+    /// Days older than this many days are refused, and deleted (checked hourly).
     pub retention_days: u64,
-    /// Threads of the server's runtime, and at most as many threads calling storage.
+    /// Threads of the server's runtime.
     pub workers: usize,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Request bodies held in memory at once; a POST waits for a slot within the body
+    /// deadline, else 503.
+    pub max_bodies: usize,
+    /// The global write budget, in rows per second (a token bucket holding two seconds'
+    /// worth); a POST beyond it is answered 429. 0: no budget.
+    pub write_budget: u64,
 }
 
 impl Default for Options {
@@ -49,9 +63,32 @@ impl Default for Options {
         Options {
             max_body: 1024 * 1024,
             min_machines: 5,
-            retention_days: 730,
+            min_days_seen: 2,
+            retention_days: codelens_core::telemetry::schema::RETENTION_DAYS_DEFAULT,
             workers: 4,
+            max_connections: 512,
+            max_bodies: 16,
+            write_budget: 20_000,
         }
+    }
+}
+
+/// What one connection holds at most besides its body: hyper's read buffer (capped at
+/// [`MAX_HEADER_BUFFER`]), its write buffer and the task, rounded up.
+pub const PER_CONNECTION_BYTES: usize = MAX_HEADER_BUFFER + 32 * 1024;
+/// hyper's read buffer per connection (the request line and headers must fit).
+pub const MAX_HEADER_BUFFER: usize = 64 * 1024;
+/// A body in flight is held about three times at most: its chunks as they arrive,
+/// their contiguous copy, and the parsed rows (smaller than the text they came from).
+pub const BODY_COPIES: usize = 3;
+
+impl Options {
+    /// The most the server's requests can add to its memory, bytes (the process's own
+    /// baseline, the storage's caches and the aggregate answer aside): every connection
+    /// at its buffers' cap, and `max_bodies` bodies of `max_body` held at once. A test
+    /// holds the server to it with far more clients than slots.
+    pub fn memory_bound(&self) -> usize {
+        self.max_connections * PER_CONNECTION_BYTES + self.max_bodies * BODY_COPIES * self.max_body
     }
 }
 
@@ -96,17 +133,65 @@ impl Running {
 }
 
 struct Shared {
-    /// SQLite is synchronous and has one writer anyway: storage is called on tokio's
-    /// blocking threads ([`with_storage`]), one call at a time under this mutex, so a
-    /// slow disk delays other storage calls but never the runtime's threads (which keep
-    /// reading requests and enforcing timeouts).
-    storage: Mutex<Box<dyn Storage>>,
+    /// Called on tokio's blocking threads ([`with_storage`]): SQLite is synchronous,
+    /// and each backend keeps its writes and reads on connections of their own, so
+    /// calls run side by side and a slow one never holds up the runtime's threads
+    /// (which keep reading requests and enforcing timeouts).
+    storage: Arc<dyn Storage>,
     options: Options,
+    /// Bodies held at once (see [`Options::max_bodies`]).
+    bodies: Arc<tokio::sync::Semaphore>,
+    write_budget: Mutex<TokenBucket>,
+    /// The last aggregate answer and when its query started: at most one aggregate
+    /// query runs at a time, and requests that arrived while it ran share the next one
+    /// (see [`aggregate`]).
+    aggregate: tokio::sync::Mutex<Option<(Instant, Arc<String>)>>,
+}
+
+/// The global write budget: `rate` rows a second, at most `capacity` saved up. Nothing
+/// about the client is kept (no address): it bounds what all clients together write.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    capacity: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    fn new(rows_per_second: u64) -> TokenBucket {
+        let rate = rows_per_second as f64;
+        TokenBucket {
+            rate,
+            capacity: rate * 2.0,
+            tokens: rate * 2.0,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Takes `rows` tokens if there are enough (a payload larger than the bucket takes
+    /// the bucket). No budget (rate 0) always allows.
+    fn try_take(&mut self, rows: usize) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        self.refilled = now;
+        let cost = (rows as f64).min(self.capacity);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 pub fn serve(
     addr: &str,
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
     options: Options,
 ) -> Result<Running, ServeError> {
     let listen_error = |why: String| ServeError::Listen {
@@ -123,7 +208,8 @@ pub fn serve(
     let workers = options.workers.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
-        .max_blocking_threads(workers)
+        // Storage calls: one per body slot at most, the aggregate and retention.
+        .max_blocking_threads(options.max_bodies.max(1) + 4)
         .thread_name("ingest")
         .enable_io()
         .enable_time()
@@ -134,7 +220,10 @@ pub fn serve(
         tokio::net::TcpListener::from_std(listener).map_err(|e| listen_error(e.to_string()))?
     };
     let shared = Arc::new(Shared {
-        storage: Mutex::new(storage),
+        storage,
+        bodies: Arc::new(tokio::sync::Semaphore::new(options.max_bodies.max(1))),
+        write_budget: Mutex::new(TokenBucket::new(options.write_budget)),
+        aggregate: tokio::sync::Mutex::new(None),
         options,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -176,7 +265,13 @@ async fn run(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BUFFER)
         .keep_alive(true);
+    // A connection is accepted only with a slot: past `max_connections` the rest wait
+    // in the kernel's backlog, costing this process nothing.
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        shared.options.max_connections.max(1),
+    ));
     let graceful = GracefulShutdown::new();
     let prune = tokio::spawn(prune_periodically(Arc::clone(&shared)));
     // A dropped `Running` (without `stop`) keeps serving, as `wait` does.
@@ -187,6 +282,13 @@ async fn run(
     };
     tokio::pin!(stopped);
     loop {
+        let slot = tokio::select! {
+            _ = &mut stopped => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
@@ -197,6 +299,7 @@ async fn run(
                     tokio::spawn(async move {
                         // A client that goes away or times out is not an error to report.
                         let _ = connection.await;
+                        drop(slot);
                     });
                 }
                 // Out of descriptors and the like: back off instead of spinning.
@@ -222,19 +325,16 @@ async fn prune_periodically(shared: Arc<Shared>) {
 }
 
 /// Runs `call` on the storage, on a blocking thread (see [`Shared::storage`]). `None`
-/// when it failed (or the mutex was poisoned by a panic in an earlier call).
+/// when it failed.
 async fn with_storage<T: Send + 'static>(
     shared: &Arc<Shared>,
-    call: impl FnOnce(&mut dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    call: impl FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
 ) -> Option<T> {
-    let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || {
-        let mut storage = shared.storage.lock().ok()?;
-        call(&mut **storage).ok()
-    })
-    .await
-    .ok()
-    .flatten()
+    let storage = Arc::clone(&shared.storage);
+    tokio::task::spawn_blocking(move || call(&*storage).ok())
+        .await
+        .ok()
+        .flatten()
 }
 
 fn json_response(code: StatusCode, body: serde_json::Value) -> Response {
@@ -262,46 +362,131 @@ async fn healthz() -> Response {
     json_response(StatusCode::OK, serde_json::json!({ "ok": true }))
 }
 
+/// One aggregate query at a time, whatever the number of requests: a request waits for
+/// the query under way, and takes the next answer whose query started after it arrived
+/// (so an answer is never older than the request). Twenty concurrent requests cost
+/// two queries, on the storage's read connection, while writes go on beside them.
 async fn aggregate(State(shared): State<Arc<Shared>>) -> Response {
-    let min_machines = shared.options.min_machines;
-    match with_storage(&shared, move |storage| storage.aggregate(min_machines)).await {
-        Some(aggregate) => json_response(StatusCode::OK, serde_json::json!(aggregate)),
+    let arrived = Instant::now();
+    let mut last = shared.aggregate.lock().await;
+    if let Some((started, body)) = last.as_ref()
+        && *started >= arrived
+    {
+        return aggregate_response(Arc::clone(body));
+    }
+    let started = Instant::now();
+    let rules = Suppression {
+        min_machines: shared.options.min_machines,
+        min_days_seen: shared.options.min_days_seen,
+    };
+    match with_storage(&shared, move |storage| storage.aggregate(rules)).await {
+        Some(aggregate) => {
+            let body = Arc::new(serde_json::json!(aggregate).to_string());
+            *last = Some((started, Arc::clone(&body)));
+            aggregate_response(body)
+        }
         None => storage_failed(),
     }
 }
 
+fn aggregate_response(body: Arc<String>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        String::clone(&body),
+    )
+        .into_response()
+}
+
 async fn delete_machine(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let Ok(id) = uuid::Uuid::parse_str(&id) else {
+    let Some(id) = canonical_machine_id(&id).map(str::to_string) else {
         return error(StatusCode::BAD_REQUEST, "not a machine id");
     };
-    let id = id.hyphenated().to_string();
     match with_storage(&shared, move |storage| storage.delete_machine(&id)).await {
         Some(rows) => json_response(StatusCode::OK, serde_json::json!({ "deleted_rows": rows })),
         None => storage_failed(),
     }
 }
 
-async fn events(State(shared): State<Arc<Shared>>, body: Body) -> Response {
-    let body = match read_body(body, shared.options.max_body).await {
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + BODY_DEADLINE;
+    let limit = shared.options.max_body;
+    // A declared length over the limit: 413 at once, before any slot or byte is taken.
+    if declared_length(&headers).is_some_and(|length| length > limit as u64) {
+        return too_large(body, limit, deadline);
+    }
+    let Ok(Ok(_slot)) =
+        tokio::time::timeout_at(deadline, Arc::clone(&shared.bodies).acquire_owned()).await
+    else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "busy; try again later");
+    };
+    let body = match read_body(body, limit, deadline).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
-        Err(BodyError::TimedOut) => {
+        Err((BodyError::TooLarge, rest)) => return too_large(rest, limit, deadline),
+        Err((BodyError::TimedOut, _)) => {
             return error(StatusCode::REQUEST_TIMEOUT, "the body took too long");
         }
-        Err(BodyError::Io) => return error(StatusCode::BAD_REQUEST, "could not read the body"),
+        Err((BodyError::Io, _)) => {
+            return error(StatusCode::BAD_REQUEST, "could not read the body");
+        }
     };
-    let tomorrow = (chrono::Utc::now().date_naive() + chrono::Days::new(1))
-        .format("%Y-%m-%d")
-        .to_string();
-    let payload = match validate(&body, &tomorrow) {
+    let window = DayWindow::on(
+        chrono::Utc::now().date_naive(),
+        shared.options.retention_days,
+    );
+    let payload = match validate(&body, &window) {
         Ok(payload) => payload,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why.to_string()),
     };
+    drop(body);
+    let rows: usize = payload.days.iter().map(|(_, rows)| rows.len()).sum();
+    let within_budget = shared
+        .write_budget
+        .lock()
+        .map(|mut bucket| bucket.try_take(rows))
+        .unwrap_or(false);
+    if !within_budget {
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "over the write budget");
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    }
     let days = payload.days.len();
-    match with_storage(&shared, move |storage| storage.put(&payload)).await {
+    let arrival_day = chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    match with_storage(&shared, move |storage| storage.put(&payload, &arrival_day)).await {
         Some(()) => json_response(StatusCode::OK, serde_json::json!({ "accepted_days": days })),
         None => storage_failed(),
     }
+}
+
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// 413 now, and the connection closed after it. What is left of the body is read and
+/// dropped on a task of its own (see [`discard`]), so the answer does not wait for it.
+fn too_large(rest: Body, limit: usize, deadline: tokio::time::Instant) -> Response {
+    tokio::spawn(discard(rest, limit, deadline));
+    let mut response = error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -311,30 +496,29 @@ enum BodyError {
     Io,
 }
 
-/// Reads a body of at most `limit` bytes within [`BODY_DEADLINE`]. A chunked body is
-/// cut off by `Limited` as soon as it goes over, so no more than `limit` bytes are ever
-/// held; a declared length over the limit is refused without reading. Either way the
-/// rest of a too-large body is then read and thrown away (see [`discard`]).
-async fn read_body(mut body: Body, limit: usize) -> Result<axum::body::Bytes, BodyError> {
-    let deadline = tokio::time::Instant::now() + BODY_DEADLINE;
+/// Reads a body of at most `limit` bytes by `deadline`. A chunked body is cut off by
+/// `Limited` as soon as it goes over, so no more than `limit` bytes are ever held; the
+/// rest of a too-large body is handed back, for [`too_large`] to drop.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<axum::body::Bytes, (BodyError, Body)> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err((BodyError::TooLarge, body));
+    }
     let read = async {
-        if body.size_hint().lower() > limit as u64 {
-            return Err(BodyError::TooLarge);
-        }
         match Limited::new(&mut body, limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
             Err(_) => Err(BodyError::Io),
         }
     };
-    let read = match tokio::time::timeout_at(deadline, read).await {
-        Ok(read) => read,
-        Err(_) => return Err(BodyError::TimedOut),
-    };
-    if read == Err(BodyError::TooLarge) {
-        discard(body, limit, deadline).await;
+    match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(why)) => Err((why, body)),
+        Err(_) => Err((BodyError::TimedOut, body)),
     }
-    read
 }
 
 /// Reads and drops what is left of a body, up to `4 × limit` more bytes and until
@@ -380,14 +564,44 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_whether_declared_or_chunked() {
+        let deadline = tokio::time::Instant::now() + BODY_DEADLINE;
+        let why = |read: Result<Bytes, (BodyError, Body)>| read.err().map(|(why, _)| why);
         let declared = Body::from(vec![b' '; 11]);
-        assert_eq!(read_body(declared, 10).await, Err(BodyError::TooLarge));
+        assert_eq!(
+            why(read_body(declared, 10, deadline).await),
+            Some(BodyError::TooLarge)
+        );
         let chunked = Body::new(Chunked(vec![Bytes::from_static(b"    "); 3]));
-        assert_eq!(read_body(chunked, 10).await, Err(BodyError::TooLarge));
+        assert_eq!(
+            why(read_body(chunked, 10, deadline).await),
+            Some(BodyError::TooLarge)
+        );
         let fits = Body::new(Chunked(vec![Bytes::from_static(b"     "); 2]));
-        assert_eq!(read_body(fits, 10).await.unwrap().len(), 10);
+        assert_eq!(read_body(fits, 10, deadline).await.unwrap().len(), 10);
         let fits = Body::from(vec![b' '; 10]);
-        assert_eq!(read_body(fits, 10).await.unwrap().len(), 10);
+        assert_eq!(read_body(fits, 10, deadline).await.unwrap().len(), 10);
+    }
+
+    #[test]
+    fn the_write_budget_refills_at_its_rate_and_never_saves_up_more_than_two_seconds() {
+        let mut bucket = TokenBucket::new(100);
+        assert!(bucket.try_take(150));
+        assert!(bucket.try_take(50));
+        assert!(!bucket.try_take(1), "empty");
+        bucket.refilled -= Duration::from_millis(100);
+        assert!(bucket.try_take(10), "10 rows came back in 100 ms");
+        assert!(!bucket.try_take(5));
+        bucket.refilled -= Duration::from_secs(3600);
+        assert!(
+            bucket.try_take(200) && !bucket.try_take(1),
+            "capped at 2 s worth"
+        );
+        bucket.refilled -= Duration::from_secs(10);
+        assert!(
+            bucket.try_take(1_000_000),
+            "a payload over the cap takes the bucket"
+        );
+        assert!(TokenBucket::new(0).try_take(usize::MAX), "no budget");
     }
 
     #[test]
@@ -395,7 +609,7 @@ mod tests {
         use std::io::{Read, Write};
         let dir = tempfile::tempdir().unwrap();
         let storage = crate::SqliteStorage::open(&dir.path().join("t.db")).unwrap();
-        let running = serve("127.0.0.1:0", Box::new(storage), Options::default()).unwrap();
+        let running = serve("127.0.0.1:0", Arc::new(storage), Options::default()).unwrap();
         let mut idle = std::net::TcpStream::connect(running.addr).unwrap();
         idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();

@@ -4,12 +4,15 @@
 //! - validation: the payload's shape and every value against the same fixed lists the
 //!   client records from (`codelens_core::telemetry::schema`); anything else is a 400;
 //! - storage: per-day rollups behind [`Storage`], SQLite embedded by default
-//!   ([`SqliteStorage`]); a day re-sent replaces itself (idempotent);
+//!   ([`SqliteStorage`]) or PostgreSQL ([`PostgresStorage`]) for replicas at scale; a day
+//!   re-sent replaces itself (idempotent);
 //! - privacy: no IP address, header or user agent is read into storage or logged;
 //!   `DELETE /v1/machines/<id>` deletes everything sent under an id; aggregates only
-//!   show buckets reported by at least `min_machines` machines.
+//!   count machines seen on at least `min_days_seen` distinct days, and only show
+//!   buckets reported by at least `min_machines` of them (see [`Suppression`]).
 
 pub mod http;
+mod postgres;
 mod sqlite;
 
 use std::collections::BTreeSet;
@@ -19,15 +22,16 @@ use serde::{Deserialize, Serialize};
 use codelens_core::telemetry::buffer::Row;
 use codelens_core::telemetry::schema::{self, SCHEMA_VERSION};
 
+pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
-/// At most this many days in one payload (the client's 256 KB buffer holds fewer).
-pub const MAX_DAYS: usize = 400;
-/// At most this many rows in one day (the fixed lists allow about 30,000 keys; real
-/// use is a handful).
-pub const MAX_ROWS_PER_DAY: usize = 5_000;
+/// At most this many days in one payload (the client sends the oldest first).
+pub const MAX_DAYS: usize = schema::MAX_DAYS_PER_PAYLOAD;
+/// At most this many rows in one day of one machine. A day re-sent replaces itself, so
+/// this is also the cap on what one (machine, day) can ever hold in storage.
+pub const MAX_ROWS_PER_DAY: usize = schema::MAX_ROWS_PER_DAY;
 /// A count above this in one day is not a person using a tool.
-pub const MAX_COUNT: u64 = 10_000_000;
+pub const MAX_COUNT: u64 = schema::MAX_COUNT;
 
 /// A payload as received: every field required, no other field allowed.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,11 +62,11 @@ pub enum ValidationError {
     Shape(String),
     #[error("schema_version {0} is not supported (expected {SCHEMA_VERSION})")]
     Version(u32),
-    #[error("machine_id is not a UUID v4")]
+    #[error("machine_id is not a UUID v4 in canonical form (lowercase, hyphenated)")]
     MachineId,
     #[error("{0}")]
-    Limit(&'static str),
-    #[error("timestamp {0:?} is not a YYYY-MM-DD day, or is in the future")]
+    Limit(String),
+    #[error("timestamp {0:?} is not a YYYY-MM-DD day within the retention window")]
     Day(String),
     #[error("day {0} appears twice")]
     DuplicateDay(String),
@@ -72,32 +76,71 @@ pub enum ValidationError {
     DuplicateEvent(String),
 }
 
-/// Parses and checks a body. `tomorrow` is the latest day accepted (clock skew aside,
-/// a client only sends completed days).
-pub fn validate(body: &[u8], tomorrow: &str) -> Result<ValidPayload, ValidationError> {
+/// The days a payload may hold: none older than the retention window keeps, none later
+/// than tomorrow (clock skew aside, a client only sends completed days).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayWindow {
+    pub oldest: String,
+    pub latest: String,
+}
+
+impl DayWindow {
+    /// The window on `today` for a server keeping `retention_days` days.
+    pub fn on(today: chrono::NaiveDate, retention_days: u64) -> DayWindow {
+        let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+        let oldest = today
+            .checked_sub_days(chrono::Days::new(retention_days))
+            .unwrap_or(chrono::NaiveDate::MIN);
+        DayWindow {
+            oldest: day(oldest),
+            latest: day(today + chrono::Days::new(1)),
+        }
+    }
+
+    fn contains(&self, day: &str) -> bool {
+        self.oldest.as_str() <= day && day <= self.latest.as_str()
+    }
+}
+
+/// The one spelling of a machine id the schema publishes: a UUID v4 (RFC 4122 variant),
+/// lowercase and hyphenated. Anything else (upper case, braces, a URN, no hyphens) is
+/// refused, so one machine cannot appear under several spellings.
+pub fn canonical_machine_id(text: &str) -> Option<&str> {
+    let id = uuid::Uuid::try_parse(text).ok()?;
+    let canonical = id.hyphenated().to_string();
+    (canonical == text && id.get_version_num() == 4 && id.get_variant() == uuid::Variant::RFC4122)
+        .then_some(text)
+}
+
+/// Parses and checks a body: shape, version, a canonical id, every day within `window`,
+/// every value on the fixed lists, every limit.
+pub fn validate(body: &[u8], window: &DayWindow) -> Result<ValidPayload, ValidationError> {
     let payload: IncomingPayload =
         serde_json::from_slice(body).map_err(|e| ValidationError::Shape(e.to_string()))?;
     if payload.schema_version != SCHEMA_VERSION {
         return Err(ValidationError::Version(payload.schema_version));
     }
-    let id = uuid::Uuid::parse_str(&payload.machine_id).map_err(|_| ValidationError::MachineId)?;
-    if id.get_version_num() != 4 {
+    if canonical_machine_id(&payload.machine_id).is_none() {
         return Err(ValidationError::MachineId);
     }
     if payload.days.is_empty() || payload.days.len() > MAX_DAYS {
-        return Err(ValidationError::Limit("days must hold 1 to 400 days"));
+        return Err(ValidationError::Limit(format!(
+            "days must hold 1 to {MAX_DAYS} days"
+        )));
     }
     let mut seen_days = BTreeSet::new();
     let mut days = Vec::with_capacity(payload.days.len());
     for day in payload.days {
-        if !schema::is_day(&day.timestamp) || day.timestamp.as_str() > tomorrow {
+        if !schema::is_day(&day.timestamp) || !window.contains(&day.timestamp) {
             return Err(ValidationError::Day(day.timestamp));
         }
         if !seen_days.insert(day.timestamp.clone()) {
             return Err(ValidationError::DuplicateDay(day.timestamp));
         }
         if day.events.is_empty() || day.events.len() > MAX_ROWS_PER_DAY {
-            return Err(ValidationError::Limit("a day must hold 1 to 5000 events"));
+            return Err(ValidationError::Limit(format!(
+                "a day must hold 1 to {MAX_ROWS_PER_DAY} events"
+            )));
         }
         let mut keys = BTreeSet::new();
         for row in &day.events {
@@ -118,7 +161,7 @@ pub fn validate(body: &[u8], tomorrow: &str) -> Result<ValidPayload, ValidationE
         days.push((day.timestamp, day.events));
     }
     Ok(ValidPayload {
-        machine_id: id.hyphenated().to_string(),
+        machine_id: payload.machine_id,
         days,
     })
 }
@@ -139,29 +182,77 @@ pub struct Bucket {
 pub struct Aggregate {
     /// Buckets reported by fewer machines than this are left out.
     pub min_machines: u64,
+    /// Only machines that posted on at least this many distinct days are counted.
+    pub min_days_seen: u64,
     pub buckets: Vec<Bucket>,
     /// How many buckets were left out for having too few machines.
     pub suppressed: u64,
+}
+
+impl Aggregate {
+    /// The published aggregate from every bucket of the counted machines: buckets with
+    /// fewer than `min_machines` machines are left out, and counted as suppressed.
+    pub(crate) fn publish(
+        rules: Suppression,
+        buckets: impl IntoIterator<Item = Result<Bucket, StorageError>>,
+    ) -> Result<Aggregate, StorageError> {
+        let mut published = Vec::new();
+        let mut suppressed = 0;
+        for bucket in buckets {
+            let bucket = bucket?;
+            if bucket.machines < rules.min_machines {
+                suppressed += 1;
+            } else {
+                published.push(bucket);
+            }
+        }
+        Ok(Aggregate {
+            min_machines: rules.min_machines,
+            min_days_seen: rules.min_days_seen,
+            buckets: published,
+            suppressed,
+        })
+    }
+}
+
+/// Who is counted in a published aggregate, against made-up machine ids (sybils; see
+/// TELEMETRY.md's threat model): only machines that posted on at least `min_days_seen`
+/// distinct UTC days (the server's days of arrival, not the days a payload claims),
+/// and only buckets with at least `min_machines` of those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Suppression {
+    pub min_machines: u64,
+    pub min_days_seen: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("storage: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("storage: no database connection: {0}")]
+    Pool(String),
+    #[error("storage: a lock was poisoned by an earlier panic")]
+    Poisoned,
 }
 
-/// Where rollups are kept. SQLite is the embedded default; at scale the same four
-/// operations map onto PostgreSQL (see TELEMETRY.md).
-pub trait Storage: Send {
+/// Where rollups are kept: SQLite embedded by default, PostgreSQL for several replicas.
+/// Every call may come from several threads at once; each backend keeps writes and
+/// reads apart (a writer connection and a reader, or a pool), so an aggregate never
+/// waits for, or holds up, a `put`.
+pub trait Storage: Send + Sync {
     /// Stores each day of `payload`, replacing what that machine sent for that day
-    /// before (a re-send after a lost reply is not counted twice).
-    fn put(&mut self, payload: &ValidPayload) -> Result<(), StorageError>;
-    /// Deletes everything stored for a machine id; returns how many rows went.
-    fn delete_machine(&mut self, machine_id: &str) -> Result<u64, StorageError>;
-    /// Totals per (day, event, language, agent), suppressing small buckets.
-    fn aggregate(&self, min_machines: u64) -> Result<Aggregate, StorageError>;
-    /// Deletes days before `oldest_kept` (retention).
-    fn prune_before(&mut self, oldest_kept: &str) -> Result<u64, StorageError>;
+    /// before (a re-send after a lost reply is not counted twice), and notes that the
+    /// machine posted on `arrival_day` (the server's UTC day; see [`Suppression`]).
+    fn put(&self, payload: &ValidPayload, arrival_day: &str) -> Result<(), StorageError>;
+    /// Deletes everything stored for a machine id; returns how many rollup rows went.
+    fn delete_machine(&self, machine_id: &str) -> Result<u64, StorageError>;
+    /// Totals per (day, event, language, agent) over the machines `rules` count,
+    /// suppressing small buckets.
+    fn aggregate(&self, rules: Suppression) -> Result<Aggregate, StorageError>;
+    /// Deletes days before `oldest_kept`, and machines not seen since (retention).
+    fn prune_before(&self, oldest_kept: &str) -> Result<u64, StorageError>;
 }
 
 #[cfg(test)]
@@ -179,7 +270,11 @@ mod tests {
 
     #[test]
     fn accepts_a_good_payload_and_rejects_anything_else() {
-        let ok = validate(body("", "search_text").as_bytes(), "2024-05-02").unwrap();
+        let window = DayWindow {
+            oldest: "2024-01-01".into(),
+            latest: "2024-05-02".into(),
+        };
+        let ok = validate(body("", "search_text").as_bytes(), &window).unwrap();
         assert_eq!(ok.machine_id, ID);
         assert_eq!(ok.days[0].1[0].count, 3);
         for (bad, why) in [
@@ -205,11 +300,64 @@ mod tests {
             ),
             ("[]".to_string(), "not an object"),
             (
+                body("", "search_text").replace(ID, &ID.to_uppercase()),
+                "upper-case id",
+            ),
+            (
+                body("", "search_text").replace(ID, &format!("{{{ID}}}")),
+                "braced id",
+            ),
+            (
+                body("", "search_text").replace(ID, &ID.replace('-', "")),
+                "simple id",
+            ),
+            (
+                body("", "search_text").replace(ID, &format!("urn:uuid:{ID}")),
+                "URN id",
+            ),
+            (
+                body("", "search_text").replace(ID, "6f9619ff-8b86-1d11-b42d-00c04fc964ff"),
+                "version 1 id",
+            ),
+            (
+                body("", "search_text").replace(ID, "6f9619ff-8b86-4d11-742d-00c04fc964ff"),
+                "NCS variant id",
+            ),
+            (
+                body("", "search_text").replace("2024-05-01", "2023-12-31"),
+                "a day older than the retention window",
+            ),
+            (
+                body("", "search_text").replace(r#""count":3"#, r#""count":10000001"#),
+                "a count over the maximum",
+            ),
+            (
                 String::from_utf8_lossy(&[0xff, 0xfe]).into_owned(),
                 "garbage",
             ),
         ] {
-            assert!(validate(bad.as_bytes(), "2024-05-02").is_err(), "{why}");
+            assert!(validate(bad.as_bytes(), &window).is_err(), "{why}");
         }
+        let too_many_rows: Vec<String> = (0..=MAX_ROWS_PER_DAY)
+            .map(|i| {
+                format!(
+                    r#"{{"event_type":"mcp_tool","event_name":"search_text","language":"rust","agent":"cursor","file_count_bucket":"<100","count":{}}}"#,
+                    i + 1
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"schema_version":1,"machine_id":"{ID}","days":[{{"timestamp":"2024-05-01","events":[{}]}}]}}"#,
+            too_many_rows.join(",")
+        );
+        assert!(matches!(
+            validate(body.as_bytes(), &window),
+            Err(ValidationError::Limit(_))
+        ));
+        let day = DayWindow::on(chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(), 30);
+        assert_eq!(
+            (day.oldest.as_str(), day.latest.as_str()),
+            ("2024-01-31", "2024-03-02")
+        );
     }
 }

@@ -1,19 +1,22 @@
 //! `codelens-ingest`: the public telemetry ingest server (see TELEMETRY.md).
 //!
 //! ```text
-//! codelens-ingest [--listen 127.0.0.1:8787] [--db telemetry.db] [--min-machines 5]
-//!                 [--max-body 1048576] [--retention-days 730]
+//! codelens-ingest [--listen 127.0.0.1:8787] [--db telemetry.db | --database postgres://…]
+//!                 [--min-machines 5] [--min-days-seen 2] [--max-body 1048576]
+//!                 [--retention-days 730] [--max-connections 512] [--max-bodies 16]
+//!                 [--write-budget 20000]
 //! ```
 //! Prints `listening on ADDR` on stdout once it accepts requests (port 0 picks one).
 #![allow(clippy::disallowed_methods)] // clippy.toml's containment rule is for the engine
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
-use codelens_ingest::SqliteStorage;
 use codelens_ingest::http::{self, Options};
+use codelens_ingest::{PostgresStorage, SqliteStorage, Storage};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,18 +28,38 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
     listen: String,
-    /// The SQLite database of rollups (created if missing).
-    #[arg(long, default_value = "telemetry.db")]
+    /// The SQLite database of rollups (created if missing): the embedded default.
+    #[arg(long, default_value = "telemetry.db", conflicts_with = "database")]
     db: PathBuf,
+    /// A PostgreSQL database instead (`postgres://user@host:port/db`), which several
+    /// replicas can share; tables and indexes are created if missing.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Aggregate buckets reported by fewer machines are left out.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults().min_machines)]
     min_machines: u64,
+    /// Aggregates count only machines that posted on at least this many distinct days.
+    #[arg(long, default_value_t = defaults().min_days_seen)]
+    min_days_seen: u64,
     /// Largest accepted request body, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = defaults().max_body)]
     max_body: usize,
-    /// Days older than this are deleted.
-    #[arg(long, default_value_t = 730)]
+    /// Days older than this are refused and deleted.
+    #[arg(long, default_value_t = defaults().retention_days)]
     retention_days: u64,
+    /// Connections served at once (more wait in the listen backlog).
+    #[arg(long, default_value_t = defaults().max_connections)]
+    max_connections: usize,
+    /// Request bodies held in memory at once.
+    #[arg(long, default_value_t = defaults().max_bodies)]
+    max_bodies: usize,
+    /// Rows written per second, all clients together (beyond it: 429); 0 for none.
+    #[arg(long, default_value_t = defaults().write_budget)]
+    write_budget: u64,
+}
+
+fn defaults() -> Options {
+    Options::default()
 }
 
 fn main() -> ExitCode {
@@ -53,20 +76,34 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let storage = match SqliteStorage::open(&args.db) {
-        Ok(storage) => storage,
-        Err(error) => {
-            eprintln!("codelens-ingest: {}: {error}", args.db.display());
-            return ExitCode::FAILURE;
-        }
+    let storage: Arc<dyn Storage> = match &args.database {
+        Some(url) => match PostgresStorage::connect(url) {
+            Ok(storage) => Arc::new(storage),
+            Err(error) => {
+                // The URL may hold a password: name the database by its role only.
+                eprintln!("codelens-ingest: the --database server: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match SqliteStorage::open(&args.db) {
+            Ok(storage) => Arc::new(storage),
+            Err(error) => {
+                eprintln!("codelens-ingest: {}: {error}", args.db.display());
+                return ExitCode::FAILURE;
+            }
+        },
     };
     let options = Options {
         max_body: args.max_body,
         min_machines: args.min_machines,
+        min_days_seen: args.min_days_seen.max(1),
         retention_days: args.retention_days,
-        ..Options::default()
+        max_connections: args.max_connections.max(1),
+        max_bodies: args.max_bodies.max(1),
+        write_budget: args.write_budget,
+        ..defaults()
     };
-    match http::serve(&args.listen, Box::new(storage), options) {
+    match http::serve(&args.listen, storage, options) {
         Ok(running) => {
             println!("listening on {}", running.addr);
             running.wait();

@@ -1,50 +1,97 @@
 //! The embedded default [`Storage`]: one SQLite file, one row per (machine, day, event
-//! key). Only what the payload held is stored: no address, header or arrival time.
+//! key), and one row per machine (the days it was seen on, for [`Suppression`]). Only
+//! what the payload held is stored, and the UTC day of a machine's first and latest
+//! post: no address, header or finer time.
+//!
+//! Writes go through one connection (SQLite has one writer anyway); aggregates read on
+//! a second one. In WAL mode a reader neither waits for the writer nor holds it up, so a
+//! slow `GET /v1/aggregate` never delays a `POST`.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use rusqlite::{Connection, params};
 
-use super::{Aggregate, Bucket, Storage, StorageError, ValidPayload};
+use super::{Aggregate, Bucket, Storage, StorageError, Suppression, ValidPayload};
 
 pub struct SqliteStorage {
-    conn: Connection,
+    writer: Mutex<Connection>,
+    /// `None` in memory, where a second connection would be a second database.
+    reader: Option<Mutex<Connection>>,
 }
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS rollups (
+        machine_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        language TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        file_count_bucket TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (machine_id, day, event_type, event_name, language, agent, file_count_bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS rollups_day ON rollups (day);
+    CREATE TABLE IF NOT EXISTS machines (
+        machine_id TEXT PRIMARY KEY,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        days_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;";
 
 impl SqliteStorage {
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
-        SqliteStorage::with(Connection::open(path)?)
+        let writer = Connection::open(path)?;
+        configure(&writer)?;
+        writer.execute_batch(SCHEMA)?;
+        let reader = Connection::open(path)?;
+        configure(&reader)?;
+        Ok(SqliteStorage {
+            writer: Mutex::new(writer),
+            reader: Some(Mutex::new(reader)),
+        })
     }
 
     pub fn in_memory() -> Result<SqliteStorage, StorageError> {
-        SqliteStorage::with(Connection::open_in_memory()?)
-    }
-
-    fn with(conn: Connection) -> Result<SqliteStorage, StorageError> {
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS rollups (
-                 machine_id TEXT NOT NULL,
-                 day TEXT NOT NULL,
-                 event_type TEXT NOT NULL,
-                 event_name TEXT NOT NULL,
-                 language TEXT NOT NULL,
-                 agent TEXT NOT NULL,
-                 file_count_bucket TEXT NOT NULL,
-                 count INTEGER NOT NULL,
-                 PRIMARY KEY (machine_id, day, event_type, event_name, language, agent, file_count_bucket)
-             ) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS rollups_day ON rollups (day);",
-        )?;
-        Ok(SqliteStorage { conn })
+        let conn = Connection::open_in_memory()?;
+        configure(&conn)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStorage {
+            writer: Mutex::new(conn),
+            reader: None,
+        })
     }
 }
 
+fn configure(conn: &Connection) -> Result<(), StorageError> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(())
+}
+
+fn locked(conn: &Mutex<Connection>) -> Result<std::sync::MutexGuard<'_, Connection>, StorageError> {
+    conn.lock().map_err(|_| StorageError::Poisoned)
+}
+
 impl Storage for SqliteStorage {
-    fn put(&mut self, payload: &ValidPayload) -> Result<(), StorageError> {
-        let tx = self.conn.transaction()?;
+    fn put(&self, payload: &ValidPayload, arrival_day: &str) -> Result<(), StorageError> {
+        let mut conn = locked(&self.writer)?;
+        let tx = conn.transaction()?;
         {
+            // A machine's distinct days of arrival: a later day than the last one seen
+            // counts one more (the server's clock only moves forward).
+            tx.execute(
+                "INSERT INTO machines (machine_id, first_seen, last_seen, days_seen)
+                 VALUES (?1, ?2, ?2, 1)
+                 ON CONFLICT (machine_id) DO UPDATE SET
+                     days_seen = days_seen + (excluded.last_seen > last_seen),
+                     last_seen = max(last_seen, excluded.last_seen)",
+                params![payload.machine_id, arrival_day],
+            )?;
             let mut clear = tx.prepare("DELETE FROM rollups WHERE machine_id = ?1 AND day = ?2")?;
             let mut insert = tx.prepare(
                 "INSERT INTO rollups (machine_id, day, event_type, event_name, language, agent,
@@ -71,91 +118,45 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
-    fn delete_machine(&mut self, machine_id: &str) -> Result<u64, StorageError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM rollups WHERE machine_id = ?1", [machine_id])?;
+    fn delete_machine(&self, machine_id: &str) -> Result<u64, StorageError> {
+        let mut conn = locked(&self.writer)?;
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM rollups WHERE machine_id = ?1", [machine_id])?;
+        tx.execute("DELETE FROM machines WHERE machine_id = ?1", [machine_id])?;
+        tx.commit()?;
         Ok(n as u64)
     }
 
-    fn aggregate(&self, min_machines: u64) -> Result<Aggregate, StorageError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT day, event_type, event_name, language, agent,
-                    SUM(count), COUNT(DISTINCT machine_id)
-             FROM rollups
-             GROUP BY day, event_type, event_name, language, agent
-             ORDER BY day, event_type, event_name, language, agent",
+    fn aggregate(&self, rules: Suppression) -> Result<Aggregate, StorageError> {
+        let conn = locked(self.reader.as_ref().unwrap_or(&self.writer))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.day, r.event_type, r.event_name, r.language, r.agent,
+                    SUM(r.count), COUNT(DISTINCT r.machine_id)
+             FROM rollups r JOIN machines m ON m.machine_id = r.machine_id
+             WHERE m.days_seen >= ?1
+             GROUP BY r.day, r.event_type, r.event_name, r.language, r.agent
+             ORDER BY r.day, r.event_type, r.event_name, r.language, r.agent",
         )?;
-        let mut rows = stmt.query([])?;
-        let mut buckets = Vec::new();
-        let mut suppressed = 0;
-        while let Some(row) = rows.next()? {
-            let machines = row.get::<_, i64>(6)? as u64;
-            if machines < min_machines {
-                suppressed += 1;
-                continue;
-            }
-            buckets.push(Bucket {
+        let buckets = stmt.query_map([rules.min_days_seen as i64], |row| {
+            Ok(Bucket {
                 day: row.get(0)?,
                 event_type: row.get(1)?,
                 event_name: row.get(2)?,
                 language: row.get(3)?,
                 agent: row.get(4)?,
                 count: row.get::<_, i64>(5)? as u64,
-                machines,
-            });
-        }
-        Ok(Aggregate {
-            min_machines,
-            buckets,
-            suppressed,
-        })
+                machines: row.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Aggregate::publish(rules, buckets.map(|b| b.map_err(StorageError::from)))
     }
 
-    fn prune_before(&mut self, oldest_kept: &str) -> Result<u64, StorageError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM rollups WHERE day < ?1", [oldest_kept])?;
+    fn prune_before(&self, oldest_kept: &str) -> Result<u64, StorageError> {
+        let mut conn = locked(&self.writer)?;
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM rollups WHERE day < ?1", [oldest_kept])?;
+        tx.execute("DELETE FROM machines WHERE last_seen < ?1", [oldest_kept])?;
+        tx.commit()?;
         Ok(n as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use codelens_core::telemetry::buffer::Row;
-
-    fn payload(id: &str, day: &str, count: u64) -> ValidPayload {
-        ValidPayload {
-            machine_id: id.into(),
-            days: vec![(
-                day.into(),
-                vec![Row {
-                    event_type: "cli_command".into(),
-                    event_name: "sync".into(),
-                    language: "go".into(),
-                    agent: "none".into(),
-                    file_count_bucket: "<100".into(),
-                    count,
-                }],
-            )],
-        }
-    }
-
-    #[test]
-    fn resend_replaces_delete_removes_and_small_buckets_hide() {
-        let mut store = SqliteStorage::in_memory().unwrap();
-        store.put(&payload("a", "2024-01-01", 2)).unwrap();
-        store.put(&payload("a", "2024-01-01", 2)).unwrap();
-        let one = store.aggregate(1).unwrap();
-        assert_eq!(one.buckets[0].count, 2, "a re-send is not counted twice");
-        store.put(&payload("b", "2024-01-01", 5)).unwrap();
-        assert_eq!(store.aggregate(3).unwrap().buckets.len(), 0);
-        assert_eq!(store.aggregate(3).unwrap().suppressed, 1);
-        let two = store.aggregate(2).unwrap();
-        assert_eq!((two.buckets[0].count, two.buckets[0].machines), (7, 2));
-        assert_eq!(store.delete_machine("a").unwrap(), 1);
-        assert_eq!(store.aggregate(1).unwrap().buckets[0].count, 5);
-        assert_eq!(store.prune_before("2024-01-02").unwrap(), 1);
     }
 }

@@ -370,6 +370,7 @@ mod tests {
             buffer_path: PathBuf::from("/home/dev/.codelens/telemetry-buffer.json"),
             buffer_bytes: 2_100,
             pending_days: vec!["2026-11-24".into()],
+            rejected_days: 0,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, TryLockError};
+use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,11 @@ use super::{TelemetryEnv, TelemetryError, io_error, write_atomically};
 
 /// The buffer never grows past this; the oldest days go first.
 pub const MAX_BYTES: usize = 256 * 1024;
+/// The most any reader takes of the file. Our writer keeps it under [`MAX_BYTES`]; a
+/// larger file (hand-made, another program's) is read only this far and treated as
+/// corrupt, so `status` and `show` stay small whatever lies there. Above `MAX_BYTES` so
+/// that a buffer an older, untrimmed version left is still trimmed rather than lost.
+pub const READ_LIMIT: u64 = 4 * MAX_BYTES as u64;
 
 /// One count: how many times an event happened on a day, with its (fixed-list) context.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,6 +53,14 @@ pub struct Buffer {
     /// Day (`YYYY-MM-DD`) → its counts.
     #[serde(default)]
     pub days: BTreeMap<String, Vec<Row>>,
+    /// Days the server refused with a 4xx (a payload it will never accept): dropped
+    /// rather than re-sent forever, and counted here for `telemetry status`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected_days: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Buffer {
@@ -102,23 +116,70 @@ impl Buffer {
     }
 }
 
-/// The buffer's size and its days, for `status` (no lock: writes land by rename).
-pub fn pending_days(path: &Path) -> (u64, Vec<String>) {
-    let Ok(bytes) = std::fs::read(path) else {
-        return (0, Vec::new());
-    };
-    let days = Buffer::parse(&bytes)
-        .map(|b| b.days.into_keys().collect())
-        .unwrap_or_default();
-    (bytes.len() as u64, days)
+/// The buffer file as read, at most [`READ_LIMIT`] bytes of it.
+enum RawBuffer {
+    Missing,
+    /// Larger than any buffer we write: not read, treated as corrupt.
+    Oversized(u64),
+    Read(Vec<u8>),
 }
 
-/// Reads the buffer as it is (a missing or corrupt file is an empty buffer).
+fn read_bounded(path: &Path) -> RawBuffer {
+    let Ok(file) = File::open(path) else {
+        return RawBuffer::Missing;
+    };
+    // The size first: `read_to_end` sizes its buffer by the file (even through `take`,
+    // as measured), so an oversized file must not reach it.
+    let len = file.metadata().map_or(0, |m| m.len());
+    if len > READ_LIMIT {
+        return RawBuffer::Oversized(len);
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // Still bounded, should the file grow meanwhile.
+    if file.take(READ_LIMIT + 1).read_to_end(&mut bytes).is_err() {
+        return RawBuffer::Missing;
+    }
+    if bytes.len() as u64 > READ_LIMIT {
+        let len = std::fs::metadata(path).map_or(READ_LIMIT + 1, |m| m.len());
+        return RawBuffer::Oversized(len);
+    }
+    RawBuffer::Read(bytes)
+}
+
+/// What `status` shows of the buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub bytes: u64,
+    pub days: Vec<String>,
+    pub rejected_days: u64,
+}
+
+/// The buffer's size, its days and how many days the server refused, for `status` (no
+/// lock: writes land by rename). Reads at most [`READ_LIMIT`] bytes.
+pub fn pending_days(path: &Path) -> Pending {
+    match read_bounded(path) {
+        RawBuffer::Missing => Pending::default(),
+        RawBuffer::Oversized(bytes) => Pending {
+            bytes,
+            ..Pending::default()
+        },
+        RawBuffer::Read(raw) => {
+            let buffer = Buffer::parse(&raw).unwrap_or_default();
+            Pending {
+                bytes: raw.len() as u64,
+                days: buffer.days.into_keys().collect(),
+                rejected_days: buffer.rejected_days,
+            }
+        }
+    }
+}
+
+/// Reads the buffer as it is (a missing, corrupt or oversized file is an empty buffer).
 pub fn read(env: &TelemetryEnv) -> Buffer {
-    std::fs::read(env.buffer_path())
-        .ok()
-        .and_then(|bytes| Buffer::parse(&bytes))
-        .unwrap_or_default()
+    match read_bounded(&env.buffer_path()) {
+        RawBuffer::Read(raw) => Buffer::parse(&raw).unwrap_or_default(),
+        RawBuffer::Missing | RawBuffer::Oversized(_) => Buffer::default(),
+    }
 }
 
 /// Runs `change` on the buffer under the file lock and writes the result back (trimmed).
@@ -134,9 +195,15 @@ pub fn update<T>(
     let _lock = lock(env, wait)?;
     let path = env.buffer_path();
     remove_stale_tmp_files(home, &path);
-    let raw = std::fs::read(&path).ok();
-    let parsed = raw.as_deref().and_then(Buffer::parse);
-    let corrupt = raw.is_some() && parsed.is_none();
+    let (parsed, corrupt) = match read_bounded(&path) {
+        RawBuffer::Missing => (None, false),
+        RawBuffer::Oversized(_) => (None, true),
+        RawBuffer::Read(raw) => {
+            let parsed = Buffer::parse(&raw);
+            let corrupt = parsed.is_none();
+            (parsed, corrupt)
+        }
+    };
     let mut buffer = parsed.unwrap_or_default();
     let (changed, result) = change(&mut buffer);
     if changed || corrupt {
@@ -172,12 +239,22 @@ fn remove_stale_tmp_files(home: &Path, buffer: &Path) {
 /// an exiting command must never hang on a process that holds it.
 pub(crate) fn lock(env: &TelemetryEnv, wait: Duration) -> Result<File, TelemetryError> {
     let path = env.lock_path().ok_or(TelemetryError::NoHome)?;
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_error(&path))?;
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    // Private like every file under the home (the umask would make it 0644).
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(io_error(&path))?;
+    #[cfg(unix)]
+    {
+        // A lock file an older version created with the umask's mode is made private.
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = file.metadata()
+            && meta.permissions().mode() & 0o777 != 0o600
+        {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
     let deadline = Instant::now() + wait;
     loop {
         match file.try_lock() {

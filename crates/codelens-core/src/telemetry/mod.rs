@@ -112,6 +112,8 @@ pub struct TelemetryStatus {
     pub buffer_bytes: u64,
     /// `YYYY-MM-DD` days buffered, not yet sent.
     pub pending_days: Vec<String>,
+    /// Days the server refused (a 4xx) and that were dropped rather than re-sent.
+    pub rejected_days: u64,
 }
 
 impl TelemetryStatus {
@@ -124,6 +126,7 @@ impl TelemetryStatus {
             "buffer_path": self.buffer_path.to_string_lossy(),
             "buffer_bytes": self.buffer_bytes,
             "pending_days": self.pending_days,
+            "rejected_days": self.rejected_days,
         })
     }
 
@@ -254,23 +257,36 @@ pub(crate) fn read_machine_id(env: &TelemetryEnv) -> Option<String> {
 }
 
 /// The current state. Cheap: reads the consent, the machine id and the buffer (at most
-/// 256 KB); never creates anything.
+/// [`buffer::READ_LIMIT`] bytes of it); never creates anything.
 pub fn status(env: &TelemetryEnv) -> TelemetryStatus {
     let consent = read_consent(env);
     let decided_by = decide(env, consent.as_ref());
     let buffer_path = env.buffer_path();
-    let (buffer_bytes, pending_days) = match env.home {
+    let pending = match env.home {
         Some(_) => buffer::pending_days(&buffer_path),
-        None => (0, Vec::new()),
+        None => buffer::Pending::default(),
     };
     TelemetryStatus {
         enabled: decided_by.enabled(),
         decided_by,
         machine_id: read_machine_id(env),
         buffer_path,
-        buffer_bytes,
-        pending_days,
+        buffer_bytes: pending.bytes,
+        pending_days: pending.days,
+        rejected_days: pending.rejected_days,
     }
+}
+
+/// The warnings about the telemetry switches that apply now: the switches' own, and a
+/// bad endpoint URL only while telemetry is on (the only time it would be used).
+pub fn warnings_in_force(env: &TelemetryEnv) -> Vec<String> {
+    let mut warnings = env.warnings.clone();
+    if let Some(problem) = env.url_problem()
+        && status_decision(env).enabled()
+    {
+        warnings.push(problem);
+    }
+    warnings
 }
 
 /// Stores the user's choice (what `codelens telemetry on|off` and the TUI's consent key

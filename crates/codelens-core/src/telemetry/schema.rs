@@ -7,6 +7,19 @@ use super::buffer::Row;
 /// Version of the payload format (`schema_version` in every payload).
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The limits the ingest server enforces, kept here so the client never builds a payload
+/// the server would refuse (and then re-send it forever).
+/// At most this many days in one payload; a client with more sends the oldest first.
+pub const MAX_DAYS_PER_PAYLOAD: usize = 400;
+/// At most this many rows (event keys) in one day of one machine. The fixed lists allow
+/// about 30,000 keys; real use is a few dozen. The client keeps the largest counts.
+pub const MAX_ROWS_PER_DAY: usize = 500;
+/// A count above this in one day is not a person using a tool; the client clamps to it.
+pub const MAX_COUNT: u64 = 10_000_000;
+/// How long the ingest server keeps a day by default; the client does not send older
+/// days (the server would refuse them).
+pub const RETENTION_DAYS_DEFAULT: u64 = 730;
+
 macro_rules! fixed_list {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::buffer::{self, Row};
-use super::schema::SCHEMA_VERSION;
+use super::schema::{
+    MAX_COUNT, MAX_DAYS_PER_PAYLOAD, MAX_ROWS_PER_DAY, RETENTION_DAYS_DEFAULT, SCHEMA_VERSION,
+};
 use super::{TelemetryEnv, recorder};
 
 /// The longest an exiting command waits for a send (documented in TELEMETRY.md).
@@ -191,21 +193,27 @@ fn flush_until(env: &TelemetryEnv, deadline: Instant) {
     });
 }
 
-/// The payload that would be sent next: every completed UTC day (before today) on or
-/// after the opt-in day. `None` when there is nothing to send or no machine id.
+/// The payload that would be sent next: the oldest completed UTC days (before today) on
+/// or after the opt-in day, at most [`MAX_DAYS_PER_PAYLOAD`] of them, each shaped to what
+/// the server accepts (see [`payload_day`]). `None` when there is nothing to send or no
+/// machine id.
 pub fn next_payload(env: &TelemetryEnv, buffer: &buffer::Buffer) -> Option<Payload> {
     let machine_id = super::read_machine_id(env)?;
     let today = env.today();
     let opt_in = super::read_consent(env).and_then(|c| c.opt_in_date);
+    let oldest_kept = oldest_day_kept(&today);
     let days: Vec<PayloadDay> = buffer
         .days
         .iter()
         .filter(|(day, _)| day.as_str() < today.as_str())
         .filter(|(day, _)| opt_in.as_deref().is_none_or(|from| day.as_str() >= from))
-        .map(|(day, rows)| PayloadDay {
-            timestamp: day.clone(),
-            events: rows.clone(),
+        .filter(|(day, _)| {
+            oldest_kept
+                .as_deref()
+                .is_none_or(|kept| day.as_str() >= kept)
         })
+        .take(MAX_DAYS_PER_PAYLOAD)
+        .map(|(day, rows)| payload_day(day, rows))
         .collect();
     (!days.is_empty()).then_some(Payload {
         schema_version: SCHEMA_VERSION,
@@ -214,10 +222,109 @@ pub fn next_payload(env: &TelemetryEnv, buffer: &buffer::Buffer) -> Option<Paylo
     })
 }
 
+/// The oldest day the server keeps by default: older days would be refused, so they are
+/// never sent (and the buffer's trim drops them in time).
+fn oldest_day_kept(today: &str) -> Option<String> {
+    let today = chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d").ok()?;
+    let oldest = today.checked_sub_days(chrono::Days::new(RETENTION_DAYS_DEFAULT))?;
+    Some(oldest.format("%Y-%m-%d").to_string())
+}
+
+/// One day as the server accepts it: counts clamped to [`MAX_COUNT`], and at most
+/// [`MAX_ROWS_PER_DAY`] rows (the largest counts; a hand-edited buffer is the only way
+/// to have more).
+fn payload_day(day: &str, rows: &[Row]) -> PayloadDay {
+    let mut events: Vec<Row> = rows
+        .iter()
+        .map(|row| Row {
+            count: row.count.min(MAX_COUNT),
+            ..row.clone()
+        })
+        .collect();
+    if events.len() > MAX_ROWS_PER_DAY {
+        events.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.cmp(b)));
+        events.truncate(MAX_ROWS_PER_DAY);
+        events.sort();
+    }
+    PayloadDay {
+        timestamp: day.to_string(),
+        events,
+    }
+}
+
+/// What `codelens telemetry show` prints: the next payload, and beside it the days that
+/// are recorded but not sendable yet (today's, until the UTC day ends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    pub schema_version: u32,
+    pub machine_id: String,
+    /// Exactly the days the next send carries (empty when none is complete yet).
+    pub days: Vec<PayloadDay>,
+    /// Completed days left for the sends after the next one (past the per-send cap).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub days_after_next_send: usize,
+    /// Today's counts as they will be sent once the day is over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_yet_sendable: Option<NotYetSendable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotYetSendable {
+    /// Why not: only completed UTC days are ever sent.
+    pub reason: &'static str,
+    pub days: Vec<PayloadDay>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The preview `telemetry show` prints; `None` when nothing is recorded (or no id).
+pub fn preview(env: &TelemetryEnv, buffer: &buffer::Buffer) -> Option<Preview> {
+    let machine_id = super::read_machine_id(env)?;
+    let today = env.today();
+    let next = next_payload(env, buffer);
+    let sent_next = next.as_ref().map_or(0, |p| p.days.len());
+    let opt_in = super::read_consent(env).and_then(|c| c.opt_in_date);
+    let oldest_kept = oldest_day_kept(&today);
+    let completed = buffer
+        .days
+        .keys()
+        .filter(|day| day.as_str() < today.as_str())
+        .filter(|day| opt_in.as_deref().is_none_or(|from| day.as_str() >= from))
+        .filter(|day| {
+            oldest_kept
+                .as_deref()
+                .is_none_or(|kept| day.as_str() >= kept)
+        })
+        .count();
+    let not_yet: Vec<PayloadDay> = buffer
+        .days
+        .range(today.clone()..)
+        .map(|(day, rows)| payload_day(day, rows))
+        .collect();
+    if next.is_none() && not_yet.is_empty() {
+        return None;
+    }
+    Some(Preview {
+        schema_version: SCHEMA_VERSION,
+        machine_id,
+        days: next.map(|p| p.days).unwrap_or_default(),
+        days_after_next_send: completed - sent_next,
+        not_yet_sendable: (!not_yet.is_empty()).then_some(NotYetSendable {
+            reason: "the UTC day is not over; only completed days are sent",
+            days: not_yet,
+        }),
+    })
+}
+
 /// A send that is due, claimed for today (so no other process sends today too).
 struct Send {
     env: TelemetryEnv,
     payload: Payload,
+    /// The consent's generation when the send was claimed: a result is written only if
+    /// telemetry is still on under that same choice (see [`Send::record`]).
+    generation: u64,
 }
 
 /// Claims today's send under the buffer's lock (waiting for it until `deadline`). In
@@ -226,27 +333,53 @@ struct Send {
 fn prepare_send(env: &TelemetryEnv, deadline: Instant) -> Option<Send> {
     let today = env.today();
     let wait = deadline.saturating_duration_since(Instant::now());
-    let payload = buffer::update(env, wait, |buffer| {
-        if !super::status_decision(env).enabled()
+    let claimed = buffer::update(env, wait, |buffer| {
+        let consent = super::read_consent(env);
+        if !super::decide(env, consent.as_ref()).enabled()
             || buffer.last_send_day.as_deref() == Some(today.as_str())
         {
             return (false, None);
         }
+        let generation = consent.map_or(0, |c| c.generation);
         match next_payload(env, buffer) {
-            Some(payload) if env.debug => (false, Some(payload)),
+            Some(payload) if env.debug => (false, Some((payload, generation))),
             Some(payload) => {
                 buffer.last_send_day = Some(today.clone());
-                (true, Some(payload))
+                (true, Some((payload, generation)))
             }
             None => (false, None),
         }
     })
     .ok()
-    .flatten()?;
+    .flatten();
+    let (payload, generation) = claimed?;
     Some(Send {
         env: env.clone(),
         payload,
+        generation,
     })
+}
+
+/// What became of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// 2xx: the days leave the buffer.
+    Accepted,
+    /// A 4xx other than 408 and 429: the server will never take these days; they leave
+    /// the buffer and are counted in `rejected_days`, rather than re-sent every day.
+    Rejected,
+    /// Anything else (no answer, 5xx, 408, 429): the days stay for the next day's try.
+    Retry,
+}
+
+fn outcome(result: &Result<(), SendError>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Accepted,
+        Err(SendError::Status(code @ 400..=499)) if *code != 408 && *code != 429 => {
+            Outcome::Rejected
+        }
+        Err(_) => Outcome::Retry,
+    }
 }
 
 impl Send {
@@ -259,15 +392,49 @@ impl Send {
             eprintln!("codelens: telemetry payload (debug, not sent): {body}");
             return;
         }
-        if post(&self.env.url, &body).is_ok() {
-            let sent: Vec<String> = self.payload.days.into_iter().map(|d| d.timestamp).collect();
-            let _ = buffer::update(&self.env, EXIT_BOUND, |buffer| {
-                for day in &sent {
-                    buffer.days.remove(day);
-                }
-                (true, ())
-            });
+        // Turned off since the claim (another terminal): no socket is opened.
+        if !self.still_consented() {
+            return;
         }
+        let outcome = outcome(&post(&self.env.url, &body));
+        if outcome != Outcome::Retry {
+            self.record(outcome);
+        }
+    }
+
+    /// Whether telemetry is still on under the choice this send was claimed under.
+    fn still_consented(&self) -> bool {
+        let consent = super::read_consent(&self.env);
+        super::decide(&self.env, consent.as_ref()).enabled()
+            && consent.map_or(0, |c| c.generation) == self.generation
+    }
+
+    /// Removes the sent days from the buffer — only if, under the buffer's lock, the
+    /// user has not turned telemetry off (or off and on) meanwhile: `telemetry off`
+    /// deleted the buffer, and after it nothing under `CODELENS_HOME` is written again.
+    fn record(&self, outcome: Outcome) {
+        // Checked before `update` too, which would create the home and the lock file.
+        if !self.still_consented() {
+            return;
+        }
+        let sent: Vec<&str> = self
+            .payload
+            .days
+            .iter()
+            .map(|d| d.timestamp.as_str())
+            .collect();
+        let _ = buffer::update(&self.env, EXIT_BOUND, |buffer| {
+            if !self.still_consented() {
+                return (false, ());
+            }
+            for day in &sent {
+                let removed = buffer.days.remove(*day).is_some();
+                if removed && outcome == Outcome::Rejected {
+                    buffer.rejected_days = buffer.rejected_days.saturating_add(1);
+                }
+            }
+            (true, ())
+        });
     }
 }
 
