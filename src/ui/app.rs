@@ -177,6 +177,8 @@ pub struct App {
     dirty: bool,
     /// The whole second ages were last drawn at.
     drawn_second: i64,
+    /// The sync age, in whole minutes, the header last showed (`None`: a clock time).
+    drawn_sync_minute: Option<i64>,
     /// The role the engine was attached with, until its first role event.
     started_as: Option<Role>,
     /// Which panels the last frame showed (indexed like [`Panel::ALL`]).
@@ -203,6 +205,7 @@ impl App {
             draws: 0,
             dirty: true,
             drawn_second: now_ns / 1_000_000_000,
+            drawn_sync_minute: None,
             started_as: None,
             visible: [true; 4],
         }
@@ -210,7 +213,28 @@ impl App {
 
     /// Whether a frame is due, and resets the flag: the loop draws only then.
     pub fn take_redraw(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
+        let due = std::mem::take(&mut self.dirty);
+        if due {
+            self.drawn_sync_minute = self.sync_minute(self.now_ns);
+        }
+        due
+    }
+
+    /// Whether the dashboard redraws every second anyway: then ages are shown to the
+    /// second.
+    pub fn ticks_every_second(&self) -> bool {
+        self.animated()
+    }
+
+    /// The header's sync age in whole minutes while it is shown as an age (under an
+    /// hour; past that it is a clock time, which never needs a frame).
+    fn sync_minute(&self, now_ns: i64) -> Option<i64> {
+        if self.screen != Screen::Dashboard || self.engine_stopped.is_some() {
+            return None;
+        }
+        let at = self.snapshot.as_ref()?.last_sync_ns?;
+        let age = now_ns.saturating_sub(at).max(0);
+        (age < 3600 * 1_000_000_000).then_some(age / 60_000_000_000)
     }
 
     pub fn mark_dirty(&mut self) {
@@ -239,7 +263,13 @@ impl App {
     /// or the engine says something (an idle dashboard never wakes up).
     pub fn next_tick(&self) -> Option<Duration> {
         if !self.animated() {
-            return None;
+            // Idle: the header's sync age moves once a minute, for its first hour.
+            let at = self.snapshot.as_ref()?.last_sync_ns?;
+            let minute = self.sync_minute(self.now_ns)?;
+            let next = at.saturating_add((minute + 1) * 60_000_000_000 + 1_000_000);
+            return Some(Duration::from_nanos(
+                next.saturating_sub(self.now_ns).max(0) as u64,
+            ));
         }
         let into_second = self.now_ns.rem_euclid(1_000_000_000) as u64;
         // Just past the next whole second, so the ages shown have moved on.
@@ -254,6 +284,9 @@ impl App {
         let second = now_ns / 1_000_000_000;
         if self.animated() && second != self.drawn_second {
             self.drawn_second = second;
+            self.dirty = true;
+        }
+        if self.sync_minute(now_ns) != self.drawn_sync_minute {
             self.dirty = true;
         }
     }
@@ -519,21 +552,43 @@ mod tests {
         draws
     }
 
+    /// In sync, with its last sync `ago` before `start`.
+    fn synced_before(start: i64, ago: i64) -> Snapshot {
+        Snapshot {
+            last_sync_ns: Some(start - ago),
+            ..testdata::snapshot_in_sync()
+        }
+    }
+
     #[test]
     fn idle_dashboard_never_draws_or_wakes() {
         let start = 1_700_000_000 * SECOND;
         let mut app = App::new(true, true, start);
-        app.on_snapshot(Arc::new(testdata::snapshot_in_sync()), start);
+        app.on_snapshot(Arc::new(synced_before(start, 2 * 3600 * SECOND)), start);
         assert!(app.take_redraw(), "the first snapshot is drawn");
         assert_eq!(app.next_tick(), None, "nothing to animate: no wake-ups");
         assert_eq!(draws_over(&mut app, start, 60), 0);
     }
 
     #[test]
+    fn after_a_sync_the_age_moves_once_a_minute_then_never() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        app.on_snapshot(Arc::new(synced_before(start, 3 * SECOND)), start);
+        assert!(app.take_redraw());
+        // `synced just now`, then `1m ago` … `59m ago`, then the clock time.
+        assert_eq!(draws_over(&mut app, start, 50), 0, "just now");
+        let draws = draws_over(&mut app, start + 50 * SECOND, 2 * 3600);
+        assert_eq!(draws, 60, "one frame per minute of the first hour");
+        assert_eq!(app.next_tick(), None);
+        assert_eq!(draws_over(&mut app, start + 3 * 3600 * SECOND, 3600), 0);
+    }
+
+    #[test]
     fn an_idle_follower_never_wakes_either() {
         let start = 1_700_000_000 * SECOND;
         let mut app = App::new(true, true, start);
-        let mut follower = testdata::snapshot_in_sync();
+        let mut follower = synced_before(start, 2 * 3600 * SECOND);
         follower.role = Role::Follower;
         follower.catchup = Catchup::NotStarted;
         app.on_snapshot(Arc::new(follower), start);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::engine::banner::{PendingEntry, PendingState};
-use crate::engine::freshness::{Basis, Freshness};
+use crate::engine::freshness::{Basis, Freshness, Unverified};
 use crate::engine::reconcile::Change;
 use crate::engine::runner::DirectoryState;
 use crate::engine::store::IndexStats;
@@ -156,4 +156,41 @@ pub fn snapshot_mismatch(now_ns: i64) -> Snapshot {
         worktree_mismatch: Some(mismatch()),
         ..snapshot_pending(now_ns)
     }
+}
+
+/// Unverified for `reason`, with the one pending file the engine's own scan found.
+pub fn snapshot_unverified(now_ns: i64, reason: Unverified) -> Snapshot {
+    let mut snapshot = snapshot_pending(now_ns);
+    snapshot.pending.truncate(1);
+    snapshot.pending[0].state = PendingState::Unsynced;
+    snapshot.directories.clear();
+    if reason == Unverified::WatcherOff {
+        snapshot.watcher.mode = WatchMode::Disabled;
+        snapshot.watcher.reason = "CODELENS_NO_WATCH=1".into();
+    }
+    snapshot.freshness = Freshness::Unverified { reason, pending: 1 };
+    snapshot
+}
+
+/// Every reason the engine gives for an unverified verdict.
+pub fn unverified_reasons() -> Vec<Unverified> {
+    vec![
+        Unverified::CatchingUp {
+            checked: 0,
+            total: 0,
+        },
+        Unverified::CatchingUp {
+            checked: 120,
+            total: 4_000,
+        },
+        Unverified::CatchUpFailed {
+            error: "permission denied".into(),
+        },
+        Unverified::WatcherOff,
+        Unverified::WatcherDegraded { unwatched_dirs: 12 },
+        Unverified::WriterNotResponding { secs: 14 },
+        Unverified::IndexLocked { retry: 2 },
+        Unverified::Rescanning,
+        Unverified::WriterBusy,
+    ]
 }

@@ -379,6 +379,128 @@ mod tests {
         insta::assert_snapshot!(text(&draw(&mut app, 60, 24)));
     }
 
+    /// The pane sizes a side pane comes in, smallest first.
+    const PANES: [(u16, u16); 5] = [(30, 10), (40, 20), (60, 24), (80, 30), (120, 40)];
+
+    /// Every pane size, one after the other, for one snapshot file per state.
+    fn at_every_pane(app: &mut App) -> String {
+        PANES
+            .iter()
+            .map(|&(w, h)| format!("{w}x{h}:\n{}", text(&draw(app, w, h))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The first line the user reads, with the borders taken off.
+    fn first_line(screen: &str) -> &str {
+        screen.lines().next().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_header_leads_with_the_status_word_at_every_width() {
+        let states: Vec<(&str, Snapshot)> = vec![
+            ("✓ verified · synced", fixtures::snapshot_in_sync()),
+            ("● 3 pending", fixtures::snapshot_pending(NOW_NS)),
+            ("✗ error", {
+                let mut s = fixtures::snapshot_pending(NOW_NS);
+                s.error = Some("cannot publish the pending set: disk full".into());
+                s
+            }),
+        ];
+        let unverified = fixtures::unverified_reasons().into_iter().map(|reason| {
+            (
+                "⚠ unverified",
+                fixtures::snapshot_unverified(NOW_NS, reason),
+            )
+        });
+        for (word, snapshot) in states.into_iter().chain(unverified) {
+            for (width, height) in PANES {
+                let mut app = app_with(snapshot.clone());
+                let screen = text(&draw(&mut app, width, height));
+                let lead = first_line(&screen).trim_start_matches(['╭', ' ']);
+                let word = fit_right(word, lead.width().min(word.width()));
+                assert!(
+                    lead.starts_with(word.trim_end_matches('…')),
+                    "{width}x{height} does not lead with {word}:\n{screen}"
+                );
+                // The watcher and the sync age stay in view from 30 columns on.
+                let watcher = if snapshot.watcher.mode == WatchMode::Native {
+                    "watching"
+                } else {
+                    "watcher off"
+                };
+                assert!(screen.contains(watcher), "{width}x{height}:\n{screen}");
+                assert!(screen.contains("synced"), "{width}x{height}:\n{screen}");
+                // A long reason may push the name out below 80 columns: the verdict first.
+                if width >= 80 {
+                    assert!(
+                        first_line(&screen).contains(" · app"),
+                        "{width}x{height} lost the project:\n{screen}"
+                    );
+                }
+                if width >= 80 && snapshot.error.is_none() {
+                    assert!(
+                        screen.contains("12,408 files"),
+                        "{width}x{height}:\n{screen}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_branch_gives_way_before_the_project_name() {
+        let mut snapshot = fixtures::snapshot_pending(NOW_NS);
+        snapshot.branch = Some("feature/the-dashboard-in-a-narrow-side-pane".into());
+        let mut app = app_with(snapshot);
+        for width in [40, 50, 60, 80] {
+            let screen = text(&draw(&mut app, width, 20));
+            let top = first_line(&screen);
+            assert!(top.contains("● 3 pending · app"), "{width}: {top}");
+            assert!(top.contains("synced 3s ago") || screen.contains("synced 3s ago"));
+        }
+        let top = first_line(&text(&draw(&mut app, 60, 20))).to_string();
+        assert!(
+            top.contains("· app · feature/the-dash") && top.contains("…"),
+            "the branch is cut: {top}"
+        );
+        // Counts go first: at 40 columns the line keeps the age, the watcher and the
+        // role (which the title has no room for).
+        let screen = text(&draw(&mut app, 40, 20));
+        assert_eq!(
+            screen.lines().nth(1),
+            Some("│synced 3s ago · watching · writer     │")
+        );
+        let long_project = Snapshot {
+            root: PathBuf::from("/home/dev/src/a-project-with-a-long-name"),
+            ..fixtures::snapshot_pending(NOW_NS)
+        };
+        let mut app = app_with(long_project);
+        let top = first_line(&text(&draw(&mut app, 40, 20))).to_string();
+        assert!(
+            top.starts_with("╭ ● 3 pending · a-project-with-a-long… ╮"),
+            "{top}"
+        );
+    }
+
+    #[test]
+    fn header_states_at_every_pane_size() {
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        insta::assert_snapshot!("verified_panes", at_every_pane(&mut app));
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        insta::assert_snapshot!("pending_panes", at_every_pane(&mut app));
+        let mut app = app_with(fixtures::snapshot_unverified(
+            NOW_NS,
+            crate::engine::freshness::Unverified::WatcherOff,
+        ));
+        insta::assert_snapshot!("watcher_off_panes", at_every_pane(&mut app));
+        let mut app = app_with(fixtures::snapshot_unverified(
+            NOW_NS,
+            crate::engine::freshness::Unverified::WriterNotResponding { secs: 14 },
+        ));
+        insta::assert_snapshot!("writer_not_responding_panes", at_every_pane(&mut app));
+    }
+
     #[test]
     fn pending_files_with_ages_and_states() {
         for (width, height) in [(40, 20), (80, 24), (160, 48)] {
@@ -492,7 +614,8 @@ mod tests {
         insta::assert_snapshot!(text(&draw(&mut app, 20, 6)));
         let mut app = app_with(fixtures::snapshot_in_sync());
         let screen = text(&draw(&mut app, 30, 4));
-        assert!(screen.contains("index in sync"), "{screen}");
+        assert!(screen.contains("✓ verified"), "{screen}");
+        assert!(screen.contains("watching"), "{screen}");
         assert!(screen.contains("telemetry off"), "{screen}");
         assert_eq!(text(&draw(&mut app, 12, 2)), "too small\n\n");
     }

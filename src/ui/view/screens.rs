@@ -33,21 +33,21 @@ pub(super) fn render_summary(frame: &mut Frame, app: &App, area: Rect, theme: Th
             theme.warning(),
         ));
     }
-    let pending = match (&snapshot.freshness, snapshot.pending.len()) {
-        (Freshness::Verified { .. }, _) => Span::styled("✓ index in sync", theme.ok()),
-        (Freshness::Pending { .. }, n) => Span::styled(format!("{n} pending"), theme.warning()),
-        (Freshness::Unverified { reason, .. }, 0) => {
-            Span::styled(format!("⚠ {}", reason.describe()), theme.warning())
-        }
-        (Freshness::Unverified { reason, .. }, n) => Span::styled(
-            format!("{n} pending · ⚠ {}", reason.describe()),
-            theme.warning(),
-        ),
-    };
-    lines.push(Line::from(vec![
-        Span::raw(fit_right("codelens · ", width)),
-        pending,
-    ]));
+    // The status word and the project first, then how the index keeps up: the sync
+    // age and the watcher (the verified status word already says when).
+    let status = status_word(app, snapshot, theme);
+    let room = width.saturating_sub(status.width());
+    let project = project_name(&snapshot.root);
+    let mut first = vec![Span::styled(
+        fit_right(&status.content, width),
+        status.style,
+    )];
+    if room >= 3 + 2 {
+        first.push(Span::raw(fit_right(&format!(" · {project}"), room)));
+    }
+    lines.insert(0, Line::from(first));
+    let health = health_line(app, snapshot, width, theme, false);
+    lines.push(health);
     for entry in snapshot
         .pending
         .iter()
