@@ -34,7 +34,7 @@ use ratatui::crossterm::{cursor, execute};
 
 use crate::config::Config;
 use crate::engine::project::Project;
-use crate::engine::{self, Engine, EngineOptions, Role, Snapshot, now_ns, reconcile};
+use crate::engine::{self, Engine, EngineOptions, Snapshot, now_ns, reconcile};
 use crate::telemetry;
 use app::{App, Effect, Screen, TelemetryView};
 
@@ -168,7 +168,17 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
                 None
             }
             UiEvent::Engine(event) => {
-                app.on_engine_event(time(), &event);
+                // The writer's own events carry the moment it logged them.
+                let at = match &event {
+                    engine::Event::FromWriter { at_ns, .. } => {
+                        chrono::DateTime::from_timestamp_nanos(*at_ns)
+                            .with_timezone(&chrono::Local)
+                            .format("%H:%M:%S")
+                            .to_string()
+                    }
+                    _ => time(),
+                };
+                app.on_engine_event(at, &event);
                 None
             }
             UiEvent::EngineStopped(reason) => {
@@ -243,14 +253,12 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
         match effect {
             None => {}
             Some(Effect::Quit) => break Ok(()),
-            Some(Effect::Engine(command)) => match &engine {
-                Some(engine) if engine.snapshot().role == Role::Writer => engine.send(command),
-                Some(_) => app.log(
-                    time(),
-                    "another process's engine keeps this index: it syncs and rescans".into(),
-                ),
-                None => {}
-            },
+            // A follower's engine passes `s` and `r` on to its writer, and says so.
+            Some(Effect::Engine(command)) => {
+                if let Some(engine) = &engine {
+                    engine.send(command);
+                }
+            }
             Some(Effect::SetTelemetry(on)) => match &engine {
                 Some(engine) if engine.is_running() => {
                     engine.send(engine::Command::SetTelemetry(on))

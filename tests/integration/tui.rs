@@ -237,6 +237,55 @@ fn edits_appear_in_pending_and_leave_after_the_debounce() {
     quit_and_check_terminal(&tmux);
 }
 
+/// Whether the pane shows `file` waiting with a countdown in whole seconds.
+fn shows_countdown(pane: &str, file: &str) -> bool {
+    pane.lines().any(|line| {
+        line.contains(file)
+            && line.split("waiting ").nth(1).is_some_and(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                !digits.is_empty() && rest[digits.len()..].starts_with('s')
+            })
+    })
+}
+
+#[test]
+fn a_follower_dashboard_shows_the_writers_countdown_and_asks_it_to_sync() {
+    let repo = small_repo();
+    let home = tempfile::tempdir().expect("temp home");
+    // A long window: the edit waits until the follower asks for it.
+    let mut watch = common::procs::command(&repo.root(), home.path(), &["watch"]);
+    watch
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000")
+        .stdout(std::process::Stdio::null());
+    let mut writer = common::procs::Proc::spawn(watch, "watch");
+    common::procs::wait_for_engine(&repo.root(), &mut writer);
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("the follower dashboard in sync", |pane| {
+        pane.contains("follower") && pane.contains("index in sync")
+    });
+    repo.write("app.py", "def main():\n    return 42\n");
+    // The writer's window, with its countdown, in the follower's Pending and Debounce.
+    let pane = tmux.wait_for("the writer's countdown in the follower", |pane| {
+        shows_countdown(pane, "app.py") && pane.contains("Debounce")
+    });
+    assert!(
+        pane.lines()
+            .any(|l| l.contains("./") && l.contains("1 file")),
+        "the Debounce panel shows the writer's window:\n{pane}"
+    );
+    tmux.keys(&["s"]);
+    let pane = tmux.wait_for("the writer's sync, asked by the follower", |pane| {
+        pane.contains("index in sync") && pane.contains("synced +0 ~1 -0")
+    });
+    assert!(
+        pane.contains("asked the writer engine"),
+        "the follower says what it did:\n{pane}"
+    );
+    assert!(writer.running(), "{}", writer.stderr());
+    quit_and_check_terminal(&tmux);
+}
+
 #[test]
 fn telemetry_consent_from_the_dashboard_is_what_the_cli_reports() {
     let repo = small_repo();

@@ -13,7 +13,7 @@ pub(super) fn render_debounce(
         return;
     }
     let window = snapshot.watcher.debounce_ms;
-    let title = format!(" Debounce · {:.1}s window ", window as f64 / 1000.0);
+    let title = format!(" Debounce · {} window ", countdown(window));
     let block = panel(app, Panel::Debounce, title, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -29,7 +29,7 @@ pub(super) fn render_debounce(
                 1 => "1 file".to_string(),
                 n => format!("{n} files"),
             };
-            let left = format!("{:.1}s", dir.reindex_in_ms as f64 / 1000.0);
+            let left = countdown(dir.reindex_in_ms);
             let done = dir.window_ms.saturating_sub(dir.reindex_in_ms);
             let fixed = files.len() + left.len() + 6;
             let gauge_width = (width / 4).clamp(0, 12);

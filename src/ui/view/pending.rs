@@ -6,7 +6,7 @@ pub(super) fn state_label(state: PendingState) -> String {
     match state {
         PendingState::Waiting {
             reindex_in_ms: Some(ms),
-        } => format!("waiting {:.1}s", ms as f64 / 1000.0),
+        } => format!("waiting {}", countdown(ms)),
         PendingState::Waiting {
             reindex_in_ms: None,
         } => "waiting".into(),
@@ -15,6 +15,12 @@ pub(super) fn state_label(state: PendingState) -> String {
         PendingState::Failed => "failed".into(),
         PendingState::Unsynced => "unsynced".into(),
     }
+}
+
+/// A countdown in whole seconds, rounded up (`0.2 s` left reads `1s`): the dashboard
+/// redraws once a second, so tenths would be stale as soon as drawn.
+pub(super) fn countdown(ms: u64) -> String {
+    format!("{}s", ms.div_ceil(1000))
 }
 
 pub(super) fn age_label(now_ns: i64, at_ns: i64) -> String {

@@ -974,6 +974,14 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Deletes `key` only while it still holds `value` (a row rewritten since stays).
+    pub fn delete_meta_if(&self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM meta WHERE key = ?1 AND value = ?2")?
+            .execute([key, value])?;
+        Ok(())
+    }
+
     pub fn delete_meta(&self, key: &str) -> Result<()> {
         self.tx
             .prepare_cached("DELETE FROM meta WHERE key = ?1")?

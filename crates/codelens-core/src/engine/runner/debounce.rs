@@ -95,18 +95,34 @@ impl DebounceQueue {
         debounce: Duration,
         pending: impl Iterator<Item = &'a RelPath> + Clone,
     ) -> Vec<DirectoryState> {
+        (self.published(now, debounce, pending).into_iter())
+            .map(|(state, _)| state)
+            .collect()
+    }
+
+    /// [`DebounceQueue::states`], each with whether its whole subtree waits (what a
+    /// follower needs to give each pending file its countdown).
+    pub(super) fn published<'a>(
+        &self,
+        now: Instant,
+        debounce: Duration,
+        pending: impl Iterator<Item = &'a RelPath> + Clone,
+    ) -> Vec<(DirectoryState, bool)> {
         (self.dirs.iter())
-            .map(|(dir, wait)| DirectoryState {
-                dir: dir.to_string(),
-                files: (pending.clone())
-                    .filter(|p| path_in_dir(p, dir, wait.recursive))
-                    .count(),
-                waited_ms: now.duration_since(wait.first).as_millis() as u64,
-                reindex_in_ms: wait
-                    .due_at(debounce)
-                    .saturating_duration_since(now)
-                    .as_millis() as u64,
-                window_ms: debounce.as_millis() as u64,
+            .map(|(dir, wait)| {
+                let state = DirectoryState {
+                    dir: dir.to_string(),
+                    files: (pending.clone())
+                        .filter(|p| path_in_dir(p, dir, wait.recursive))
+                        .count(),
+                    waited_ms: now.duration_since(wait.first).as_millis() as u64,
+                    reindex_in_ms: wait
+                        .due_at(debounce)
+                        .saturating_duration_since(now)
+                        .as_millis() as u64,
+                    window_ms: debounce.as_millis() as u64,
+                };
+                (state, wait.recursive)
             })
             .collect()
     }

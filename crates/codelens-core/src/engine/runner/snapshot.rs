@@ -232,6 +232,19 @@ pub enum Event {
         reason: String,
     },
     Error(String),
+    /// A follower asked its writer (another process) to sync, or to rescan.
+    WriterAsked {
+        rescan: bool,
+    },
+    /// The writer took a follower's request to sync, or to rescan.
+    WriterRequestTaken {
+        rescan: bool,
+    },
+    /// An event of the writer's (another process), as it published it.
+    FromWriter {
+        at_ns: i64,
+        text: String,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -277,6 +290,19 @@ impl std::fmt::Display for Event {
                 if *enabled { "on" } else { "off" }
             ),
             Event::Error(message) => write!(f, "error: {message}"),
+            Event::WriterAsked { rescan: false } => {
+                write!(f, "asked the writer engine (another process) to sync")
+            }
+            Event::WriterAsked { rescan: true } => {
+                write!(f, "asked the writer engine (another process) to rescan")
+            }
+            Event::WriterRequestTaken { rescan: false } => {
+                write!(f, "sync asked by a follower engine")
+            }
+            Event::WriterRequestTaken { rescan: true } => {
+                write!(f, "rescan asked by a follower engine")
+            }
+            Event::FromWriter { text, .. } => write!(f, "{text}"),
         }
     }
 }
