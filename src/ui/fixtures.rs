@@ -194,3 +194,21 @@ pub fn unverified_reasons() -> Vec<Unverified> {
         Unverified::WriterBusy,
     ]
 }
+
+/// A follower showing its writer's debounce windows (published through the index) and
+/// the countdown of each file waiting in them.
+pub fn snapshot_follower_debounce(now_ns: i64) -> Snapshot {
+    let mut snapshot = snapshot_pending(now_ns);
+    snapshot.role = Role::Follower;
+    snapshot.catchup = Catchup::NotStarted;
+    snapshot.watcher.reason = "the writer engine's watcher: inotify".into();
+    snapshot.pending[1].state = PendingState::Waiting {
+        reindex_in_ms: Some(500),
+    };
+    snapshot.pending.truncate(2);
+    snapshot.freshness = Freshness::Pending {
+        files: 2,
+        basis: Basis::Watcher,
+    };
+    snapshot
+}

@@ -502,6 +502,18 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_draws_its_writers_debounce() {
+        for (width, height) in [(40, 20), (60, 24), (80, 30)] {
+            let mut app = app_with(fixtures::snapshot_follower_debounce(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("follower"), "{width}x{height}:\n{screen}");
+            assert!(screen.contains("Debounce"), "{width}x{height}:\n{screen}");
+            assert!(screen.contains("waiting 2s"), "{width}x{height}:\n{screen}");
+            insta::assert_snapshot!(format!("follower_debounce_{width}x{height}"), screen);
+        }
+    }
+
+    #[test]
     fn pending_files_with_ages_and_states() {
         for (width, height) in [(40, 20), (80, 24), (160, 48)] {
             let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
