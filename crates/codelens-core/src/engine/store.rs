@@ -920,6 +920,32 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// After the whole subtree of `dir` was re-indexed from a complete listing of it
+    /// (`listed`, each stat'ed before it was listed at `listed_at_ns` or later): the
+    /// entries below `dir` are replaced by what that listing saw, as a full walk would
+    /// record them, so the directories it found new are known at the next start (armed
+    /// at once, and not crawled again as if they had just appeared). The parent is
+    /// listed again next time, as [`Batch::forget_dir_cache_of`] does.
+    pub fn record_dir_cache_of(&self, dir: &RelPath, listed: &[CachedDir]) -> Result<()> {
+        self.forget_dir_cache_of(dir, true)?;
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO dirs (path, size, mtime_ns, ctime_ns, inode, listed_at_ns, nested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for dir in listed {
+            let s = &dir.stat;
+            stmt.execute(params![
+                dir.path.as_bytes(),
+                s.size as i64,
+                s.mtime_ns,
+                s.ctime_ns,
+                s.inode as i64,
+                dir.listed_at_ns,
+                dir.nested
+            ])?;
+        }
+        Ok(())
+    }
+
     /// After the rows of `dir` (and, when `recursive`, of everything below it) were
     /// rewritten from a listing of their own rather than by a sync that records the
     /// cache: the cache may no longer describe what those rows were taken from (a
