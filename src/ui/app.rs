@@ -162,6 +162,11 @@ pub struct App {
     /// First visible row of each panel, indexed like [`Panel::ALL`].
     pub scroll: [usize; 4],
     pub overlay: Option<Overlay>,
+    /// The overlay's first visible body row, how many it shows, and whether it has
+    /// more than that (the view sets the last two as it lays the overlay out).
+    pub overlay_scroll: usize,
+    pub overlay_rows: usize,
+    pub overlay_scrollable: bool,
     pub color: bool,
     pub mouse_capture: bool,
     /// A background job (an index build) is running: keys that would start another wait.
@@ -196,6 +201,9 @@ impl App {
             focus: Panel::Pending,
             scroll: [0; 4],
             overlay: None,
+            overlay_scroll: 0,
+            overlay_rows: 0,
+            overlay_scrollable: false,
             color,
             mouse_capture,
             busy: false,
@@ -397,8 +405,21 @@ impl App {
             return None;
         }
         let action = keymap::action_for(&key);
+        // An overlay too tall for the pane scrolls; the keys that scroll do not answer.
+        if self.overlay.is_some()
+            && self.overlay_scrollable
+            && let Some(rows) = action.and_then(|a| self.overlay_rows_for(a))
+        {
+            self.overlay_scroll = self
+                .overlay_scroll
+                .saturating_add_signed(rows)
+                .min(usize::MAX / 2);
+            self.dirty = true;
+            return None;
+        }
         if let Some(overlay) = self.overlay.take() {
             self.dirty = true;
+            self.overlay_scroll = 0;
             let confirmed = matches!(
                 key.code,
                 ratatui::crossterm::event::KeyCode::Char('y' | 'Y')
@@ -476,6 +497,20 @@ impl App {
             }
         }
         None
+    }
+
+    /// How far a scrolling key moves an overlay's body, if it is one.
+    fn overlay_rows_for(&self, action: Action) -> Option<isize> {
+        let page = self.overlay_rows.max(1) as isize;
+        Some(match action {
+            Action::ScrollUp => -1,
+            Action::ScrollDown => 1,
+            Action::PageUp => -page,
+            Action::PageDown => page,
+            Action::Top => isize::MIN / 2,
+            Action::Bottom => isize::MAX / 2,
+            _ => return None,
+        })
     }
 
     /// Moves focus `step` panels on (modulo), past panels the layout hides.

@@ -109,6 +109,8 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     }
     if let Some(overlay) = app.overlay.clone() {
         render_overlay(frame, app, &overlay, area, theme);
+    } else {
+        app.overlay_scrollable = false;
     }
 }
 
@@ -511,6 +513,89 @@ mod tests {
             assert!(screen.contains("waiting 2s"), "{width}x{height}:\n{screen}");
             insta::assert_snapshot!(format!("follower_debounce_{width}x{height}"), screen);
         }
+    }
+
+    fn press(app: &mut App, code: ratatui::crossterm::event::KeyCode) {
+        use ratatui::crossterm::event::{KeyEvent, KeyModifiers};
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    #[test]
+    fn overlays_scroll_with_their_action_line_pinned() {
+        use ratatui::crossterm::event::KeyCode;
+        for (width, height) in [(40, 20), (60, 24), (80, 30)] {
+            let mut app = app_with(fixtures::snapshot_in_sync());
+            press(&mut app, KeyCode::Char('t'));
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("y: turn on"), "{width}x{height}:\n{screen}");
+            // Scrolled to its end: the last line of the body, and still the action.
+            // (Where it fits, a scroll key would answer it: "any other key".)
+            if app.overlay_scrollable {
+                press(&mut app, KeyCode::End);
+                press(&mut app, KeyCode::PageDown);
+                assert!(app.overlay.is_some(), "scrolling does not answer");
+            }
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("y: turn on"), "{width}x{height}:\n{screen}");
+            assert!(
+                screen.contains("host names."),
+                "{width}x{height}:\n{screen}"
+            );
+            insta::assert_snapshot!(format!("consent_scrolled_{width}x{height}"), screen);
+            // Back to the top: the question again.
+            if app.overlay_scrollable {
+                press(&mut app, KeyCode::Home);
+            }
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("Turn on anonymous telemetry?"), "{screen}");
+            assert_eq!(
+                app.on_key(ratatui::crossterm::event::KeyEvent::new(
+                    KeyCode::Char('y'),
+                    ratatui::crossterm::event::KeyModifiers::NONE,
+                )),
+                Some(crate::ui::app::Effect::SetTelemetry(true))
+            );
+
+            let mut app = app_with(fixtures::snapshot_in_sync());
+            app.overlay = Some(Overlay::Help);
+            draw(&mut app, width, height);
+            if app.overlay_scrollable {
+                press(&mut app, KeyCode::Char('G'));
+            }
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("Esc closes"), "{width}x{height}:\n{screen}");
+            let last = keymap::help_lines()
+                .last()
+                .map(|(keys, _)| keys)
+                .unwrap_or("");
+            assert!(
+                screen.contains(last),
+                "{width}x{height} ends with {last}:\n{screen}"
+            );
+            insta::assert_snapshot!(format!("help_scrolled_{width}x{height}"), screen);
+        }
+    }
+
+    #[test]
+    fn a_dialog_leaves_no_stray_border_beside_it() {
+        let mut snapshot = fixtures::snapshot_in_sync();
+        snapshot.telemetry = telemetry_on();
+        let mut app = app_with(snapshot);
+        app.overlay = Some(Overlay::ConfirmTelemetry { turn_on: false });
+        let screen = text(&draw(&mut app, 60, 24));
+        for line in screen.lines().filter(|l| l.contains('║')) {
+            let outside: String = line
+                .split('║')
+                .enumerate()
+                .filter(|(i, _)| *i == 0 || *i == 2)
+                .map(|(_, part)| part)
+                .collect();
+            assert!(
+                !outside.contains(['│', '╭', '╮', '╰', '╯', '─']),
+                "a panel's border beside the dialog:\n{screen}"
+            );
+        }
+        insta::assert_snapshot!(screen);
     }
 
     #[test]
