@@ -16,8 +16,7 @@ use crate::telemetry::TelemetryStatus;
 
 /// How many engine events the log keeps.
 const EVENT_LOG_LEN: usize = 200;
-/// Rows moved by PageUp/PageDown and by one mouse-wheel notch.
-const PAGE_ROWS: usize = 10;
+/// Rows moved by one mouse-wheel notch (PageUp/PageDown move by the panel's height).
 const WHEEL_ROWS: usize = 3;
 
 /// What fills the screen.
@@ -71,7 +70,7 @@ impl Panel {
         Panel::Events,
     ];
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         Panel::ALL.iter().position(|p| *p == self).unwrap_or(0)
     }
 }
@@ -148,6 +147,10 @@ pub enum Effect {
     BuildIndex,
     BuildWorktreeIndex,
     SetMouseCapture(bool),
+    /// Open this file in `$VISUAL`/`$EDITOR`, the dashboard suspended meanwhile.
+    OpenInEditor(PathBuf),
+    /// Put this text on the terminal's clipboard (OSC 52).
+    Copy(String),
 }
 
 pub struct App {
@@ -161,6 +164,14 @@ pub struct App {
     pub focus: Panel,
     /// First visible row of each panel, indexed like [`Panel::ALL`].
     pub scroll: [usize; 4],
+    /// Rows each panel showed in the last frame: a page, for PgUp/PgDn.
+    pub panel_rows: [usize; 4],
+    /// The selected row of the Pending list (among the files the filter keeps).
+    pub pending_cursor: usize,
+    /// What `/` filters the Pending list by (a part of the path), and whether it is
+    /// being typed.
+    pub filter: String,
+    pub filter_editing: bool,
     pub overlay: Option<Overlay>,
     /// The overlay's first visible body row, how many it shows, and whether it has
     /// more than that (the view sets the last two as it lays the overlay out).
@@ -200,6 +211,10 @@ impl App {
             events: VecDeque::new(),
             focus: Panel::Pending,
             scroll: [0; 4],
+            panel_rows: [1; 4],
+            pending_cursor: 0,
+            filter: String::new(),
+            filter_editing: false,
             overlay: None,
             overlay_scroll: 0,
             overlay_rows: 0,
@@ -404,6 +419,10 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return None;
         }
+        if self.filter_editing {
+            self.edit_filter(key);
+            return None;
+        }
         let action = keymap::action_for(&key);
         // An overlay too tall for the pane scrolls; the keys that scroll do not answer.
         if self.overlay.is_some()
@@ -454,12 +473,30 @@ impl App {
             Action::Help => self.overlay = Some(Overlay::Help),
             Action::FocusNext => self.move_focus(1),
             Action::FocusPrev => self.move_focus(Panel::ALL.len() - 1),
-            Action::ScrollUp => self.scroll_by(-1),
-            Action::ScrollDown => self.scroll_by(1),
-            Action::PageUp => self.scroll_by(-(PAGE_ROWS as isize)),
-            Action::PageDown => self.scroll_by(PAGE_ROWS as isize),
-            Action::Top => self.scroll[self.focus.index()] = 0,
-            Action::Bottom => self.scroll[self.focus.index()] = usize::MAX / 2,
+            Action::ScrollUp => self.move_by(-1),
+            Action::ScrollDown => self.move_by(1),
+            Action::PageUp => self.move_by(-(self.page() as isize)),
+            Action::PageDown => self.move_by(self.page() as isize),
+            Action::Top => self.move_by(isize::MIN / 2),
+            Action::Bottom => self.move_by(isize::MAX / 2),
+            Action::Filter if self.screen == Screen::Dashboard => {
+                self.focus = Panel::Pending;
+                self.filter_editing = true;
+            }
+            Action::Open | Action::Copy if self.screen != Screen::Dashboard => {}
+            Action::Open => {
+                let (path, change) = self.selected_pending()?;
+                if change == crate::engine::reconcile::Change::Deleted {
+                    self.overlay = Some(Overlay::Notice(format!(
+                        "{path} was deleted: there is nothing to open."
+                    )));
+                    return None;
+                }
+                let root = self.snapshot.as_ref()?.root.clone();
+                return Some(Effect::OpenInEditor(root.join(path)));
+            }
+            Action::Copy => return Some(Effect::Copy(self.selected_pending()?.0)),
+            Action::Filter => {}
             Action::ToggleMouse => {
                 self.mouse_capture = !self.mouse_capture;
                 return Some(Effect::SetMouseCapture(self.mouse_capture));
@@ -511,6 +548,91 @@ impl App {
             Action::Bottom => isize::MAX / 2,
             _ => return None,
         })
+    }
+
+    /// A page of the focused panel: the rows it showed.
+    fn page(&self) -> usize {
+        self.panel_rows[self.focus.index()].max(1)
+    }
+
+    /// Moves the Pending cursor, or scrolls the other panels, by `rows`.
+    fn move_by(&mut self, rows: isize) {
+        if self.focus == Panel::Pending {
+            let last = self.pending_rows().len().saturating_sub(1);
+            self.pending_cursor = self.pending_cursor.saturating_add_signed(rows).min(last);
+            self.dirty = true;
+        } else {
+            self.scroll_by(rows);
+        }
+    }
+
+    /// The indices (into the snapshot's pending list) of the files the filter keeps.
+    pub fn pending_rows(&self) -> Vec<usize> {
+        let Some(snapshot) = &self.snapshot else {
+            return Vec::new();
+        };
+        if self.filter.is_empty() {
+            return (0..snapshot.pending.len()).collect();
+        }
+        let needle = self.filter.to_lowercase();
+        (snapshot.pending.iter().enumerate())
+            .filter(|(_, entry)| entry.path.to_lowercase().contains(&needle))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The file under the Pending cursor: its path and change.
+    fn selected_pending(&self) -> Option<(String, crate::engine::reconcile::Change)> {
+        let snapshot = self.snapshot.as_ref()?;
+        let rows = self.pending_rows();
+        let entry =
+            &snapshot.pending[*rows.get(self.pending_cursor.min(rows.len().checked_sub(1)?))?];
+        Some((entry.path.clone(), entry.change))
+    }
+
+    /// A key while the filter is typed: characters add to it, Backspace removes, Enter
+    /// keeps it, Esc clears it.
+    fn edit_filter(&mut self, key: KeyEvent) {
+        use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+        self.dirty = true;
+        match key.code {
+            KeyCode::Enter => self.filter_editing = false,
+            KeyCode::Esc => {
+                self.filter_editing = false;
+                self.filter.clear();
+            }
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.filter_editing = false;
+                self.filter.clear();
+            }
+            KeyCode::Char(c)
+                if !key
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
+                self.filter.push(c);
+            }
+            _ => {}
+        }
+        self.pending_cursor = 0;
+        self.scroll[Panel::Pending.index()] = 0;
+    }
+
+    /// The first row the Pending list shows, so that the cursor is in view (and the
+    /// cursor kept within the list): stored back for the next frame.
+    pub fn first_pending_visible(&mut self, rows: usize, visible: usize) -> usize {
+        self.pending_cursor = self.pending_cursor.min(rows.saturating_sub(1));
+        let first = &mut self.scroll[Panel::Pending.index()];
+        if self.pending_cursor < *first {
+            *first = self.pending_cursor;
+        } else if visible > 0 && self.pending_cursor >= *first + visible {
+            *first = self.pending_cursor + 1 - visible;
+        }
+        *first = (*first).min(rows.saturating_sub(visible));
+        *first
     }
 
     /// Moves focus `step` panels on (modulo), past panels the layout hides.
@@ -816,8 +938,10 @@ mod tests {
         app.on_key(press(KeyCode::Up));
         assert_eq!(app.scroll[Panel::Events.index()], 0, "saturates at the top");
         app.on_key(press(KeyCode::Char('j')));
+        // A page is the rows the panel showed in the last frame.
+        app.panel_rows[Panel::Events.index()] = 7;
         app.on_key(press(KeyCode::PageDown));
-        assert_eq!(app.scroll[Panel::Events.index()], 11);
+        assert_eq!(app.scroll[Panel::Events.index()], 8);
         assert_eq!(app.first_visible(Panel::Events, 5, 3), 2);
         assert_eq!(app.scroll[Panel::Events.index()], 2, "stored back");
         assert_eq!(

@@ -57,14 +57,14 @@ pub fn snapshot_in_sync() -> Snapshot {
 }
 
 /// Three pending files in two directories, in each state the engine reports, edited
-/// 3 s, 72 s and 2 h before `now_ns`.
+/// 3 s, 72 s and 2 h before `now_ns`: one modified, one added, one deleted.
 pub fn snapshot_pending(now_ns: i64) -> Snapshot {
-    let entry = |path: &str, ago: i64, state| PendingEntry {
+    let entry = |path: &str, ago: i64, state, change| PendingEntry {
         path: path.into(),
         first_edit_ns: now_ns - ago * SECOND,
         last_edit_ns: now_ns - ago * SECOND,
         state,
-        change: Change::Modified,
+        change,
     };
     Snapshot {
         seq: 8,
@@ -75,13 +75,15 @@ pub fn snapshot_pending(now_ns: i64) -> Snapshot {
                 PendingState::Waiting {
                     reindex_in_ms: Some(1600),
                 },
+                Change::Modified,
             ),
             entry(
                 "web/app.ts",
                 72,
                 PendingState::Retrying { attempt: 2, of: 5 },
+                Change::Added,
             ),
-            entry("go/main.go", 7200, PendingState::Failed),
+            entry("go/main.go", 7200, PendingState::Failed, Change::Deleted),
         ],
         directories: vec![
             DirectoryState {

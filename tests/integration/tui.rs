@@ -224,8 +224,10 @@ fn edits_appear_in_pending_and_leave_after_the_debounce() {
                 .trim_matches(|c| c == '│' || c == ' ')
                 .split_whitespace()
                 .collect();
-            fields.len() >= 2
-                && fields[1] == "app.py"
+            // `3s ~ app.py  waiting 1s`: its age, its change, its path.
+            fields.len() >= 3
+                && fields[1] == "~"
+                && fields[2] == "app.py"
                 && fields[0].ends_with('s')
                 && fields[0].starts_with(|c: char| c.is_ascii_digit())
         })
@@ -283,6 +285,56 @@ fn a_follower_dashboard_shows_the_writers_countdown_and_asks_it_to_sync() {
         "the follower says what it did:\n{pane}"
     );
     assert!(writer.running(), "{}", writer.stderr());
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    // An "editor" that records what it was asked to open, and exits.
+    let opened = tmux.codelens_home().join("opened.txt");
+    let editor = tmux.codelens_home().join("editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\necho \"$@\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A long window: the edit stays in the list while the test selects it.
+    tmux.type_line(&format!(
+        "CODELENS_WATCH_DEBOUNCE_MS=60000 VISUAL='{} --wait' {BIN} tui",
+        editor.display()
+    ));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync")
+    });
+    repo.write("app.py", "def main():\n    return 7\n");
+    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
+    tmux.keys(&["Enter"]);
+    let deadline = Instant::now() + DEADLINE;
+    while !opened.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the editor never ran:\n{}",
+            tmux.pane()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let args = std::fs::read_to_string(&opened).unwrap();
+    assert_eq!(
+        args.trim(),
+        format!("--wait {}", repo.root().join("app.py").display())
+    );
+    // Back from the editor: the dashboard again, and its keys still work.
+    tmux.wait_for("the dashboard back", |pane| {
+        pane.contains("~ app.py") && pane.contains("q quit")
+    });
+    assert_eq!(
+        tmux.modes(),
+        "1 0 1",
+        "alternate screen, hidden cursor, mouse"
+    );
     quit_and_check_terminal(&tmux);
 }
 

@@ -19,6 +19,7 @@ pub(super) fn render_debounce(
     frame.render_widget(block, area);
     let rows = snapshot.directories.len();
     let visible = inner.height as usize;
+    app.panel_rows[Panel::Debounce.index()] = visible.max(1);
     let first = app.first_visible(Panel::Debounce, rows, visible);
     let width = inner.width as usize;
     let lines: Vec<Line> = snapshot.directories[first..(first + visible).min(rows)]

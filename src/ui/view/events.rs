@@ -18,6 +18,7 @@ pub(super) fn render_events(frame: &mut Frame, app: &mut App, area: Rect, theme:
         return;
     }
     let visible = inner.height as usize;
+    app.panel_rows[Panel::Events.index()] = visible.max(1);
     let rows = app.events.len();
     let first = app.first_visible(Panel::Events, rows, visible);
     let lines: Vec<Line> = app

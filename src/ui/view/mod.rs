@@ -13,6 +13,7 @@ use unicode_width::UnicodeWidthStr;
 use super::app::{App, Overlay, Panel, Screen};
 use super::keymap;
 use crate::engine::banner::{PendingState, human_age};
+use crate::engine::reconcile::Change;
 use crate::engine::watcher::WatchMode;
 use crate::engine::{Catchup, Freshness, Role, Snapshot};
 use crate::humanize::{human_bytes, thousands};
@@ -599,6 +600,89 @@ mod tests {
     }
 
     #[test]
+    fn the_pending_list_has_kinds_a_cursor_pages_and_a_filter() {
+        use crate::ui::app::Effect;
+        use ratatui::crossterm::event::KeyCode;
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        let screen = text(&draw(&mut app, 60, 24));
+        let row = |name: &str| {
+            screen
+                .lines()
+                .find(|l| l.contains(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(
+            row("runner.rs").contains("3s ~ src/engine/runner.rs"),
+            "{screen}"
+        );
+        assert!(row("web/app.ts").contains("1m12s + web/app.ts"), "{screen}");
+        // A deleted file has no edit age.
+        assert!(
+            row("go/main.go").starts_with("│       - go/main.go"),
+            "{screen}"
+        );
+        // Enter opens the selected file; a deleted one has nothing to open.
+        assert_eq!(
+            app.on_key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Enter)),
+            Some(Effect::OpenInEditor(PathBuf::from(
+                "/home/dev/src/app/src/engine/runner.rs"
+            )))
+        );
+        press(&mut app, KeyCode::Char('G'));
+        assert_eq!(
+            app.on_key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Char(
+                'c'
+            ))),
+            Some(Effect::Copy("go/main.go".into()))
+        );
+        press(&mut app, KeyCode::Enter);
+        assert!(matches!(app.overlay, Some(Overlay::Notice(ref t)) if t.contains("deleted")));
+
+        // 200 files in a 40x20 pane: the position, and pages of the panel's height.
+        let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 200));
+        let screen = text(&draw(&mut app, 40, 20));
+        let page = app.panel_rows[0];
+        assert!(page > 1, "{screen}");
+        assert!(screen.contains(&format!("1–{page} of 200")), "{screen}");
+        press(&mut app, KeyCode::PageDown);
+        press(&mut app, KeyCode::PageDown);
+        assert_eq!(app.pending_cursor, 2 * page);
+        let screen = text(&draw(&mut app, 40, 20));
+        assert!(
+            screen.contains(&format!("{}–{} of 200", page + 2, 2 * page + 1)),
+            "{screen}"
+        );
+        insta::assert_snapshot!("pending_cursor_40x20", screen);
+        press(&mut app, KeyCode::PageUp);
+        assert_eq!(app.pending_cursor, page);
+
+        // `/` filters: typed characters narrow the list, Enter keeps it, Esc clears it.
+        press(&mut app, KeyCode::Char('/'));
+        for c in "module_007/".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        assert!(app.filter_editing);
+        let screen = text(&draw(&mut app, 40, 20));
+        assert!(screen.contains("/module_007/▏"), "{screen}");
+        press(&mut app, KeyCode::Enter);
+        assert!(!app.filter_editing);
+        let screen = text(&draw(&mut app, 40, 20));
+        assert!(screen.contains("file_00007.rs"), "{screen}");
+        assert!(!screen.contains("file_00008.rs"), "{screen}");
+        assert_eq!(app.pending_rows().len(), 1);
+        assert_eq!(
+            app.on_key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Char(
+                'c'
+            ))),
+            Some(Effect::Copy("src/module_007/file_00007.rs".into()))
+        );
+        press(&mut app, KeyCode::Char('/'));
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.pending_rows().len(), 200);
+    }
+
+    #[test]
     fn pending_files_with_ages_and_states() {
         for (width, height) in [(40, 20), (80, 24), (160, 48)] {
             let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
@@ -843,10 +927,14 @@ mod tests {
     fn ten_thousand_pending_files_format_only_what_is_visible() {
         let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 10_000));
         let screen = text(&draw(&mut app, 160, 48));
-        assert!(screen.contains("Pending · 10,000"), "{screen}");
-        app.scroll[0] = usize::MAX / 2;
+        assert!(screen.contains("Pending · 1–34 of 10,000"), "{screen}");
+        app.pending_cursor = usize::MAX / 2;
         let screen = text(&draw(&mut app, 160, 48));
         assert!(screen.contains("file_09999.rs"), "{screen}");
+        assert!(
+            screen.contains("Pending · 9,967–10,000 of 10,000"),
+            "{screen}"
+        );
     }
 
     #[test]

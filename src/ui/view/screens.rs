@@ -53,7 +53,10 @@ pub(super) fn render_summary(frame: &mut Frame, app: &App, area: Rect, theme: Th
         .iter()
         .take((area.height as usize).saturating_sub(lines.len() + 1))
     {
-        let age = age_label(app.now_ns, entry.last_edit_ns);
+        let age = match entry.change {
+            Change::Deleted => "deleted".to_string(),
+            _ => age_label(app.now_ns, entry.last_edit_ns),
+        };
         let path_width = width.saturating_sub(age.len() + 1);
         lines.push(Line::from(format!(
             "{age} {}",

@@ -106,6 +106,7 @@ pub(super) fn render_telemetry(
         }
     }
     let visible = inner.height as usize;
+    app.panel_rows[Panel::Telemetry.index()] = visible.max(1);
     let first = app.first_visible(Panel::Telemetry, lines.len(), visible);
     let lines: Vec<Line> = lines.into_iter().skip(first).collect();
     frame.render_widget(Paragraph::new(lines), inner);
