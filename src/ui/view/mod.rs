@@ -683,6 +683,28 @@ mod tests {
     }
 
     #[test]
+    fn the_debounce_panel_says_what_it_cuts_off_and_the_maximum_wait() {
+        let mut snapshot = fixtures::snapshot_many_pending(NOW_NS, 800);
+        // Written to for 4 s of a 2 s window: re-indexed within 6 s whatever comes.
+        snapshot.directories[0].waited_ms = 4_000;
+        let mut app = app_with(snapshot);
+        let screen = text(&draw(&mut app, 60, 24));
+        let rows = app.panel_rows[Panel::Debounce.index()];
+        assert!(
+            screen.contains(&format!("+{} more", 400 - (rows - 1))),
+            "{screen}"
+        );
+        assert!(screen.contains("1s · max 6s"), "{screen}");
+        insta::assert_snapshot!("debounce_more_60x24", screen);
+        // Scrolled to its end, nothing is cut off below.
+        press(&mut app, ratatui::crossterm::event::KeyCode::Tab);
+        press(&mut app, ratatui::crossterm::event::KeyCode::End);
+        let screen = text(&draw(&mut app, 60, 24));
+        assert!(!screen.contains("more"), "{screen}");
+        assert!(screen.contains("src/module_399"), "{screen}");
+    }
+
+    #[test]
     fn pending_files_with_ages_and_states() {
         for (width, height) in [(40, 20), (80, 24), (160, 48)] {
             let mut app = app_with(fixtures::snapshot_pending(NOW_NS));

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use super::snapshot::DirectoryState;
 use crate::engine::RelPath;
 
+/// A directory written to without a pause is re-indexed after this many windows.
+pub const MAX_WAIT_WINDOWS: u32 = 5;
+
 /// A directory with changes waiting for quiet.
 #[derive(Debug, Clone)]
 pub(super) struct DirWait {
@@ -20,7 +23,7 @@ impl DirWait {
     /// Trailing debounce with a maximum wait, so a file written continuously is still
     /// indexed.
     pub(super) fn due_at(&self, debounce: Duration) -> Instant {
-        (self.last + debounce).min(self.first + debounce * 5)
+        (self.last + debounce).min(self.first + debounce * MAX_WAIT_WINDOWS)
     }
 }
 

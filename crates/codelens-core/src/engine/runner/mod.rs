@@ -42,6 +42,7 @@ mod verdict;
 mod writer;
 
 use debounce::DebounceQueue;
+pub use debounce::MAX_WAIT_WINDOWS;
 use pending::{Pending, PendingSet};
 pub use pending::{change_from_name, state_name};
 pub use published::WriterRequest;
