@@ -16,6 +16,9 @@ use crate::telemetry::TelemetryStatus;
 
 /// How many engine events the log keeps.
 const EVENT_LOG_LEN: usize = 200;
+/// At most ten frames a second: a burst of snapshots (500 new files) is drawn as a few
+/// frames, the last of them showing where the burst ended.
+const MIN_FRAME_NS: i64 = 100_000_000;
 /// Rows moved by one mouse-wheel notch (PageUp/PageDown move by the panel's height).
 const WHEEL_ROWS: usize = 3;
 
@@ -191,6 +194,8 @@ pub struct App {
     /// Frames drawn (the event loop counts; tests and the benchmark read it).
     pub draws: u64,
     dirty: bool,
+    /// When the last frame was drawn (wall clock, ns).
+    last_draw_ns: Option<i64>,
     /// The whole second ages were last drawn at.
     drawn_second: i64,
     /// The sync age, in whole minutes, the header last showed (`None`: a clock time).
@@ -227,6 +232,7 @@ impl App {
             utc_offset_secs: 0,
             draws: 0,
             dirty: true,
+            last_draw_ns: None,
             drawn_second: now_ns / 1_000_000_000,
             drawn_sync_minute: None,
             started_as: None,
@@ -236,11 +242,19 @@ impl App {
 
     /// Whether a frame is due, and resets the flag: the loop draws only then.
     pub fn take_redraw(&mut self) -> bool {
-        let due = std::mem::take(&mut self.dirty);
-        if due {
-            self.drawn_sync_minute = self.sync_minute(self.now_ns);
+        if !self.dirty || self.frame_wait().is_some() {
+            return false;
         }
-        due
+        self.dirty = false;
+        self.last_draw_ns = Some(self.now_ns);
+        self.drawn_sync_minute = self.sync_minute(self.now_ns);
+        true
+    }
+
+    /// How long a due frame must wait to keep to ten frames a second.
+    fn frame_wait(&self) -> Option<Duration> {
+        let since = self.now_ns.saturating_sub(self.last_draw_ns?);
+        (since < MIN_FRAME_NS).then(|| Duration::from_nanos((MIN_FRAME_NS - since.max(0)) as u64))
     }
 
     /// Whether the dashboard redraws every second anyway: then ages are shown to the
@@ -285,6 +299,15 @@ impl App {
     /// How long the loop may sleep before the next tick matters; `None`: until input
     /// or the engine says something (an idle dashboard never wakes up).
     pub fn next_tick(&self) -> Option<Duration> {
+        let held_frame = self.dirty.then(|| self.frame_wait()).flatten();
+        match (self.next_clock_tick(), held_frame) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the clock alone next changes what is shown.
+    fn next_clock_tick(&self) -> Option<Duration> {
         if !self.animated() {
             // Idle: the header's sync age moves once a minute, for its first hour.
             let at = self.snapshot.as_ref()?.last_sync_ns?;
@@ -739,6 +762,36 @@ mod tests {
         assert_eq!(draws, 60, "one frame per minute of the first hour");
         assert_eq!(app.next_tick(), None);
         assert_eq!(draws_over(&mut app, start + 3 * 3600 * SECOND, 3600), 0);
+    }
+
+    #[test]
+    fn a_burst_draws_at_most_ten_frames_a_second_and_ends_drawn() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        let mut snapshot = testdata::snapshot_pending(start);
+        app.on_snapshot(Arc::new(snapshot.clone()), start);
+        assert!(app.take_redraw());
+        // 500 new files in 0.3 s, one snapshot each, as the loop sees them.
+        let mut draws = 0;
+        let mut now = start;
+        for i in 0..500 {
+            now += 600_000;
+            snapshot.seq += 1;
+            snapshot.stats.files += 1;
+            snapshot.pending[0].last_edit_ns = now - i;
+            app.on_snapshot(Arc::new(snapshot.clone()), now);
+            app.on_tick(now);
+            if app.take_redraw() {
+                draws += 1;
+            }
+        }
+        assert!((2..=3).contains(&draws), "{draws} frames in 0.3 s");
+        // The last state is drawn once the frame interval allows.
+        let wait = app.next_tick().expect("a frame is held back");
+        assert!(wait <= Duration::from_millis(100));
+        app.on_tick(now + wait.as_nanos() as i64);
+        assert!(app.take_redraw(), "the end of the burst is drawn");
+        assert!(!app.take_redraw());
     }
 
     #[test]
