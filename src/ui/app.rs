@@ -169,6 +169,8 @@ pub struct App {
     pub scroll: [usize; 4],
     /// Rows each panel showed in the last frame: a page, for PgUp/PgDn.
     pub panel_rows: [usize; 4],
+    /// Where each panel was drawn in the last frame (empty: not shown), for the mouse.
+    pub panel_areas: [ratatui::layout::Rect; 4],
     /// The selected row of the Pending list (among the files the filter keeps).
     pub pending_cursor: usize,
     /// What `/` filters the Pending list by (a part of the path), and whether it is
@@ -217,6 +219,7 @@ impl App {
             focus: Panel::Pending,
             scroll: [0; 4],
             panel_rows: [1; 4],
+            panel_areas: [ratatui::layout::Rect::default(); 4],
             pending_cursor: 0,
             filter: String::new(),
             filter_editing: false,
@@ -429,12 +432,39 @@ impl App {
         }
     }
 
+    /// A click focuses the panel under it (and, in Pending, selects the row); the
+    /// wheel scrolls the panel under the pointer, focused or not.
     pub fn on_mouse(&mut self, mouse: MouseEvent) {
-        match mouse.kind {
-            MouseEventKind::ScrollUp => self.scroll_by(-(WHEEL_ROWS as isize)),
-            MouseEventKind::ScrollDown => self.scroll_by(WHEEL_ROWS as isize),
-            _ => {}
+        if self.overlay.is_some() || self.screen != Screen::Dashboard {
+            return;
         }
+        let position = ratatui::layout::Position::new(mouse.column, mouse.row);
+        let Some(under) = Panel::ALL
+            .into_iter()
+            .find(|p| self.panel_areas[p.index()].contains(position))
+        else {
+            return;
+        };
+        let rows = match mouse.kind {
+            MouseEventKind::ScrollUp => -(WHEEL_ROWS as isize),
+            MouseEventKind::ScrollDown => WHEEL_ROWS as isize,
+            MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left) => {
+                self.focus = under;
+                let area = self.panel_areas[under.index()];
+                if under == Panel::Pending && mouse.row > area.y {
+                    let row = (mouse.row - area.y - 1) as usize;
+                    let first = self.scroll[Panel::Pending.index()];
+                    let last = self.pending_rows().len().saturating_sub(1);
+                    self.pending_cursor = (first + row).min(last);
+                }
+                self.dirty = true;
+                return;
+            }
+            _ => return,
+        };
+        let focus = std::mem::replace(&mut self.focus, under);
+        self.move_by(rows);
+        self.focus = focus;
     }
 
     /// A key press: what it changes here, and what the loop must do about it.
@@ -522,6 +552,12 @@ impl App {
             Action::Filter => {}
             Action::ToggleMouse => {
                 self.mouse_capture = !self.mouse_capture;
+                let said = if self.mouse_capture {
+                    "mouse capture on: a click focuses a panel, the wheel scrolls it"
+                } else {
+                    "mouse capture off: the terminal selects text again"
+                };
+                self.log(self.clock_time(), said.into());
                 return Some(Effect::SetMouseCapture(self.mouse_capture));
             }
             Action::SyncNow | Action::Rescan if self.screen != Screen::Dashboard => {}
@@ -571,6 +607,16 @@ impl App {
             Action::Bottom => isize::MAX / 2,
             _ => return None,
         })
+    }
+
+    /// The wall clock as `HH:MM:SS` in the local zone, for lines the app logs itself.
+    fn clock_time(&self) -> String {
+        let offset = chrono::FixedOffset::east_opt(self.utc_offset_secs)
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+        chrono::DateTime::from_timestamp_nanos(self.now_ns)
+            .with_timezone(&offset)
+            .format("%H:%M:%S")
+            .to_string()
     }
 
     /// A page of the focused panel: the rows it showed.

@@ -116,6 +116,8 @@ pub fn render(frame: &mut Frame, app: &mut App) {
 }
 
 pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) {
+    // Until panels are drawn again, the mouse finds none (the summary has none).
+    app.panel_areas = [Rect::default(); 4];
     let Some(snapshot) = app.snapshot.clone() else {
         return;
     };
@@ -162,6 +164,7 @@ pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, the
         render_telemetry(frame, app, consent, theme, true);
         render_events(frame, app, events, theme);
         app.set_visible([true, debounce.height > 0, true, events.height > 0]);
+        app.panel_areas = [pending, debounce, consent, events];
     } else {
         // In a short pane the countdowns give way: each pending row shows its own.
         let debounce_rows = if body.height < 16 { 0 } else { debounce_rows };
@@ -184,6 +187,7 @@ pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, the
         render_telemetry(frame, app, consent, theme, false);
         render_events(frame, app, events, theme);
         app.set_visible([true, debounce.height > 0, true, events.height > 0]);
+        app.panel_areas = [pending, debounce, consent, events];
     }
     render_hints(frame, hints, theme);
 }
@@ -702,6 +706,49 @@ mod tests {
         let screen = text(&draw(&mut app, 60, 24));
         assert!(!screen.contains("more"), "{screen}");
         assert!(screen.contains("src/module_399"), "{screen}");
+    }
+
+    #[test]
+    fn the_mouse_focuses_and_scrolls_the_panel_under_it() {
+        use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+        let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 200));
+        draw(&mut app, 60, 24);
+        let at = |kind, area: Rect, dy: u16| MouseEvent {
+            kind,
+            column: area.x + 2,
+            row: area.y + dy,
+            modifiers: KeyModifiers::NONE,
+        };
+        let events = app.panel_areas[Panel::Events.index()];
+        let pending = app.panel_areas[Panel::Pending.index()];
+        assert!(events.height > 0 && pending.height > 0);
+        // The wheel over Events scrolls Events, and focus stays on Pending.
+        for _ in 0..10 {
+            app.on_engine_event("10:50:00".into(), &Event::Rescan { count: 1 });
+        }
+        app.on_mouse(at(MouseEventKind::ScrollDown, events, 1));
+        assert_eq!(app.focus, Panel::Pending);
+        assert_eq!(app.scroll[Panel::Events.index()], 3);
+        app.on_mouse(at(MouseEventKind::ScrollDown, pending, 1));
+        assert_eq!(app.pending_cursor, 3);
+        // A click focuses; in Pending it selects the row clicked.
+        app.on_mouse(at(MouseEventKind::Down(MouseButton::Left), events, 1));
+        assert_eq!(app.focus, Panel::Events);
+        app.on_mouse(at(MouseEventKind::Down(MouseButton::Left), pending, 2));
+        assert_eq!((app.focus, app.pending_cursor), (Panel::Pending, 1));
+        // `m` says what it did.
+        press(&mut app, ratatui::crossterm::event::KeyCode::Char('m'));
+        assert!(
+            app.events[0].1.starts_with("mouse capture off"),
+            "{:?}",
+            app.events[0]
+        );
+        press(&mut app, ratatui::crossterm::event::KeyCode::Char('m'));
+        assert!(
+            app.events[0].1.starts_with("mouse capture on"),
+            "{:?}",
+            app.events[0]
+        );
     }
 
     #[test]
