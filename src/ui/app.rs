@@ -22,6 +22,51 @@ const MIN_FRAME_NS: i64 = 100_000_000;
 /// Rows moved by one mouse-wheel notch (PageUp/PageDown move by the panel's height).
 const WHEEL_ROWS: usize = 3;
 
+/// Syncs closer together than this join one line of the log.
+const SYNC_BURST_NS: i64 = 1_000_000_000;
+
+/// Syncs logged as one line: how many, and their added, modified, removed and ms.
+#[derive(Debug, Clone)]
+struct SyncBurst {
+    last_ns: i64,
+    syncs: u64,
+    counts: [u64; 4],
+}
+
+impl SyncBurst {
+    fn add(&mut self, counts: [u64; 4], now_ns: i64) {
+        self.syncs += 1;
+        self.last_ns = now_ns;
+        for (total, n) in self.counts.iter_mut().zip(counts) {
+            *total += n;
+        }
+    }
+
+    fn line(&self) -> String {
+        let [added, modified, removed, ms] = self.counts;
+        let what = match self.syncs {
+            1 => String::new(),
+            n => format!(" {n} directories"),
+        };
+        format!("synced{what} +{added} ~{modified} -{removed} in {ms} ms")
+    }
+
+    /// A writer's `synced +A ~M -R in D ms`, as it published it.
+    fn parse(text: &str) -> Option<[u64; 4]> {
+        let rest = text.strip_prefix("synced +")?;
+        let (added, rest) = rest.split_once(" ~")?;
+        let (modified, rest) = rest.split_once(" -")?;
+        let (removed, rest) = rest.split_once(" in ")?;
+        let ms = rest.strip_suffix(" ms")?;
+        Some([
+            added.parse().ok()?,
+            modified.parse().ok()?,
+            removed.parse().ok()?,
+            ms.parse().ok()?,
+        ])
+    }
+}
+
 /// What fills the screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Screen {
@@ -196,6 +241,8 @@ pub struct App {
     /// Frames drawn (the event loop counts; tests and the benchmark read it).
     pub draws: u64,
     dirty: bool,
+    /// The syncs logged as one line so far: a storm of directories is one line.
+    sync_burst: Option<SyncBurst>,
     /// When the last frame was drawn (wall clock, ns).
     last_draw_ns: Option<i64>,
     /// The whole second ages were last drawn at.
@@ -236,6 +283,7 @@ impl App {
             draws: 0,
             dirty: true,
             last_draw_ns: None,
+            sync_burst: None,
             drawn_second: now_ns / 1_000_000_000,
             drawn_sync_minute: None,
             started_as: None,
@@ -387,7 +435,50 @@ impl App {
         self.log(at, text.into());
     }
 
+    /// Syncs within a second of each other, with nothing logged between them, are
+    /// one line: `synced 9 directories +50 ~0 -0 in 12 ms`.
+    fn log_sync(&mut self, at: String, counts: [u64; 4]) {
+        let now = self.now_ns;
+        if let Some(burst) = &mut self.sync_burst
+            && now.saturating_sub(burst.last_ns) < SYNC_BURST_NS
+            && self
+                .events
+                .front()
+                .is_some_and(|(_, text)| *text == burst.line())
+        {
+            burst.add(counts, now);
+            let line = burst.line();
+            if let Some(front) = self.events.front_mut() {
+                front.1 = line;
+            }
+            self.dirty = true;
+            return;
+        }
+        let burst = SyncBurst {
+            last_ns: now,
+            syncs: 0,
+            counts: [0; 4],
+        };
+        let burst = self.sync_burst.insert(burst);
+        burst.add(counts, now);
+        let line = burst.line();
+        self.log(at, line);
+    }
+
     pub fn on_engine_event(&mut self, at: String, event: &Event) {
+        let counts = match event {
+            Event::Synced {
+                added,
+                modified,
+                removed,
+                duration_ms,
+            } => Some([*added, *modified, *removed, *duration_ms]),
+            Event::FromWriter { text, .. } => SyncBurst::parse(text),
+            _ => None,
+        };
+        if let Some(counts) = counts {
+            return self.log_sync(at, counts);
+        }
         // The pending list itself shows how many files wait; the log keeps what happened.
         if matches!(event, Event::PendingChanged { .. }) {
             return;
@@ -537,6 +628,14 @@ impl App {
                 self.filter_editing = true;
             }
             Action::Open | Action::Copy if self.screen != Screen::Dashboard => {}
+            // On the Events panel, Enter shows the top line in full.
+            Action::Open if self.focus == Panel::Events => {
+                let (at, text) = self
+                    .events
+                    .get(self.scroll[Panel::Events.index()])
+                    .or(self.events.back())?;
+                self.overlay = Some(Overlay::Notice(format!("{at} {text}")));
+            }
             Action::Open => {
                 let (path, change) = self.selected_pending()?;
                 if change == crate::engine::reconcile::Change::Deleted {
@@ -1071,6 +1170,60 @@ mod tests {
                 "follower: another engine keeps the index",
                 "engine started: writer"
             ]
+        );
+    }
+
+    #[test]
+    fn a_storm_of_syncs_is_one_line_and_enter_shows_an_event_in_full() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        app.on_snapshot(Arc::new(testdata::snapshot_in_sync()), start);
+        let synced = |added| Event::Synced {
+            added,
+            modified: 0,
+            removed: 0,
+            duration_ms: 1,
+        };
+        for i in 0..8 {
+            app.on_tick(start + i * SECOND / 20);
+            app.on_engine_event("10:00:00".into(), &synced(6));
+        }
+        // A follower's copy of its writer's sync joins the same line.
+        app.on_engine_event(
+            "10:00:00".into(),
+            &Event::FromWriter {
+                at_ns: start,
+                text: "synced +2 ~0 -0 in 4 ms".into(),
+            },
+        );
+        let texts: Vec<&str> = app.events.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["synced 9 directories +50 ~0 -0 in 12 ms"]);
+        // Seconds later, or after another line, a new one starts.
+        app.on_tick(start + 5 * SECOND);
+        app.on_engine_event("10:00:05".into(), &synced(1));
+        app.on_engine_event(
+            "10:00:05".into(),
+            &Event::Error("disk full: a long message".into()),
+        );
+        app.on_engine_event("10:00:05".into(), &synced(1));
+        let texts: Vec<&str> = app.events.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "synced +1 ~0 -0 in 1 ms",
+                "error: disk full: a long message",
+                "synced +1 ~0 -0 in 1 ms",
+                "synced 9 directories +50 ~0 -0 in 12 ms",
+            ]
+        );
+        app.focus = Panel::Events;
+        app.scroll[Panel::Events.index()] = 1;
+        app.on_key(press(KeyCode::Enter));
+        assert_eq!(
+            app.overlay,
+            Some(Overlay::Notice(
+                "10:00:05 error: disk full: a long message".into()
+            ))
         );
     }
 

@@ -159,7 +159,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "Enter",
         hint: Some((7, "⏎ open")),
-        help: "open the selected pending file in $VISUAL or $EDITOR",
+        help: "open the selected pending file in $VISUAL or $EDITOR (Events: the line in full)",
         action: Action::Open,
         matches: |k| plain(k, KeyCode::Enter),
     },

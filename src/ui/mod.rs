@@ -169,6 +169,8 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
                 None
             }
             UiEvent::Engine(event) => {
+                // Its time decides whether a sync joins the line of the one before.
+                app.on_tick(now);
                 // The writer's own events carry the moment it logged them.
                 let at = match &event {
                     engine::Event::FromWriter { at_ns, .. } => {
