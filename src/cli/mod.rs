@@ -94,7 +94,14 @@ pub(crate) fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("codelens: {error:#}");
+            // A message that names the command already (`codelens tui needs a
+            // terminal`) is not prefixed again.
+            let message = format!("{error:#}");
+            if message.starts_with("codelens ") {
+                eprintln!("{message}");
+            } else {
+                eprintln!("codelens: {message}");
+            }
             let code = if error.is::<UsageError>() {
                 i32::from(EXIT_USAGE)
             } else {

@@ -134,18 +134,31 @@ pub struct TelemetryView {
     pub machine_id: Option<String>,
     pub buffer_bytes: u64,
     pub pending_days: usize,
+    /// The stored choice, shown under an environment switch that overrides it.
+    pub stored_choice: Option<bool>,
 }
 
 impl TelemetryView {
     pub fn from_status(status: &TelemetryStatus) -> TelemetryView {
         TelemetryView {
             enabled: status.enabled,
-            decided_by: status.decided_by.describe(),
+            decided_by: decided_label(&status.decided_by),
             env_locked: status.decided_by.is_env(),
             machine_id: status.machine_id.clone(),
             buffer_bytes: status.buffer_bytes,
             pending_days: status.pending_days.len(),
+            stored_choice: status.stored_choice,
         }
+    }
+}
+
+/// Who decided, as the dashboard says it: a stored choice is the user's, whether it was
+/// made with `codelens telemetry on|off` or here (never claim a command was run).
+fn decided_label(decider: &crate::telemetry::Decider) -> String {
+    use crate::telemetry::Decider;
+    match decider {
+        Decider::UserOn | Decider::UserOff => "your choice".into(),
+        other => other.describe(),
     }
 }
 
@@ -479,6 +492,16 @@ impl App {
         if let Some(counts) = counts {
             return self.log_sync(at, counts);
         }
+        // The engine names the stored choice as the CLI would; here it was the user's.
+        if let Event::TelemetryChanged {
+            enabled,
+            decided_by,
+        } = event
+            && decided_by.starts_with("codelens telemetry")
+        {
+            let state = if *enabled { "on" } else { "off" };
+            return self.log(at, format!("telemetry {state} (your choice)"));
+        }
         // The pending list itself shows how many files wait; the log keeps what happened.
         if matches!(event, Event::PendingChanged { .. }) {
             return;
@@ -665,7 +688,7 @@ impl App {
             Action::Telemetry => {
                 self.overlay = Some(if self.telemetry.env_locked {
                     Overlay::Notice(format!(
-                        "Telemetry is {} by {}: an environment variable decides, and the dashboard cannot override it.",
+                        "Telemetry is {}: {}. An environment variable decides, and the dashboard cannot override it.",
                         if self.telemetry.enabled { "on" } else { "off" },
                         self.telemetry.decided_by
                     ))

@@ -362,7 +362,7 @@ fn telemetry_consent_from_the_dashboard_is_what_the_cli_reports() {
     });
     tmux.keys(&["y"]);
     tmux.wait_for("telemetry on", |pane| {
-        pane.contains("on (codelens telemetry on)")
+        pane.contains("on (your choice)")
     });
     let status = Command::new(BIN)
         .args(["telemetry", "status"])
@@ -457,5 +457,9 @@ fn without_a_terminal_it_says_so() {
     let repo = small_repo();
     let out = common::codelens_in(&repo.root(), &["tui"]);
     let message = common::assert_one_line_error(&out, 1);
-    assert!(message.contains("needs a terminal"), "{message}");
+    assert!(
+        message.contains("codelens tui needs a terminal"),
+        "{message}"
+    );
+    assert!(!message.contains("codelens: codelens"), "{message}");
 }

@@ -294,22 +294,19 @@ pub(super) fn render_mismatch(
             ),
             theme.warning(),
         ),
-        Line::from(fit_right(
-            &format!(
-                "worktree {} · {}",
-                branch(&m.worktree_branch),
-                show_path(app, &m.worktree_root)
-            ),
+        // Paths give way from the left: their tail is what tells two worktrees apart.
+        path_line(
+            "worktree",
+            &branch(&m.worktree_branch),
+            &show_path(app, &m.worktree_root),
             width,
-        )),
-        Line::from(fit_right(
-            &format!(
-                "index    {} · {}{main_checkout}",
-                branch(&m.index_branch),
-                show_path(app, &m.index_root),
-            ),
+        ),
+        path_line(
+            "index   ",
+            &branch(&m.index_branch),
+            &format!("{}{main_checkout}", show_path(app, &m.index_root)),
             width,
-        )),
+        ),
     ];
     let fix = Line::from(vec![
         Span::styled("fix: ", theme.title()),
@@ -324,6 +321,14 @@ pub(super) fn render_mismatch(
         .border_style(theme.warning())
         .title(Span::styled(" ⚠ wrong index ", theme.warning()));
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `worktree feature · …/app/wt/feature`: the label and branch, then the path cut from
+/// the left to what is left of `width`.
+fn path_line<'a>(label: &str, branch: &str, path: &str, width: usize) -> Line<'a> {
+    let lead = fit_right(&format!("{label} {branch} · "), width);
+    let room = width.saturating_sub(lead.width());
+    Line::from(format!("{lead}{}", fit_left(path, room)))
 }
 
 /// `1 file`, `12,408 files`.

@@ -335,6 +335,7 @@ mod tests {
             &Event::CatchupFinished {
                 found: 3,
                 duration_ms: 41,
+                rescan: false,
             },
         );
         app.on_engine_event(
@@ -377,6 +378,7 @@ mod tests {
             buffer_path: PathBuf::from("/home/dev/.codelens/telemetry-buffer.json"),
             buffer_bytes: 2_100,
             pending_days: vec!["2026-11-24".into()],
+            stored_choice: Some(true),
         }
     }
 
@@ -752,6 +754,44 @@ mod tests {
     }
 
     #[test]
+    fn wording_says_what_is_true() {
+        // A worktree reading another checkout's index is never "in sync".
+        let mut snapshot = fixtures::snapshot_mismatch(NOW_NS);
+        snapshot.pending.clear();
+        snapshot.directories.clear();
+        snapshot.freshness = Freshness::Verified {
+            basis: crate::engine::freshness::Basis::Watcher,
+        };
+        let mut app = app_with(snapshot);
+        let screen = text(&draw(&mut app, 80, 30));
+        assert!(
+            screen.contains("edits in this worktree are not tracked"),
+            "{screen}"
+        );
+        assert!(!screen.contains("in sync"), "{screen}");
+        // One change, and a rescan logged as one.
+        let caught = Event::CatchupFinished {
+            found: 1,
+            duration_ms: 4,
+            rescan: false,
+        };
+        assert_eq!(caught.to_string(), "catch-up: 1 change found in 4 ms");
+        let rescanned = Event::CatchupFinished {
+            found: 2,
+            duration_ms: 4,
+            rescan: true,
+        };
+        assert_eq!(rescanned.to_string(), "rescan: 2 changes found in 4 ms");
+        // The no-index screen offers only the keys that work there.
+        let mut app = App::new(true, true, NOW_NS);
+        app.set_screen(Screen::NoIndex {
+            root: PathBuf::from("/src/app"),
+        });
+        let screen = text(&draw(&mut app, 60, 12));
+        assert_eq!(screen.lines().last(), Some("y build · q quit"), "{screen}");
+    }
+
+    #[test]
     fn pending_files_with_ages_and_states() {
         for (width, height) in [(40, 20), (80, 24), (160, 48)] {
             let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
@@ -827,7 +867,9 @@ mod tests {
         snapshot.telemetry = telemetry_on();
         let mut on = app_with(snapshot);
         let screen = text(&draw(&mut on, 80, 24));
-        assert!(screen.contains("on (codelens telemetry on)"), "{screen}");
+        // Stored here or by the CLI alike: never claim a command was run.
+        assert!(screen.contains("on (your choice)"), "{screen}");
+        assert!(!screen.contains("codelens telemetry on"), "{screen}");
         assert!(screen.contains("1a2b3c4d"), "{screen}");
         insta::assert_snapshot!("consent_on_80x24", screen);
         let wide = text(&draw(&mut on, 160, 48));
@@ -846,6 +888,16 @@ mod tests {
         let screen = text(&draw(&mut app, 80, 24));
         assert!(screen.contains("DO_NOT_TRACK=1"), "{screen}");
         assert!(screen.contains("not changeable here"), "{screen}");
+        assert!(screen.contains("stored choice: none (off)"), "{screen}");
+        app.overlay = None;
+        app.on_key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Char('t'),
+        ));
+        assert!(
+            matches!(&app.overlay, Some(Overlay::Notice(text)) if text.starts_with("Telemetry is off: DO_NOT_TRACK=1.")),
+            "{:?}",
+            app.overlay
+        );
     }
 
     #[test]

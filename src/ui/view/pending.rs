@@ -76,8 +76,16 @@ pub(super) fn render_pending(
         return;
     }
     if count == 0 {
-        // "In sync" is a promise only the verified verdict makes.
+        // "In sync" is a promise only the verified verdict makes, and never while this
+        // worktree reads another checkout's index: its own edits are not watched.
         let line = match snapshot.freshness.unverified() {
+            _ if snapshot.worktree_mismatch.is_some() => Line::styled(
+                fit_right(
+                    "⚠ edits in this worktree are not tracked (w: its own index)",
+                    inner.width as usize,
+                ),
+                theme.warning(),
+            ),
             None => Line::styled(
                 fit_right("✓ index in sync", inner.width as usize),
                 theme.ok(),

@@ -143,7 +143,18 @@ pub(super) fn render_message_screen(
         Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         body,
     );
-    render_hints(frame, hints, theme);
+    // Only the keys that work on this screen.
+    let keys = match screen {
+        Screen::NoIndex { .. } => "y build · q quit",
+        _ => "q quit",
+    };
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            fit_right(keys, hints.width as usize),
+            theme.dim(),
+        )),
+        hints,
+    );
 }
 
 /// `▕█████░░░░▏`-style progress in `width` cells (plain characters: no colour needed).

@@ -63,6 +63,18 @@ pub(super) fn render_telemetry(
         ]),
         width,
     )];
+    // Under an environment switch, the choice it overrides (what applies without it).
+    if t.env_locked {
+        let stored = match t.stored_choice {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "none (off)",
+        };
+        lines.push(Line::styled(
+            fit_right(&format!("stored choice: {stored}"), width),
+            theme.dim(),
+        ));
+    }
     if t.enabled {
         let id = t.machine_id.as_deref().unwrap_or("none yet");
         lines.push(Line::from(fit_right(

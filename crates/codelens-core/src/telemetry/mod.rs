@@ -112,6 +112,9 @@ pub struct TelemetryStatus {
     pub buffer_bytes: u64,
     /// `YYYY-MM-DD` days buffered, not yet sent.
     pub pending_days: Vec<String>,
+    /// The choice stored by `codelens telemetry on|off` (or the dashboard), whatever
+    /// decides now: an environment switch may override it.
+    pub stored_choice: Option<bool>,
 }
 
 impl TelemetryStatus {
@@ -270,6 +273,7 @@ pub fn status(env: &TelemetryEnv) -> TelemetryStatus {
         buffer_path,
         buffer_bytes,
         pending_days,
+        stored_choice: consent.map(|c| c.enabled),
     }
 }
 

@@ -200,6 +200,8 @@ pub enum Event {
     CatchupFinished {
         found: usize,
         duration_ms: u64,
+        /// Asked for (`r`, a follower's request) or after lost events: a rescan.
+        rescan: bool,
     },
     Synced {
         added: u64,
@@ -254,8 +256,14 @@ impl std::fmt::Display for Event {
             Event::RoleChanged(Role::Follower) => {
                 write!(f, "follower: another engine keeps the index")
             }
-            Event::CatchupFinished { found, duration_ms } => {
-                write!(f, "catch-up: {found} changes found in {duration_ms} ms")
+            Event::CatchupFinished {
+                found,
+                duration_ms,
+                rescan,
+            } => {
+                let what = if *rescan { "rescan" } else { "catch-up" };
+                let changes = if *found == 1 { "change" } else { "changes" };
+                write!(f, "{what}: {found} {changes} found in {duration_ms} ms")
             }
             Event::Synced {
                 added,

@@ -353,12 +353,14 @@ impl Worker {
             found: count,
             duration_ms,
         };
+        let rescan = self.rescanning;
         self.rescanning = false;
         self.last_seen_generation = generation;
         self.persist_pending();
         self.shared.emit(Event::CatchupFinished {
             found: count,
             duration_ms,
+            rescan,
         });
         self.refresh_watcher_status();
         self.publish();
