@@ -94,14 +94,7 @@ pub(crate) fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // A message that names the command already (`codelens tui needs a
-            // terminal`) is not prefixed again.
-            let message = format!("{error:#}");
-            if message.starts_with("codelens ") {
-                eprintln!("{message}");
-            } else {
-                eprintln!("codelens: {message}");
-            }
+            eprintln!("codelens: {error:#}");
             let code = if error.is::<UsageError>() {
                 i32::from(EXIT_USAGE)
             } else {

@@ -72,7 +72,8 @@ static DEFERRED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        anyhow::bail!("codelens tui needs a terminal (use `codelens status` in scripts)");
+        // After the `codelens: ` every error line starts with: the command, not again.
+        anyhow::bail!("the dashboard (`tui`) needs a terminal; use `codelens status` in scripts");
     }
     let start = start
         .canonicalize()

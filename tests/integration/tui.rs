@@ -361,9 +361,7 @@ fn telemetry_consent_from_the_dashboard_is_what_the_cli_reports() {
         pane.contains("Turn on anonymous telemetry?")
     });
     tmux.keys(&["y"]);
-    tmux.wait_for("telemetry on", |pane| {
-        pane.contains("on (your choice)")
-    });
+    tmux.wait_for("telemetry on", |pane| pane.contains("on (your choice)"));
     let status = Command::new(BIN)
         .args(["telemetry", "status"])
         .current_dir(repo.root())
@@ -458,7 +456,7 @@ fn without_a_terminal_it_says_so() {
     let out = common::codelens_in(&repo.root(), &["tui"]);
     let message = common::assert_one_line_error(&out, 1);
     assert!(
-        message.contains("codelens tui needs a terminal"),
+        message.starts_with("codelens: the dashboard (`tui`) needs a terminal"),
         "{message}"
     );
     assert!(!message.contains("codelens: codelens"), "{message}");

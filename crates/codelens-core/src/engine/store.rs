@@ -889,21 +889,7 @@ impl Batch<'_> {
     pub fn replace_dir_cache(&self, cache: &DirCache) -> Result<()> {
         self.tx.execute("DELETE FROM dirs", [])?;
         self.tx.execute("DELETE FROM ignore_sources", [])?;
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO dirs (path, size, mtime_ns, ctime_ns, inode, listed_at_ns, nested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for dir in &cache.dirs {
-            let s = &dir.stat;
-            stmt.execute(params![
-                dir.path.as_bytes(),
-                s.size as i64,
-                s.mtime_ns,
-                s.ctime_ns,
-                s.inode as i64,
-                dir.listed_at_ns,
-                dir.nested
-            ])?;
-        }
+        self.insert_cached_dirs(&cache.dirs)?;
         let mut stmt = self.tx.prepare_cached(
             "INSERT OR REPLACE INTO ignore_sources (path, size, mtime_ns, ctime_ns, inode) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -928,10 +914,15 @@ impl Batch<'_> {
     /// listed again next time, as [`Batch::forget_dir_cache_of`] does.
     pub fn record_dir_cache_of(&self, dir: &RelPath, listed: &[CachedDir]) -> Result<()> {
         self.forget_dir_cache_of(dir, true)?;
+        self.insert_cached_dirs(listed)
+    }
+
+    /// Writes directory-cache entries (over any with the same path).
+    fn insert_cached_dirs(&self, dirs: &[CachedDir]) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT OR REPLACE INTO dirs (path, size, mtime_ns, ctime_ns, inode, listed_at_ns, nested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for dir in listed {
+        for dir in dirs {
             let s = &dir.stat;
             stmt.execute(params![
                 dir.path.as_bytes(),

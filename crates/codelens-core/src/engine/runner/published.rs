@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::debounce::path_in_dir;
 use super::*;
+use crate::engine::store;
 
 /// Meta keys.
 pub(super) const DEBOUNCE_KEY: &str = "writer_debounce";
@@ -162,22 +163,26 @@ impl Worker {
             _ => request,
         };
         let row = format!("{} {} {}", request.name(), self.engine_id, now_ns());
-        let store = &mut self.store;
-        let written = match self.project.try_lock_for_writing() {
-            Ok(Some(_lock)) => (|| {
-                let batch = store.batch()?;
-                batch.set_meta(REQUEST_KEY, &row)?;
-                batch.commit()
-            })()
-            .is_ok(),
-            _ => false,
-        };
-        if written {
+        if self.write_meta_now(|batch| batch.set_meta(REQUEST_KEY, &row)) {
             self.request_to_send = None;
             self.shared.emit(Event::WriterAsked {
                 rescan: request == WriterRequest::Rescan,
             });
         }
+    }
+
+    /// One small write of meta rows, if the index lock is free now (no wait): whether
+    /// it was written.
+    fn write_meta_now(&mut self, write: impl FnOnce(&store::Batch<'_>) -> Result<()>) -> bool {
+        let Ok(Some(_lock)) = self.project.try_lock_for_writing() else {
+            return false;
+        };
+        let written = (|| {
+            let batch = self.store.batch()?;
+            write(&batch)?;
+            batch.commit()
+        })();
+        written.is_ok()
     }
 
     /// A writer's poll: takes a follower's request (deleting exactly the row it read, so
@@ -186,17 +191,7 @@ impl Worker {
         let Some(row) = self.store.meta(REQUEST_KEY).ok().flatten() else {
             return;
         };
-        let store = &mut self.store;
-        let taken = match self.project.try_lock_for_writing() {
-            Ok(Some(_lock)) => (|| {
-                let batch = store.batch()?;
-                batch.delete_meta_if(REQUEST_KEY, &row)?;
-                batch.commit()
-            })()
-            .is_ok(),
-            _ => false,
-        };
-        if !taken {
+        if !self.write_meta_now(|batch| batch.delete_meta_if(REQUEST_KEY, &row)) {
             return;
         }
         let Some(request) = WriterRequest::parse(&row) else {
