@@ -339,6 +339,35 @@ fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
 }
 
 #[test]
+fn a_burst_of_new_files_is_drawn_at_most_ten_frames_a_second() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let before = tmux.draws();
+    let started = Instant::now();
+    for i in 0..500 {
+        repo.write(&format!("burst/f{i:03}.py"), "x = 1\n");
+    }
+    tmux.wait_for("the burst indexed", |pane| {
+        pane.contains("index in sync") && pane.contains("synced")
+    });
+    // Frames are counted, not timed: the cap allows ten per second that passed (and
+    // one either side of the window).
+    let allowed = 10 * started.elapsed().as_secs().saturating_add(1) + 2;
+    let drawn = tmux.draws() - before;
+    assert!(
+        drawn <= allowed,
+        "{drawn} frames, at most {allowed} allowed"
+    );
+    assert!(drawn > 0, "the burst was drawn");
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
 fn telemetry_consent_from_the_dashboard_is_what_the_cli_reports() {
     let repo = small_repo();
     let tmux = Tmux::start(&repo.root());
