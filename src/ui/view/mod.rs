@@ -508,6 +508,19 @@ mod tests {
             crate::engine::freshness::Unverified::WriterNotResponding { secs: 14 },
         ));
         insta::assert_snapshot!("writer_not_responding_panes", at_every_pane(&mut app));
+        // Every other reason, at the three side-pane sizes, in one file.
+        let others: Vec<String> = fixtures::unverified_reasons()
+            .into_iter()
+            .map(|reason| {
+                let mut app = app_with(fixtures::snapshot_unverified(NOW_NS, reason.clone()));
+                let screens: Vec<String> = [(40, 20), (60, 24), (80, 30)]
+                    .into_iter()
+                    .map(|(w, h)| format!("{w}x{h}:\n{}", text(&draw(&mut app, w, h))))
+                    .collect();
+                format!("== {reason:?}\n{}", screens.join("\n"))
+            })
+            .collect();
+        insta::assert_snapshot!("every_unverified_reason", others.join("\n"));
     }
 
     #[test]
