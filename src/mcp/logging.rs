@@ -34,7 +34,8 @@ fn level_of(event: &Event) -> Option<LoggingLevel> {
         Event::WatcherChanged { .. } | Event::RoleChanged(_) | Event::CatchupFinished { .. } => {
             LoggingLevel::Info
         }
-        Event::Synced { .. } => LoggingLevel::Debug,
+        Event::Synced { .. } | Event::FromWriter { .. } => LoggingLevel::Debug,
+        Event::WriterAsked { .. } | Event::WriterRequestTaken { .. } => LoggingLevel::Info,
         Event::PendingChanged { .. } | Event::TelemetryChanged { .. } => return None,
     })
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::engine::banner::{PendingEntry, PendingState};
-use crate::engine::freshness::{Basis, Freshness};
+use crate::engine::freshness::{Basis, Freshness, Unverified};
 use crate::engine::reconcile::Change;
 use crate::engine::runner::DirectoryState;
 use crate::engine::store::IndexStats;
@@ -57,14 +57,14 @@ pub fn snapshot_in_sync() -> Snapshot {
 }
 
 /// Three pending files in two directories, in each state the engine reports, edited
-/// 3 s, 72 s and 2 h before `now_ns`.
+/// 3 s, 72 s and 2 h before `now_ns`: one modified, one added, one deleted.
 pub fn snapshot_pending(now_ns: i64) -> Snapshot {
-    let entry = |path: &str, ago: i64, state| PendingEntry {
+    let entry = |path: &str, ago: i64, state, change| PendingEntry {
         path: path.into(),
         first_edit_ns: now_ns - ago * SECOND,
         last_edit_ns: now_ns - ago * SECOND,
         state,
-        change: Change::Modified,
+        change,
     };
     Snapshot {
         seq: 8,
@@ -75,13 +75,15 @@ pub fn snapshot_pending(now_ns: i64) -> Snapshot {
                 PendingState::Waiting {
                     reindex_in_ms: Some(1600),
                 },
+                Change::Modified,
             ),
             entry(
                 "web/app.ts",
                 72,
                 PendingState::Retrying { attempt: 2, of: 5 },
+                Change::Added,
             ),
-            entry("go/main.go", 7200, PendingState::Failed),
+            entry("go/main.go", 7200, PendingState::Failed, Change::Deleted),
         ],
         directories: vec![
             DirectoryState {
@@ -156,4 +158,59 @@ pub fn snapshot_mismatch(now_ns: i64) -> Snapshot {
         worktree_mismatch: Some(mismatch()),
         ..snapshot_pending(now_ns)
     }
+}
+
+/// Unverified for `reason`, with the one pending file the engine's own scan found.
+pub fn snapshot_unverified(now_ns: i64, reason: Unverified) -> Snapshot {
+    let mut snapshot = snapshot_pending(now_ns);
+    snapshot.pending.truncate(1);
+    snapshot.pending[0].state = PendingState::Unsynced;
+    snapshot.directories.clear();
+    if reason == Unverified::WatcherOff {
+        snapshot.watcher.mode = WatchMode::Disabled;
+        snapshot.watcher.reason = "CODELENS_NO_WATCH=1".into();
+    }
+    snapshot.freshness = Freshness::Unverified { reason, pending: 1 };
+    snapshot
+}
+
+/// Every reason the engine gives for an unverified verdict.
+pub fn unverified_reasons() -> Vec<Unverified> {
+    vec![
+        Unverified::CatchingUp {
+            checked: 0,
+            total: 0,
+        },
+        Unverified::CatchingUp {
+            checked: 120,
+            total: 4_000,
+        },
+        Unverified::CatchUpFailed {
+            error: "permission denied".into(),
+        },
+        Unverified::WatcherOff,
+        Unverified::WatcherDegraded { unwatched_dirs: 12 },
+        Unverified::WriterNotResponding { secs: 14 },
+        Unverified::IndexLocked { retry: 2 },
+        Unverified::Rescanning,
+        Unverified::WriterBusy,
+    ]
+}
+
+/// A follower showing its writer's debounce windows (published through the index) and
+/// the countdown of each file waiting in them.
+pub fn snapshot_follower_debounce(now_ns: i64) -> Snapshot {
+    let mut snapshot = snapshot_pending(now_ns);
+    snapshot.role = Role::Follower;
+    snapshot.catchup = Catchup::NotStarted;
+    snapshot.watcher.reason = "the writer engine's watcher: inotify".into();
+    snapshot.pending[1].state = PendingState::Waiting {
+        reindex_in_ms: Some(500),
+    };
+    snapshot.pending.truncate(2);
+    snapshot.freshness = Freshness::Pending {
+        files: 2,
+        basis: Basis::Watcher,
+    };
+    snapshot
 }

@@ -20,6 +20,12 @@ pub enum Action {
     InitWorktree,
     Rescan,
     ToggleMouse,
+    /// Filter the Pending list (`/`).
+    Filter,
+    /// Open the selected pending file in the editor.
+    Open,
+    /// Copy the selected pending file's path (OSC 52).
+    Copy,
 }
 
 pub struct Binding {
@@ -151,6 +157,27 @@ pub const BINDINGS: &[Binding] = &[
         },
     },
     Binding {
+        keys: "Enter",
+        hint: Some((7, "⏎ open")),
+        help: "open the selected pending file in $VISUAL or $EDITOR (Events: the line in full)",
+        action: Action::Open,
+        matches: |k| plain(k, KeyCode::Enter),
+    },
+    Binding {
+        keys: "/",
+        hint: Some((8, "/ filter")),
+        help: "filter the pending files (Enter keeps it, Esc clears it)",
+        action: Action::Filter,
+        matches: |k| plain(k, KeyCode::Char('/')),
+    },
+    Binding {
+        keys: "c",
+        hint: None,
+        help: "copy the selected pending file's path (OSC 52: the terminal's clipboard)",
+        action: Action::Copy,
+        matches: |k| plain(k, KeyCode::Char('c')),
+    },
+    Binding {
         keys: "m",
         hint: None,
         help: "mouse capture on/off (off: the terminal's own text selection works)",
@@ -224,14 +251,20 @@ mod tests {
             (KeyCode::Char('w'), KeyModifiers::NONE, Action::InitWorktree),
             (KeyCode::Char('r'), KeyModifiers::NONE, Action::Rescan),
             (KeyCode::Char('G'), KeyModifiers::SHIFT, Action::Bottom),
+            (KeyCode::Enter, KeyModifiers::NONE, Action::Open),
+            (KeyCode::Char('/'), KeyModifiers::NONE, Action::Filter),
+            // Copying is `c`, never the `y` that confirms a dialog.
+            (KeyCode::Char('c'), KeyModifiers::NONE, Action::Copy),
         ];
         for (code, modifiers, action) in cases {
             assert_eq!(action_for(&key(code, modifiers)), Some(action), "{code:?}");
         }
-        assert_eq!(
-            action_for(&key(KeyCode::Char('x'), KeyModifiers::NONE)),
-            None
-        );
+        for free in ['x', 'y'] {
+            assert_eq!(
+                action_for(&key(KeyCode::Char(free), KeyModifiers::NONE)),
+                None
+            );
+        }
         assert_eq!(
             action_for(&key(KeyCode::Char('s'), KeyModifiers::CONTROL)),
             None

@@ -34,7 +34,7 @@ use ratatui::crossterm::{cursor, execute};
 
 use crate::config::Config;
 use crate::engine::project::Project;
-use crate::engine::{self, Engine, EngineOptions, Role, Snapshot, now_ns, reconcile};
+use crate::engine::{self, Engine, EngineOptions, Snapshot, now_ns, reconcile};
 use crate::telemetry;
 use app::{App, Effect, Screen, TelemetryView};
 
@@ -72,7 +72,8 @@ static DEFERRED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        anyhow::bail!("codelens tui needs a terminal (use `codelens status` in scripts)");
+        // After the `codelens: ` every error line starts with: the command, not again.
+        anyhow::bail!("the dashboard (`tui`) needs a terminal; use `codelens status` in scripts");
     }
     let start = start
         .canonicalize()
@@ -105,7 +106,8 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
     install_panic_hook();
     let guard = TerminalGuard::enter(options.mouse_capture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    spawn_input_reader(tx.clone());
+    let input = InputGate::default();
+    spawn_input_reader(tx.clone(), input.clone());
     // The consent panel is right before any engine exists (the no-index screen too).
     spawn_telemetry_status(&tx, engine_options.telemetry.clone());
     attach(&tx, Project::find(&start), engine_options.clone());
@@ -168,7 +170,19 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
                 None
             }
             UiEvent::Engine(event) => {
-                app.on_engine_event(time(), &event);
+                // Its time decides whether a sync joins the line of the one before.
+                app.on_tick(now);
+                // The writer's own events carry the moment it logged them.
+                let at = match &event {
+                    engine::Event::FromWriter { at_ns, .. } => {
+                        chrono::DateTime::from_timestamp_nanos(*at_ns)
+                            .with_timezone(&chrono::Local)
+                            .format("%H:%M:%S")
+                            .to_string()
+                    }
+                    _ => time(),
+                };
+                app.on_engine_event(at, &event);
                 None
             }
             UiEvent::EngineStopped(reason) => {
@@ -243,14 +257,12 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
         match effect {
             None => {}
             Some(Effect::Quit) => break Ok(()),
-            Some(Effect::Engine(command)) => match &engine {
-                Some(engine) if engine.snapshot().role == Role::Writer => engine.send(command),
-                Some(_) => app.log(
-                    time(),
-                    "another process's engine keeps this index: it syncs and rescans".into(),
-                ),
-                None => {}
-            },
+            // A follower's engine passes `s` and `r` on to its writer, and says so.
+            Some(Effect::Engine(command)) => {
+                if let Some(engine) = &engine {
+                    engine.send(command);
+                }
+            }
             Some(Effect::SetTelemetry(on)) => match &engine {
                 Some(engine) if engine.is_running() => {
                     engine.send(engine::Command::SetTelemetry(on))
@@ -271,6 +283,30 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
                     });
                 }
             },
+            Some(Effect::OpenInEditor(path)) => match &config.editor {
+                None => app.log(
+                    time(),
+                    "set $VISUAL or $EDITOR to open files from the dashboard".into(),
+                ),
+                Some(editor) => {
+                    input.pause();
+                    let opened = open_in_editor(editor, &path, app.mouse_capture);
+                    input.resume();
+                    let _ = terminal.clear();
+                    app.mark_dirty();
+                    if let Err(error) = opened {
+                        app.log(time(), format!("error: {editor}: {error}"));
+                    }
+                }
+            },
+            Some(Effect::Copy(text)) => {
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
+                let mut out = std::io::stdout();
+                let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+                let _ = out.flush();
+                app.log(time(), format!("copied {text} (OSC 52)"));
+            }
             Some(Effect::SetMouseCapture(on)) => {
                 let mut out = std::io::stdout();
                 let _ = if on {
@@ -477,9 +513,69 @@ fn spawn_build(tx: &Sender<UiEvent>, dir: PathBuf, own_worktree: bool, progress:
     });
 }
 
-fn spawn_input_reader(tx: Sender<UiEvent>) {
+/// Lets the input reader stand aside while an editor has the terminal: it must not
+/// read (and so take) the editor's keys.
+#[derive(Clone, Default)]
+struct InputGate {
+    paused: Arc<AtomicBool>,
+    /// The reader has seen the pause and reads nothing until it is lifted.
+    standing_aside: Arc<AtomicBool>,
+}
+
+impl InputGate {
+    fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        // The reader polls at most 50 ms at a time.
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while !self.standing_aside.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Leaves the dashboard's terminal modes, runs `editor` on `path` until it exits, and
+/// enters them again.
+fn open_in_editor(editor: &str, path: &Path, mouse_capture: bool) -> anyhow::Result<()> {
+    restore_terminal();
+    // `$EDITOR` may carry arguments (`code --wait`): split as a shell would, simply.
+    let mut words = editor.split_whitespace();
+    let program = words.next().context("the editor command is empty")?;
+    let status = std::process::Command::new(program)
+        .args(words)
+        .arg(path)
+        .status();
+    let mut out = std::io::stdout();
+    terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+    execute!(out, EnterAlternateScreen, cursor::Hide)?;
+    if mouse_capture {
+        execute!(out, EnableMouseCapture)?;
+    }
+    let status = status.with_context(|| format!("cannot run {program}"))?;
+    anyhow::ensure!(status.success(), "exited with {status}");
+    Ok(())
+}
+
+fn spawn_input_reader(tx: Sender<UiEvent>, gate: InputGate) {
     std::thread::spawn(move || {
         loop {
+            if gate.paused.load(Ordering::SeqCst) {
+                gate.standing_aside.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            gate.standing_aside.store(false, Ordering::SeqCst);
+            match term_event::poll(Duration::from_millis(50)) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(_) => {
+                    let _ = tx.send(UiEvent::Signal);
+                    break;
+                }
+            }
             let event = match term_event::read() {
                 Ok(TermEvent::Key(key)) => UiEvent::Key(key),
                 Ok(TermEvent::Mouse(mouse)) => UiEvent::Mouse(mouse),

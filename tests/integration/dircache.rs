@@ -319,14 +319,49 @@ fn an_engine_started_on_a_settled_tree_sees_edits_in_every_directory() {
     drop(engine);
 }
 
+/// A directory created under a running engine, and indexed by it alone, is known to
+/// the next engine from its start: not crawled again as if it had just appeared, which
+/// showed as a debounce window with no file in it on every start until a CLI sync.
+#[test]
+fn a_directory_the_engine_indexed_is_known_at_its_next_start() {
+    let repo = sample_repo();
+    settle(&repo);
+    let engine = start_engine(&repo);
+    repo.write("docs/fresh/deeper/notes.md", "# notes\n");
+    oracle::wait_until_agrees(&repo.root(), Duration::from_secs(10));
+    let indexed = engine.wait_until(Duration::from_secs(10), |s| {
+        s.pending.is_empty() && s.directories.is_empty()
+    });
+    assert!(indexed.is_some(), "{:?}", engine.snapshot());
+    drop(engine);
+
+    // A window long enough to be seen: any directory waiting after the start shows.
+    let engine = start_engine_with(&repo, "1000");
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < until {
+        let snapshot = engine.snapshot();
+        let empty: Vec<_> = (snapshot.directories.iter())
+            .filter(|d| d.files == 0)
+            .map(|d| d.dir.clone())
+            .collect();
+        assert!(empty.is_empty(), "windows with no file at start: {empty:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A watching engine, in process, with a short quiet window.
 fn start_engine(repo: &TestRepo) -> codelens::engine::Engine {
+    start_engine_with(repo, "100")
+}
+
+/// A watching engine, in process, with a quiet window of `debounce_ms`.
+fn start_engine_with(repo: &TestRepo, debounce_ms: &str) -> codelens::engine::Engine {
     use codelens::config::Config;
     use codelens::engine::project::Project;
     use codelens::engine::{Catchup, Engine, EngineOptions};
 
     let config = Config::from_lookup(|name| {
-        (name == "CODELENS_WATCH_DEBOUNCE_MS").then(|| "100".to_string())
+        (name == "CODELENS_WATCH_DEBOUNCE_MS").then(|| debounce_ms.to_string())
     });
     let options = EngineOptions {
         poll_interval: Duration::from_millis(50),

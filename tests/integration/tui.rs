@@ -224,8 +224,10 @@ fn edits_appear_in_pending_and_leave_after_the_debounce() {
                 .trim_matches(|c| c == '│' || c == ' ')
                 .split_whitespace()
                 .collect();
-            fields.len() >= 2
-                && fields[1] == "app.py"
+            // `3s ~ app.py  waiting 1s`: its age, its change, its path.
+            fields.len() >= 3
+                && fields[1] == "~"
+                && fields[2] == "app.py"
                 && fields[0].ends_with('s')
                 && fields[0].starts_with(|c: char| c.is_ascii_digit())
         })
@@ -234,6 +236,134 @@ fn edits_appear_in_pending_and_leave_after_the_debounce() {
     tmux.wait_for("the edit re-indexed", |pane| {
         pane.contains("index in sync") && pane.contains("synced +0 ~1 -0")
     });
+    quit_and_check_terminal(&tmux);
+}
+
+/// Whether the pane shows `file` waiting with a countdown in whole seconds.
+fn shows_countdown(pane: &str, file: &str) -> bool {
+    pane.lines().any(|line| {
+        line.contains(file)
+            && line.split("waiting ").nth(1).is_some_and(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                !digits.is_empty() && rest[digits.len()..].starts_with('s')
+            })
+    })
+}
+
+#[test]
+fn a_follower_dashboard_shows_the_writers_countdown_and_asks_it_to_sync() {
+    let repo = small_repo();
+    let home = tempfile::tempdir().expect("temp home");
+    // A long window: the edit waits until the follower asks for it.
+    let mut watch = common::procs::command(&repo.root(), home.path(), &["watch"]);
+    watch
+        .env("CODELENS_WATCH_DEBOUNCE_MS", "60000")
+        .stdout(std::process::Stdio::null());
+    let mut writer = common::procs::Proc::spawn(watch, "watch");
+    common::procs::wait_for_engine(&repo.root(), &mut writer);
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("the follower dashboard in sync", |pane| {
+        pane.contains("follower") && pane.contains("index in sync")
+    });
+    repo.write("app.py", "def main():\n    return 42\n");
+    // The writer's window, with its countdown, in the follower's Pending and Debounce.
+    let pane = tmux.wait_for("the writer's countdown in the follower", |pane| {
+        shows_countdown(pane, "app.py") && pane.contains("Debounce")
+    });
+    assert!(
+        pane.lines()
+            .any(|l| l.contains("./") && l.contains("1 file")),
+        "the Debounce panel shows the writer's window:\n{pane}"
+    );
+    tmux.keys(&["s"]);
+    let pane = tmux.wait_for("the writer's sync, asked by the follower", |pane| {
+        pane.contains("index in sync") && pane.contains("synced +0 ~1 -0")
+    });
+    assert!(
+        pane.contains("asked the writer engine"),
+        "the follower says what it did:\n{pane}"
+    );
+    assert!(writer.running(), "{}", writer.stderr());
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    // An "editor" that records what it was asked to open, and exits.
+    let opened = tmux.codelens_home().join("opened.txt");
+    let editor = tmux.codelens_home().join("editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\necho \"$@\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A long window: the edit stays in the list while the test selects it.
+    tmux.type_line(&format!(
+        "CODELENS_WATCH_DEBOUNCE_MS=60000 VISUAL='{} --wait' {BIN} tui",
+        editor.display()
+    ));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync")
+    });
+    repo.write("app.py", "def main():\n    return 7\n");
+    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
+    tmux.keys(&["Enter"]);
+    let deadline = Instant::now() + DEADLINE;
+    while !opened.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the editor never ran:\n{}",
+            tmux.pane()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let args = std::fs::read_to_string(&opened).unwrap();
+    assert_eq!(
+        args.trim(),
+        format!("--wait {}", repo.root().join("app.py").display())
+    );
+    // Back from the editor: the dashboard again, and its keys still work.
+    tmux.wait_for("the dashboard back", |pane| {
+        pane.contains("~ app.py") && pane.contains("q quit")
+    });
+    assert_eq!(
+        tmux.modes(),
+        "1 0 1",
+        "alternate screen, hidden cursor, mouse"
+    );
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn a_burst_of_new_files_is_drawn_at_most_ten_frames_a_second() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    tmux.type_line(&format!("{BIN} tui"));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let before = tmux.draws();
+    let started = Instant::now();
+    for i in 0..500 {
+        repo.write(&format!("burst/f{i:03}.py"), "x = 1\n");
+    }
+    tmux.wait_for("the burst indexed", |pane| {
+        pane.contains("index in sync") && pane.contains("synced")
+    });
+    // Frames are counted, not timed: the cap allows ten per second that passed (and
+    // one either side of the window).
+    let allowed = 10 * started.elapsed().as_secs().saturating_add(1) + 2;
+    let drawn = tmux.draws() - before;
+    assert!(
+        drawn <= allowed,
+        "{drawn} frames, at most {allowed} allowed"
+    );
+    assert!(drawn > 0, "the burst was drawn");
     quit_and_check_terminal(&tmux);
 }
 
@@ -260,9 +390,7 @@ fn telemetry_consent_from_the_dashboard_is_what_the_cli_reports() {
         pane.contains("Turn on anonymous telemetry?")
     });
     tmux.keys(&["y"]);
-    tmux.wait_for("telemetry on", |pane| {
-        pane.contains("on (codelens telemetry on)")
-    });
+    tmux.wait_for("telemetry on", |pane| pane.contains("on (your choice)"));
     let status = Command::new(BIN)
         .args(["telemetry", "status"])
         .current_dir(repo.root())
@@ -356,5 +484,9 @@ fn without_a_terminal_it_says_so() {
     let repo = small_repo();
     let out = common::codelens_in(&repo.root(), &["tui"]);
     let message = common::assert_one_line_error(&out, 1);
-    assert!(message.contains("needs a terminal"), "{message}");
+    assert!(
+        message.starts_with("codelens: the dashboard (`tui`) needs a terminal"),
+        "{message}"
+    );
+    assert!(!message.contains("codelens: codelens"), "{message}");
 }

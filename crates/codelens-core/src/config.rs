@@ -213,6 +213,8 @@ pub struct Config {
     pub log: Option<String>,
     /// `CODELENS_TUI_STATS`: where the dashboard keeps its frame count.
     pub tui_stats: Option<std::path::PathBuf>,
+    /// `VISUAL`, else `EDITOR`: the command the dashboard opens a file with.
+    pub editor: Option<String>,
     /// One line per ignored or clamped value, for stderr.
     pub warnings: Vec<String>,
     /// The telemetry switches and paths (their warnings are in `telemetry.warnings`).
@@ -271,6 +273,9 @@ impl Config {
             tui_stats: lookup(TUI_STATS_VAR)
                 .filter(|v| !v.is_empty())
                 .map(Into::into),
+            editor: ["VISUAL", "EDITOR"]
+                .into_iter()
+                .find_map(|name| lookup(name).filter(|v| !v.trim().is_empty())),
             warnings,
             telemetry: TelemetryVars::from_lookup(&lookup),
             agents: AgentEnv::from_lookup(|name| lookup(name).map(Into::into)),

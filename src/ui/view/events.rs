@@ -18,6 +18,7 @@ pub(super) fn render_events(frame: &mut Frame, app: &mut App, area: Rect, theme:
         return;
     }
     let visible = inner.height as usize;
+    app.panel_rows[Panel::Events.index()] = visible.max(1);
     let rows = app.events.len();
     let first = app.first_visible(Panel::Events, rows, visible);
     let lines: Vec<Line> = app
@@ -25,19 +26,26 @@ pub(super) fn render_events(frame: &mut Frame, app: &mut App, area: Rect, theme:
         .iter()
         .skip(first)
         .take(visible)
-        .map(|(at, text)| {
+        .enumerate()
+        .map(|(i, (at, text))| {
             let style = if text.starts_with("error") || text.contains("lost") {
                 theme.warning()
             } else {
                 Style::new()
             };
-            truncate_line(
+            let line = truncate_line(
                 Line::from(vec![
                     Span::styled(format!("{at} "), theme.dim()),
                     Span::styled(text.clone(), style),
                 ]),
                 width,
-            )
+            );
+            // The line Enter shows in full.
+            if i == 0 && app.focus == Panel::Events && app.overlay.is_none() {
+                line.style(Style::new().add_modifier(Modifier::REVERSED))
+            } else {
+                line
+            }
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);

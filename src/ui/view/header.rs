@@ -1,6 +1,12 @@
-//! The header: the freshness verdict first, then counts, last sync, watcher and catch-up; and the worktree-mismatch banner.
+//! The header: the status word first (the engine's freshness verdict, or an error),
+//! then the project name and branch; below them the sync age, the watcher, the role,
+//! catch-up and the counts — the counts given up first as the pane narrows. And the
+//! worktree-mismatch banner.
 
 use super::*;
+
+/// Below this much room for the branch, it is left out rather than cut to a stub.
+const MIN_BRANCH: usize = 4;
 
 pub(super) fn render_header(
     frame: &mut Frame,
@@ -9,29 +15,26 @@ pub(super) fn render_header(
     area: Rect,
     theme: Theme,
 ) {
-    let role = match snapshot.role {
-        Role::Writer => " writer ",
-        Role::Follower => " follower ",
-    };
-    let branch = snapshot
-        .branch
-        .as_deref()
-        .map(|b| format!(" · {b}"))
-        .unwrap_or_default();
-    // The name stays; the path gives way from its start.
-    let title_room = (area.width as usize).saturating_sub(role.len() + 6 + 12);
-    let title = format!(
-        " codelens · {} ",
-        fit_left(
-            &format!("{}{branch}", show_path(app, &snapshot.root)),
-            title_room
-        )
-    );
-    let block = Block::bordered()
-        .border_type(BorderType::Rounded)
-        .title(Span::styled(title, theme.title()))
-        .title_top(Line::from(role).right_aligned());
+    let role = role_label(snapshot.role);
     let width = area.width.saturating_sub(2) as usize;
+    let status = status_word(app, snapshot, theme);
+    let project = project_name(&snapshot.root);
+    // The role sits on the right of the border when the title leaves room for it, and
+    // in the line below otherwise.
+    let full_title = title_spans(&status, &project, snapshot.branch.as_deref(), usize::MAX);
+    let role_on_top = spans_width(&full_title) + role.len() + 2 < width;
+    let title_room = if role_on_top {
+        width.saturating_sub(role.len() + 2 + 1)
+    } else {
+        width
+    };
+    let title = title_spans(&status, &project, snapshot.branch.as_deref(), title_room);
+    let mut block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Line::from(title));
+    if role_on_top {
+        block = block.title_top(Line::from(format!(" {role} ")).right_aligned());
+    }
     let line = if let Some(reason) = &app.engine_stopped {
         Line::styled(
             fit_right(
@@ -41,9 +44,126 @@ pub(super) fn render_header(
             theme.error(),
         )
     } else {
-        health_line(app, snapshot, width, theme)
+        health_line(app, snapshot, width, theme, !role_on_top)
     };
     frame.render_widget(Paragraph::new(line).block(block), area);
+}
+
+fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Writer => "writer",
+        Role::Follower => "follower",
+    }
+}
+
+/// The project's name: the last component of its root.
+pub(super) fn project_name(root: &std::path::Path) -> String {
+    root.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| root.display().to_string())
+}
+
+/// The word a glance at the pane must find first: `✓ verified · synced 12s ago`,
+/// `● 3 pending`, `⚠ unverified: watcher off` or `✗ error`. The verdict is the
+/// engine's, shown as it is; `✗ error` when the engine reported an error it has not
+/// recovered from, or stopped.
+pub(super) fn status_word<'a>(app: &App, snapshot: &Snapshot, theme: Theme) -> Span<'a> {
+    if app.engine_stopped.is_some() || snapshot.error.is_some() {
+        return Span::styled("✗ error", theme.error());
+    }
+    match &snapshot.freshness {
+        Freshness::Verified { .. } => Span::styled(
+            format!("✓ verified · {}", synced_label(app, snapshot)),
+            theme.ok(),
+        ),
+        _ => verdict_span(&snapshot.freshness, theme),
+    }
+}
+
+/// ` {status} · {project} · {branch} ` in `room` columns: the branch is cut, then left
+/// out, before the project name is cut; the status word goes last.
+fn title_spans<'a>(
+    status: &Span<'a>,
+    project: &str,
+    branch: Option<&str>,
+    room: usize,
+) -> Vec<Span<'a>> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let lead = vec![Span::raw(" "), status.clone()];
+    let fixed = 1 + status.width();
+    let project_part = 3 + project.width();
+    let branch_part = branch.map_or(0, |b| 3 + b.width());
+    let mut spans = lead;
+    if fixed + project_part + branch_part < room {
+        spans.push(Span::styled(format!(" · {project}"), bold));
+        if let Some(branch) = branch {
+            spans.push(Span::raw(format!(" · {branch}")));
+        }
+    } else if let Some(branch) = branch
+        && room.saturating_sub(fixed + project_part + 3 + 1) >= MIN_BRANCH
+    {
+        let left = room - (fixed + project_part + 3 + 1);
+        spans.push(Span::styled(format!(" · {project}"), bold));
+        spans.push(Span::raw(format!(" · {}", fit_right(branch, left))));
+    } else if fixed + project_part < room {
+        spans.push(Span::styled(format!(" · {project}"), bold));
+    } else if room.saturating_sub(fixed + 3 + 1) >= 2 {
+        let left = room - (fixed + 3 + 1);
+        spans.push(Span::styled(
+            format!(" · {}", fit_right(project, left)),
+            bold,
+        ));
+    } else {
+        // Not even the project's name: the status word alone, cut if it must be.
+        return vec![
+            Span::raw(" "),
+            Span::styled(
+                fit_right(&status.content, room.saturating_sub(2)),
+                status.style,
+            ),
+            Span::raw(" "),
+        ];
+    }
+    spans.push(Span::raw(" "));
+    spans
+}
+
+fn spans_width(spans: &[Span]) -> usize {
+    spans.iter().map(Span::width).sum()
+}
+
+/// `synced 12s ago`, at the precision the dashboard refreshes at: seconds while it
+/// redraws every second anyway (files waiting, catch-up running), else `just now`
+/// and minutes, woken once a minute; past an hour the clock time, which never needs
+/// a frame to stay true.
+pub(super) fn synced_label(app: &App, snapshot: &Snapshot) -> String {
+    let Some(at_ns) = snapshot.last_sync_ns else {
+        return "never synced".into();
+    };
+    let age_secs = (app.now_ns.saturating_sub(at_ns) / 1_000_000_000).max(0);
+    match age_secs {
+        secs if secs < 60 && app.ticks_every_second() => format!("synced {secs}s ago"),
+        secs if secs < 60 => "synced just now".into(),
+        secs if secs < 3600 => format!("synced {}m ago", secs / 60),
+        _ => synced_at(app, at_ns),
+    }
+}
+
+/// A clock time, not an age: it stays true on a dashboard that does not redraw.
+fn synced_at(app: &App, at_ns: i64) -> String {
+    let offset = chrono::FixedOffset::east_opt(app.utc_offset_secs)
+        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+    let Some(at) = chrono::DateTime::from_timestamp(at_ns.div_euclid(1_000_000_000), 0) else {
+        return "synced".into();
+    };
+    let at = at.with_timezone(&offset);
+    let today = chrono::DateTime::from_timestamp(app.now_ns.div_euclid(1_000_000_000), 0)
+        .map(|now| now.with_timezone(&offset).date_naive());
+    if Some(at.date_naive()) == today {
+        format!("synced at {}", at.format("%H:%M"))
+    } else {
+        format!("synced {}", at.format("%b %-d %H:%M"))
+    }
 }
 
 /// The engine's freshness verdict, as every front end words it: "in sync" only when it
@@ -62,31 +182,19 @@ pub(super) fn verdict_span<'a>(freshness: &Freshness, theme: Theme) -> Span<'a> 
     }
 }
 
-/// Files, symbols, last sync, watcher and catch-up in one line, shortest form that fits.
+/// Last sync, watcher, role, catch-up, error and counts in one line: the counts are
+/// given up first as the line narrows, then catch-up, the error and the role; the
+/// sync age and the watcher stay (cut at the end if they must be).
 pub(super) fn health_line<'a>(
     app: &App,
     snapshot: &Snapshot,
     width: usize,
     theme: Theme,
+    with_role: bool,
 ) -> Line<'a> {
-    // A clock time, not an age: it stays true on a dashboard that does not redraw.
-    let synced = snapshot
-        .last_sync
-        .as_deref()
-        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
-        .map(|at| {
-            let offset = chrono::FixedOffset::east_opt(app.utc_offset_secs)
-                .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
-            let at = at.with_timezone(&offset);
-            let today = chrono::DateTime::from_timestamp(app.now_ns / 1_000_000_000, 0)
-                .map(|now| now.with_timezone(&offset).date_naive());
-            if Some(at.date_naive()) == today {
-                format!("synced {}", at.format("%H:%M:%S"))
-            } else {
-                format!("synced {}", at.format("%b %-d %H:%M"))
-            }
-        })
-        .unwrap_or_else(|| "never synced".into());
+    // The verified status word already says when.
+    let synced = (!snapshot.freshness.is_verified() || snapshot.error.is_some())
+        .then(|| synced_label(app, snapshot));
     let watcher = match snapshot.watcher.mode {
         WatchMode::Native => ("watching".to_string(), theme.ok()),
         WatchMode::Degraded => (
@@ -104,26 +212,50 @@ pub(super) fn health_line<'a>(
         Catchup::Failed(why) => Some(format!("catch-up failed: {why}")),
         _ => None,
     };
-    let counts = format!(
-        "{} · {}",
-        counted(snapshot.stats.files, "file"),
-        counted(snapshot.stats.symbols, "symbol")
-    );
-    // The verdict first: it is what a narrow pane must never lose.
-    let mut spans = vec![
-        verdict_span(&snapshot.freshness, theme),
-        Span::raw(" · "),
-        Span::raw(counts),
-        Span::raw(format!(" · {synced} · ")),
-    ];
-    spans.push(Span::styled(watcher.0, watcher.1));
+    // (text, style, how long it stays as the line narrows: higher stays longer).
+    let mut segments: Vec<(String, Style, u8)> = Vec::new();
+    if let Some(synced) = synced {
+        segments.push((synced, Style::new(), 9));
+    }
+    segments.push((watcher.0, watcher.1, 8));
+    if with_role {
+        segments.push((role_label(snapshot.role).into(), theme.dim(), 4));
+    }
     if let Some(catchup) = catchup {
-        spans.push(Span::raw(" · "));
-        spans.push(Span::styled(catchup, theme.warning()));
+        segments.push((catchup, theme.warning(), 3));
     }
     if let Some(error) = &snapshot.error {
-        spans.push(Span::raw(" · "));
-        spans.push(Span::styled(format!("error: {error}"), theme.error()));
+        segments.push((format!("error: {error}"), theme.error(), 5));
+    }
+    segments.push((counted(snapshot.stats.files, "file"), Style::new(), 2));
+    segments.push((counted(snapshot.stats.symbols, "symbol"), Style::new(), 1));
+    let joined = |segments: &[(String, Style, u8)]| {
+        segments
+            .iter()
+            .map(|(text, ..)| text.width())
+            .sum::<usize>()
+            + 3 * segments.len().saturating_sub(1)
+    };
+    // Give up the least important segments (below the sync age and the watcher) until
+    // the rest fits; what still overflows is cut at the end.
+    while joined(&segments) > width {
+        let Some(least) = segments
+            .iter()
+            .enumerate()
+            .filter(|(_, (.., keep))| *keep < 8)
+            .min_by_key(|(_, (.., keep))| *keep)
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        segments.remove(least);
+    }
+    let mut spans = Vec::new();
+    for (i, (text, style, _)) in segments.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::raw(" · "));
+        }
+        spans.push(Span::styled(text, style));
     }
     truncate_spans(spans, width)
 }
@@ -162,22 +294,19 @@ pub(super) fn render_mismatch(
             ),
             theme.warning(),
         ),
-        Line::from(fit_right(
-            &format!(
-                "worktree {} · {}",
-                branch(&m.worktree_branch),
-                show_path(app, &m.worktree_root)
-            ),
+        // Paths give way from the left: their tail is what tells two worktrees apart.
+        path_line(
+            "worktree",
+            &branch(&m.worktree_branch),
+            &show_path(app, &m.worktree_root),
             width,
-        )),
-        Line::from(fit_right(
-            &format!(
-                "index    {} · {}{main_checkout}",
-                branch(&m.index_branch),
-                show_path(app, &m.index_root),
-            ),
+        ),
+        path_line(
+            "index   ",
+            &branch(&m.index_branch),
+            &format!("{}{main_checkout}", show_path(app, &m.index_root)),
             width,
-        )),
+        ),
     ];
     let fix = Line::from(vec![
         Span::styled("fix: ", theme.title()),
@@ -192,6 +321,14 @@ pub(super) fn render_mismatch(
         .border_style(theme.warning())
         .title(Span::styled(" ⚠ wrong index ", theme.warning()));
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `worktree feature · …/app/wt/feature`: the label and branch, then the path cut from
+/// the left to what is left of `width`.
+fn path_line<'a>(label: &str, branch: &str, path: &str, width: usize) -> Line<'a> {
+    let lead = fit_right(&format!("{label} {branch} · "), width);
+    let room = width.saturating_sub(lead.width());
+    Line::from(format!("{lead}{}", fit_left(path, room)))
 }
 
 /// `1 file`, `12,408 files`.

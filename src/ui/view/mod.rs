@@ -13,6 +13,7 @@ use unicode_width::UnicodeWidthStr;
 use super::app::{App, Overlay, Panel, Screen};
 use super::keymap;
 use crate::engine::banner::{PendingState, human_age};
+use crate::engine::reconcile::Change;
 use crate::engine::watcher::WatchMode;
 use crate::engine::{Catchup, Freshness, Role, Snapshot};
 use crate::humanize::{human_bytes, thousands};
@@ -109,10 +110,14 @@ pub fn render(frame: &mut Frame, app: &mut App) {
     }
     if let Some(overlay) = app.overlay.clone() {
         render_overlay(frame, app, &overlay, area, theme);
+    } else {
+        app.overlay_scrollable = false;
     }
 }
 
 pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, theme: Theme) {
+    // Until panels are drawn again, the mouse finds none (the summary has none).
+    app.panel_areas = [Rect::default(); 4];
     let Some(snapshot) = app.snapshot.clone() else {
         return;
     };
@@ -159,6 +164,7 @@ pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, the
         render_telemetry(frame, app, consent, theme, true);
         render_events(frame, app, events, theme);
         app.set_visible([true, debounce.height > 0, true, events.height > 0]);
+        app.panel_areas = [pending, debounce, consent, events];
     } else {
         // In a short pane the countdowns give way: each pending row shows its own.
         let debounce_rows = if body.height < 16 { 0 } else { debounce_rows };
@@ -181,6 +187,7 @@ pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, the
         render_telemetry(frame, app, consent, theme, false);
         render_events(frame, app, events, theme);
         app.set_visible([true, debounce.height > 0, true, events.height > 0]);
+        app.panel_areas = [pending, debounce, consent, events];
     }
     render_hints(frame, hints, theme);
 }
@@ -328,6 +335,7 @@ mod tests {
             &Event::CatchupFinished {
                 found: 3,
                 duration_ms: 41,
+                rescan: false,
             },
         );
         app.on_engine_event(
@@ -371,6 +379,7 @@ mod tests {
             buffer_bytes: 2_100,
             pending_days: vec!["2026-11-24".into()],
             rejected_days: 0,
+            stored_choice: Some(true),
         }
     }
 
@@ -378,6 +387,422 @@ mod tests {
     fn in_sync_side_pane() {
         let mut app = app_with(fixtures::snapshot_in_sync());
         insta::assert_snapshot!(text(&draw(&mut app, 60, 24)));
+    }
+
+    /// The pane sizes a side pane comes in, smallest first.
+    const PANES: [(u16, u16); 5] = [(30, 10), (40, 20), (60, 24), (80, 30), (120, 40)];
+
+    /// Every pane size, one after the other, for one snapshot file per state.
+    fn at_every_pane(app: &mut App) -> String {
+        PANES
+            .iter()
+            .map(|&(w, h)| format!("{w}x{h}:\n{}", text(&draw(app, w, h))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The first line the user reads, with the borders taken off.
+    fn first_line(screen: &str) -> &str {
+        screen.lines().next().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_header_leads_with_the_status_word_at_every_width() {
+        let states: Vec<(&str, Snapshot)> = vec![
+            ("✓ verified · synced", fixtures::snapshot_in_sync()),
+            ("● 3 pending", fixtures::snapshot_pending(NOW_NS)),
+            ("✗ error", {
+                let mut s = fixtures::snapshot_pending(NOW_NS);
+                s.error = Some("cannot publish the pending set: disk full".into());
+                s
+            }),
+        ];
+        let unverified = fixtures::unverified_reasons().into_iter().map(|reason| {
+            (
+                "⚠ unverified",
+                fixtures::snapshot_unverified(NOW_NS, reason),
+            )
+        });
+        for (word, snapshot) in states.into_iter().chain(unverified) {
+            for (width, height) in PANES {
+                let mut app = app_with(snapshot.clone());
+                let screen = text(&draw(&mut app, width, height));
+                let lead = first_line(&screen).trim_start_matches(['╭', ' ']);
+                let word = fit_right(word, lead.width().min(word.width()));
+                assert!(
+                    lead.starts_with(word.trim_end_matches('…')),
+                    "{width}x{height} does not lead with {word}:\n{screen}"
+                );
+                // The watcher and the sync age stay in view from 30 columns on.
+                let watcher = if snapshot.watcher.mode == WatchMode::Native {
+                    "watching"
+                } else {
+                    "watcher off"
+                };
+                assert!(screen.contains(watcher), "{width}x{height}:\n{screen}");
+                assert!(screen.contains("synced"), "{width}x{height}:\n{screen}");
+                // A long reason may push the name out below 80 columns: the verdict first.
+                if width >= 80 {
+                    assert!(
+                        first_line(&screen).contains(" · app"),
+                        "{width}x{height} lost the project:\n{screen}"
+                    );
+                }
+                if width >= 80 && snapshot.error.is_none() {
+                    assert!(
+                        screen.contains("12,408 files"),
+                        "{width}x{height}:\n{screen}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_branch_gives_way_before_the_project_name() {
+        let mut snapshot = fixtures::snapshot_pending(NOW_NS);
+        snapshot.branch = Some("feature/the-dashboard-in-a-narrow-side-pane".into());
+        let mut app = app_with(snapshot);
+        for width in [40, 50, 60, 80] {
+            let screen = text(&draw(&mut app, width, 20));
+            let top = first_line(&screen);
+            assert!(top.contains("● 3 pending · app"), "{width}: {top}");
+            assert!(top.contains("synced 3s ago") || screen.contains("synced 3s ago"));
+        }
+        let top = first_line(&text(&draw(&mut app, 60, 20))).to_string();
+        assert!(
+            top.contains("· app · feature/the-dash") && top.contains("…"),
+            "the branch is cut: {top}"
+        );
+        // Counts go first: at 40 columns the line keeps the age, the watcher and the
+        // role (which the title has no room for).
+        let screen = text(&draw(&mut app, 40, 20));
+        assert_eq!(
+            screen.lines().nth(1),
+            Some("│synced 3s ago · watching · writer     │")
+        );
+        let long_project = Snapshot {
+            root: PathBuf::from("/home/dev/src/a-project-with-a-long-name"),
+            ..fixtures::snapshot_pending(NOW_NS)
+        };
+        let mut app = app_with(long_project);
+        let top = first_line(&text(&draw(&mut app, 40, 20))).to_string();
+        assert!(
+            top.starts_with("╭ ● 3 pending · a-project-with-a-long… ╮"),
+            "{top}"
+        );
+    }
+
+    #[test]
+    fn header_states_at_every_pane_size() {
+        let mut app = app_with(fixtures::snapshot_in_sync());
+        insta::assert_snapshot!("verified_panes", at_every_pane(&mut app));
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        insta::assert_snapshot!("pending_panes", at_every_pane(&mut app));
+        let mut app = app_with(fixtures::snapshot_unverified(
+            NOW_NS,
+            crate::engine::freshness::Unverified::WatcherOff,
+        ));
+        insta::assert_snapshot!("watcher_off_panes", at_every_pane(&mut app));
+        let mut app = app_with(fixtures::snapshot_unverified(
+            NOW_NS,
+            crate::engine::freshness::Unverified::WriterNotResponding { secs: 14 },
+        ));
+        insta::assert_snapshot!("writer_not_responding_panes", at_every_pane(&mut app));
+        // Every other reason, at the three side-pane sizes, in one file.
+        let others: Vec<String> = fixtures::unverified_reasons()
+            .into_iter()
+            .map(|reason| {
+                let mut app = app_with(fixtures::snapshot_unverified(NOW_NS, reason.clone()));
+                let screens: Vec<String> = [(40, 20), (60, 24), (80, 30)]
+                    .into_iter()
+                    .map(|(w, h)| format!("{w}x{h}:\n{}", text(&draw(&mut app, w, h))))
+                    .collect();
+                format!("== {reason:?}\n{}", screens.join("\n"))
+            })
+            .collect();
+        insta::assert_snapshot!("every_unverified_reason", others.join("\n"));
+    }
+
+    #[test]
+    fn a_follower_draws_its_writers_debounce() {
+        for (width, height) in [(40, 20), (60, 24), (80, 30)] {
+            let mut app = app_with(fixtures::snapshot_follower_debounce(NOW_NS));
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("follower"), "{width}x{height}:\n{screen}");
+            assert!(screen.contains("Debounce"), "{width}x{height}:\n{screen}");
+            assert!(screen.contains("waiting 2s"), "{width}x{height}:\n{screen}");
+            insta::assert_snapshot!(format!("follower_debounce_{width}x{height}"), screen);
+        }
+    }
+
+    fn press(app: &mut App, code: ratatui::crossterm::event::KeyCode) {
+        use ratatui::crossterm::event::{KeyEvent, KeyModifiers};
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+
+    #[test]
+    fn overlays_scroll_with_their_action_line_pinned() {
+        use ratatui::crossterm::event::KeyCode;
+        for (width, height) in [(40, 20), (60, 24), (80, 30)] {
+            let mut app = app_with(fixtures::snapshot_in_sync());
+            press(&mut app, KeyCode::Char('t'));
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("y: turn on"), "{width}x{height}:\n{screen}");
+            // Scrolled to its end: the last line of the body, and still the action.
+            // (Where it fits, a scroll key would answer it: "any other key".)
+            if app.overlay_scrollable {
+                press(&mut app, KeyCode::End);
+                press(&mut app, KeyCode::PageDown);
+                assert!(app.overlay.is_some(), "scrolling does not answer");
+            }
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("y: turn on"), "{width}x{height}:\n{screen}");
+            assert!(
+                screen.contains("host names."),
+                "{width}x{height}:\n{screen}"
+            );
+            insta::assert_snapshot!(format!("consent_scrolled_{width}x{height}"), screen);
+            // Back to the top: the question again.
+            if app.overlay_scrollable {
+                press(&mut app, KeyCode::Home);
+            }
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("Turn on anonymous telemetry?"), "{screen}");
+            assert_eq!(
+                app.on_key(ratatui::crossterm::event::KeyEvent::new(
+                    KeyCode::Char('y'),
+                    ratatui::crossterm::event::KeyModifiers::NONE,
+                )),
+                Some(crate::ui::app::Effect::SetTelemetry(true))
+            );
+
+            let mut app = app_with(fixtures::snapshot_in_sync());
+            app.overlay = Some(Overlay::Help);
+            draw(&mut app, width, height);
+            if app.overlay_scrollable {
+                press(&mut app, KeyCode::Char('G'));
+            }
+            let screen = text(&draw(&mut app, width, height));
+            assert!(screen.contains("Esc closes"), "{width}x{height}:\n{screen}");
+            let last = keymap::help_lines()
+                .last()
+                .map(|(keys, _)| keys)
+                .unwrap_or("");
+            assert!(
+                screen.contains(last),
+                "{width}x{height} ends with {last}:\n{screen}"
+            );
+            insta::assert_snapshot!(format!("help_scrolled_{width}x{height}"), screen);
+        }
+    }
+
+    #[test]
+    fn a_dialog_leaves_no_stray_border_beside_it() {
+        let mut snapshot = fixtures::snapshot_in_sync();
+        snapshot.telemetry = telemetry_on();
+        let mut app = app_with(snapshot);
+        app.overlay = Some(Overlay::ConfirmTelemetry { turn_on: false });
+        let screen = text(&draw(&mut app, 60, 24));
+        for line in screen.lines().filter(|l| l.contains('║')) {
+            let outside: String = line
+                .split('║')
+                .enumerate()
+                .filter(|(i, _)| *i == 0 || *i == 2)
+                .map(|(_, part)| part)
+                .collect();
+            assert!(
+                !outside.contains(['│', '╭', '╮', '╰', '╯', '─']),
+                "a panel's border beside the dialog:\n{screen}"
+            );
+        }
+        insta::assert_snapshot!(screen);
+    }
+
+    #[test]
+    fn the_pending_list_has_kinds_a_cursor_pages_and_a_filter() {
+        use crate::ui::app::Effect;
+        use ratatui::crossterm::event::KeyCode;
+        let mut app = app_with(fixtures::snapshot_pending(NOW_NS));
+        let screen = text(&draw(&mut app, 60, 24));
+        let row = |name: &str| {
+            screen
+                .lines()
+                .find(|l| l.contains(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(
+            row("runner.rs").contains("3s ~ src/engine/runner.rs"),
+            "{screen}"
+        );
+        assert!(row("web/app.ts").contains("1m12s + web/app.ts"), "{screen}");
+        // A deleted file has no edit age.
+        assert!(
+            row("go/main.go").starts_with("│       - go/main.go"),
+            "{screen}"
+        );
+        // Enter opens the selected file; a deleted one has nothing to open.
+        assert_eq!(
+            app.on_key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Enter)),
+            Some(Effect::OpenInEditor(PathBuf::from(
+                "/home/dev/src/app/src/engine/runner.rs"
+            )))
+        );
+        press(&mut app, KeyCode::Char('G'));
+        assert_eq!(
+            app.on_key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Char(
+                'c'
+            ))),
+            Some(Effect::Copy("go/main.go".into()))
+        );
+        press(&mut app, KeyCode::Enter);
+        assert!(matches!(app.overlay, Some(Overlay::Notice(ref t)) if t.contains("deleted")));
+
+        // 200 files in a 40x20 pane: the position, and pages of the panel's height.
+        let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 200));
+        let screen = text(&draw(&mut app, 40, 20));
+        let page = app.panel_rows[0];
+        assert!(page > 1, "{screen}");
+        assert!(screen.contains(&format!("1–{page} of 200")), "{screen}");
+        press(&mut app, KeyCode::PageDown);
+        press(&mut app, KeyCode::PageDown);
+        assert_eq!(app.pending_cursor, 2 * page);
+        let screen = text(&draw(&mut app, 40, 20));
+        assert!(
+            screen.contains(&format!("{}–{} of 200", page + 2, 2 * page + 1)),
+            "{screen}"
+        );
+        insta::assert_snapshot!("pending_cursor_40x20", screen);
+        press(&mut app, KeyCode::PageUp);
+        assert_eq!(app.pending_cursor, page);
+
+        // `/` filters: typed characters narrow the list, Enter keeps it, Esc clears it.
+        press(&mut app, KeyCode::Char('/'));
+        for c in "module_007/".chars() {
+            press(&mut app, KeyCode::Char(c));
+        }
+        assert!(app.filter_editing);
+        let screen = text(&draw(&mut app, 40, 20));
+        assert!(screen.contains("/module_007/▏"), "{screen}");
+        press(&mut app, KeyCode::Enter);
+        assert!(!app.filter_editing);
+        let screen = text(&draw(&mut app, 40, 20));
+        assert!(screen.contains("file_00007.rs"), "{screen}");
+        assert!(!screen.contains("file_00008.rs"), "{screen}");
+        assert_eq!(app.pending_rows().len(), 1);
+        assert_eq!(
+            app.on_key(ratatui::crossterm::event::KeyEvent::from(KeyCode::Char(
+                'c'
+            ))),
+            Some(Effect::Copy("src/module_007/file_00007.rs".into()))
+        );
+        press(&mut app, KeyCode::Char('/'));
+        press(&mut app, KeyCode::Esc);
+        assert_eq!(app.pending_rows().len(), 200);
+    }
+
+    #[test]
+    fn the_debounce_panel_says_what_it_cuts_off_and_the_maximum_wait() {
+        let mut snapshot = fixtures::snapshot_many_pending(NOW_NS, 800);
+        // Written to for 4 s of a 2 s window: re-indexed within 6 s whatever comes.
+        snapshot.directories[0].waited_ms = 4_000;
+        let mut app = app_with(snapshot);
+        let screen = text(&draw(&mut app, 60, 24));
+        let rows = app.panel_rows[Panel::Debounce.index()];
+        assert!(
+            screen.contains(&format!("+{} more", 400 - (rows - 1))),
+            "{screen}"
+        );
+        assert!(screen.contains("1s · max 6s"), "{screen}");
+        insta::assert_snapshot!("debounce_more_60x24", screen);
+        // Scrolled to its end, nothing is cut off below.
+        press(&mut app, ratatui::crossterm::event::KeyCode::Tab);
+        press(&mut app, ratatui::crossterm::event::KeyCode::End);
+        let screen = text(&draw(&mut app, 60, 24));
+        assert!(!screen.contains("more"), "{screen}");
+        assert!(screen.contains("src/module_399"), "{screen}");
+    }
+
+    #[test]
+    fn the_mouse_focuses_and_scrolls_the_panel_under_it() {
+        use ratatui::crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+        let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 200));
+        draw(&mut app, 60, 24);
+        let at = |kind, area: Rect, dy: u16| MouseEvent {
+            kind,
+            column: area.x + 2,
+            row: area.y + dy,
+            modifiers: KeyModifiers::NONE,
+        };
+        let events = app.panel_areas[Panel::Events.index()];
+        let pending = app.panel_areas[Panel::Pending.index()];
+        assert!(events.height > 0 && pending.height > 0);
+        // The wheel over Events scrolls Events, and focus stays on Pending.
+        for _ in 0..10 {
+            app.on_engine_event("10:50:00".into(), &Event::Rescan { count: 1 });
+        }
+        app.on_mouse(at(MouseEventKind::ScrollDown, events, 1));
+        assert_eq!(app.focus, Panel::Pending);
+        assert_eq!(app.scroll[Panel::Events.index()], 3);
+        app.on_mouse(at(MouseEventKind::ScrollDown, pending, 1));
+        assert_eq!(app.pending_cursor, 3);
+        // A click focuses; in Pending it selects the row clicked.
+        app.on_mouse(at(MouseEventKind::Down(MouseButton::Left), events, 1));
+        assert_eq!(app.focus, Panel::Events);
+        app.on_mouse(at(MouseEventKind::Down(MouseButton::Left), pending, 2));
+        assert_eq!((app.focus, app.pending_cursor), (Panel::Pending, 1));
+        // `m` says what it did.
+        press(&mut app, ratatui::crossterm::event::KeyCode::Char('m'));
+        assert!(
+            app.events[0].1.starts_with("mouse capture off"),
+            "{:?}",
+            app.events[0]
+        );
+        press(&mut app, ratatui::crossterm::event::KeyCode::Char('m'));
+        assert!(
+            app.events[0].1.starts_with("mouse capture on"),
+            "{:?}",
+            app.events[0]
+        );
+    }
+
+    #[test]
+    fn wording_says_what_is_true() {
+        // A worktree reading another checkout's index is never "in sync".
+        let mut snapshot = fixtures::snapshot_mismatch(NOW_NS);
+        snapshot.pending.clear();
+        snapshot.directories.clear();
+        snapshot.freshness = Freshness::Verified {
+            basis: crate::engine::freshness::Basis::Watcher,
+        };
+        let mut app = app_with(snapshot);
+        let screen = text(&draw(&mut app, 80, 30));
+        assert!(
+            screen.contains("edits in this worktree are not tracked"),
+            "{screen}"
+        );
+        assert!(!screen.contains("in sync"), "{screen}");
+        // One change, and a rescan logged as one.
+        let caught = Event::CatchupFinished {
+            found: 1,
+            duration_ms: 4,
+            rescan: false,
+        };
+        assert_eq!(caught.to_string(), "catch-up: 1 change found in 4 ms");
+        let rescanned = Event::CatchupFinished {
+            found: 2,
+            duration_ms: 4,
+            rescan: true,
+        };
+        assert_eq!(rescanned.to_string(), "rescan: 2 changes found in 4 ms");
+        // The no-index screen offers only the keys that work there.
+        let mut app = App::new(true, true, NOW_NS);
+        app.set_screen(Screen::NoIndex {
+            root: PathBuf::from("/src/app"),
+        });
+        let screen = text(&draw(&mut app, 60, 12));
+        assert_eq!(screen.lines().last(), Some("y build · q quit"), "{screen}");
     }
 
     #[test]
@@ -456,7 +881,9 @@ mod tests {
         snapshot.telemetry = telemetry_on();
         let mut on = app_with(snapshot);
         let screen = text(&draw(&mut on, 80, 24));
-        assert!(screen.contains("on (codelens telemetry on)"), "{screen}");
+        // Stored here or by the CLI alike: never claim a command was run.
+        assert!(screen.contains("on (your choice)"), "{screen}");
+        assert!(!screen.contains("codelens telemetry on"), "{screen}");
         assert!(screen.contains("1a2b3c4d"), "{screen}");
         insta::assert_snapshot!("consent_on_80x24", screen);
         let wide = text(&draw(&mut on, 160, 48));
@@ -475,6 +902,16 @@ mod tests {
         let screen = text(&draw(&mut app, 80, 24));
         assert!(screen.contains("DO_NOT_TRACK=1"), "{screen}");
         assert!(screen.contains("not changeable here"), "{screen}");
+        assert!(screen.contains("stored choice: none (off)"), "{screen}");
+        app.overlay = None;
+        app.on_key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Char('t'),
+        ));
+        assert!(
+            matches!(&app.overlay, Some(Overlay::Notice(text)) if text.starts_with("Telemetry is off: DO_NOT_TRACK=1.")),
+            "{:?}",
+            app.overlay
+        );
     }
 
     #[test]
@@ -493,7 +930,8 @@ mod tests {
         insta::assert_snapshot!(text(&draw(&mut app, 20, 6)));
         let mut app = app_with(fixtures::snapshot_in_sync());
         let screen = text(&draw(&mut app, 30, 4));
-        assert!(screen.contains("index in sync"), "{screen}");
+        assert!(screen.contains("✓ verified"), "{screen}");
+        assert!(screen.contains("watching"), "{screen}");
         assert!(screen.contains("telemetry off"), "{screen}");
         assert_eq!(text(&draw(&mut app, 12, 2)), "too small\n\n");
     }
@@ -624,10 +1062,14 @@ mod tests {
     fn ten_thousand_pending_files_format_only_what_is_visible() {
         let mut app = app_with(fixtures::snapshot_many_pending(NOW_NS, 10_000));
         let screen = text(&draw(&mut app, 160, 48));
-        assert!(screen.contains("Pending · 10,000"), "{screen}");
-        app.scroll[0] = usize::MAX / 2;
+        assert!(screen.contains("Pending · 1–34 of 10,000"), "{screen}");
+        app.pending_cursor = usize::MAX / 2;
         let screen = text(&draw(&mut app, 160, 48));
         assert!(screen.contains("file_09999.rs"), "{screen}");
+        assert!(
+            screen.contains("Pending · 9,967–10,000 of 10,000"),
+            "{screen}"
+        );
     }
 
     #[test]

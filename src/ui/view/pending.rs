@@ -6,7 +6,7 @@ pub(super) fn state_label(state: PendingState) -> String {
     match state {
         PendingState::Waiting {
             reindex_in_ms: Some(ms),
-        } => format!("waiting {:.1}s", ms as f64 / 1000.0),
+        } => format!("waiting {}", countdown(ms)),
         PendingState::Waiting {
             reindex_in_ms: None,
         } => "waiting".into(),
@@ -17,8 +17,23 @@ pub(super) fn state_label(state: PendingState) -> String {
     }
 }
 
+/// A countdown in whole seconds, rounded up (`0.2 s` left reads `1s`): the dashboard
+/// redraws once a second, so tenths would be stale as soon as drawn.
+pub(super) fn countdown(ms: u64) -> String {
+    format!("{}s", ms.div_ceil(1000))
+}
+
 pub(super) fn age_label(now_ns: i64, at_ns: i64) -> String {
     human_age((now_ns.saturating_sub(at_ns) / 1_000_000_000).max(0) as u64)
+}
+
+/// `+` added, `~` modified, `-` deleted: as the Events panel counts a sync.
+pub(super) fn change_mark(change: Change) -> &'static str {
+    match change {
+        Change::Added => "+",
+        Change::Modified => "~",
+        Change::Deleted => "-",
+    }
 }
 
 pub(super) fn render_pending(
@@ -28,10 +43,31 @@ pub(super) fn render_pending(
     area: Rect,
     theme: Theme,
 ) {
+    let rows = app.pending_rows();
     let count = snapshot.pending.len();
-    let title = match count {
-        0 => " Pending ".to_string(),
-        n => format!(" Pending · {} ", thousands(n as u64)),
+    let visible = area.height.saturating_sub(2) as usize;
+    app.panel_rows[Panel::Pending.index()] = visible.max(1);
+    let first = app.first_pending_visible(rows.len(), visible);
+    let filter = if app.filter_editing || !app.filter.is_empty() {
+        format!(
+            "/{}{} · ",
+            app.filter,
+            if app.filter_editing { "▏" } else { "" }
+        )
+    } else {
+        String::new()
+    };
+    // Where the view is in the list: `12–17 of 200`, when it does not all show.
+    let title = match rows.len() {
+        0 if filter.is_empty() => " Pending ".to_string(),
+        0 => format!(" Pending · {filter}none of {} ", thousands(count as u64)),
+        n if n <= visible && filter.is_empty() => format!(" Pending · {} ", thousands(n as u64)),
+        n => format!(
+            " Pending · {filter}{}–{} of {} ",
+            thousands((first + 1) as u64),
+            thousands((first + visible).min(n) as u64),
+            thousands(n as u64)
+        ),
     };
     let block = panel(app, Panel::Pending, title, theme);
     let inner = block.inner(area);
@@ -40,8 +76,16 @@ pub(super) fn render_pending(
         return;
     }
     if count == 0 {
-        // "In sync" is a promise only the verified verdict makes.
+        // "In sync" is a promise only the verified verdict makes, and never while this
+        // worktree reads another checkout's index: its own edits are not watched.
         let line = match snapshot.freshness.unverified() {
+            _ if snapshot.worktree_mismatch.is_some() => Line::styled(
+                fit_right(
+                    "⚠ edits in this worktree are not tracked (w: its own index)",
+                    inner.width as usize,
+                ),
+                theme.warning(),
+            ),
             None => Line::styled(
                 fit_right("✓ index in sync", inner.width as usize),
                 theme.ok(),
@@ -57,14 +101,20 @@ pub(super) fn render_pending(
         frame.render_widget(Paragraph::new(line), inner);
         return;
     }
-    let visible = inner.height as usize;
-    let first = app.first_visible(Panel::Pending, count, visible);
     let width = inner.width as usize;
+    let focused = app.focus == Panel::Pending && app.overlay.is_none();
     // Only the visible rows are formatted: 10,000 pending files cost one screenful.
-    let lines: Vec<Line> = snapshot.pending[first..(first + visible).min(count)]
+    let lines: Vec<Line> = rows[first..(first + visible).min(rows.len())]
         .iter()
-        .map(|entry| {
-            let age = format!("{:>6}", age_label(app.now_ns, entry.last_edit_ns));
+        .enumerate()
+        .map(|(i, &index)| {
+            let entry = &snapshot.pending[index];
+            // A deleted file has no edit to date.
+            let age = if entry.change == Change::Deleted {
+                " ".repeat(6)
+            } else {
+                format!("{:>6}", age_label(app.now_ns, entry.last_edit_ns))
+            };
             let state = state_label(entry.state);
             let state_style = match entry.state {
                 PendingState::Failed => theme.error(),
@@ -72,15 +122,22 @@ pub(super) fn render_pending(
                 _ => theme.dim(),
             };
             let state_width = state.width().min(18);
-            let path_width = width.saturating_sub(6 + 2 + 2 + state_width);
+            let path_width = width.saturating_sub(6 + 1 + 2 + 2 + state_width);
             let line = Line::from(vec![
                 Span::raw(age),
-                Span::raw("  "),
+                Span::raw(" "),
+                Span::styled(change_mark(entry.change), theme.title()),
+                Span::raw(" "),
                 Span::raw(format!("{:path_width$}", fit_left(&entry.path, path_width))),
                 Span::raw("  "),
                 Span::styled(state, state_style),
             ]);
-            truncate_line(line, width)
+            let line = truncate_line(line, width);
+            if focused && first + i == app.pending_cursor {
+                line.style(Style::new().add_modifier(Modifier::REVERSED))
+            } else {
+                line
+            }
         })
         .collect();
     frame.render_widget(Paragraph::new(lines), inner);

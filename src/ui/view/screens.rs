@@ -33,27 +33,30 @@ pub(super) fn render_summary(frame: &mut Frame, app: &App, area: Rect, theme: Th
             theme.warning(),
         ));
     }
-    let pending = match (&snapshot.freshness, snapshot.pending.len()) {
-        (Freshness::Verified { .. }, _) => Span::styled("✓ index in sync", theme.ok()),
-        (Freshness::Pending { .. }, n) => Span::styled(format!("{n} pending"), theme.warning()),
-        (Freshness::Unverified { reason, .. }, 0) => {
-            Span::styled(format!("⚠ {}", reason.describe()), theme.warning())
-        }
-        (Freshness::Unverified { reason, .. }, n) => Span::styled(
-            format!("{n} pending · ⚠ {}", reason.describe()),
-            theme.warning(),
-        ),
-    };
-    lines.push(Line::from(vec![
-        Span::raw(fit_right("codelens · ", width)),
-        pending,
-    ]));
+    // The status word and the project first, then how the index keeps up: the sync
+    // age and the watcher (the verified status word already says when).
+    let status = status_word(app, snapshot, theme);
+    let room = width.saturating_sub(status.width());
+    let project = project_name(&snapshot.root);
+    let mut first = vec![Span::styled(
+        fit_right(&status.content, width),
+        status.style,
+    )];
+    if room >= 3 + 2 {
+        first.push(Span::raw(fit_right(&format!(" · {project}"), room)));
+    }
+    lines.insert(0, Line::from(first));
+    let health = health_line(app, snapshot, width, theme, false);
+    lines.push(health);
     for entry in snapshot
         .pending
         .iter()
         .take((area.height as usize).saturating_sub(lines.len() + 1))
     {
-        let age = age_label(app.now_ns, entry.last_edit_ns);
+        let age = match entry.change {
+            Change::Deleted => "deleted".to_string(),
+            _ => age_label(app.now_ns, entry.last_edit_ns),
+        };
         let path_width = width.saturating_sub(age.len() + 1);
         lines.push(Line::from(format!(
             "{age} {}",
@@ -140,7 +143,18 @@ pub(super) fn render_message_screen(
         Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         body,
     );
-    render_hints(frame, hints, theme);
+    // Only the keys that work on this screen.
+    let keys = match screen {
+        Screen::NoIndex { .. } => "y build · q quit",
+        _ => "q quit",
+    };
+    frame.render_widget(
+        Paragraph::new(Line::styled(
+            fit_right(keys, hints.width as usize),
+            theme.dim(),
+        )),
+        hints,
+    );
 }
 
 /// `▕█████░░░░▏`-style progress in `width` cells (plain characters: no colour needed).

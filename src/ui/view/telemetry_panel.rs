@@ -63,6 +63,18 @@ pub(super) fn render_telemetry(
         ]),
         width,
     )];
+    // Under an environment switch, the choice it overrides (what applies without it).
+    if t.env_locked {
+        let stored = match t.stored_choice {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "none (off)",
+        };
+        lines.push(Line::styled(
+            fit_right(&format!("stored choice: {stored}"), width),
+            theme.dim(),
+        ));
+    }
     if t.enabled {
         let id = t.machine_id.as_deref().unwrap_or("none yet");
         lines.push(Line::from(fit_right(
@@ -106,6 +118,7 @@ pub(super) fn render_telemetry(
         }
     }
     let visible = inner.height as usize;
+    app.panel_rows[Panel::Telemetry.index()] = visible.max(1);
     let first = app.first_visible(Panel::Telemetry, lines.len(), visible);
     let lines: Vec<Line> = lines.into_iter().skip(first).collect();
     frame.render_widget(Paragraph::new(lines), inner);

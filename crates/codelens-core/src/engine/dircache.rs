@@ -128,6 +128,26 @@ fn cache_of_full_walk(
     Some(DirCache { dirs, sources })
 }
 
+/// The entries a complete walk of one subtree (`scan::walk_scope`, recursive) gives,
+/// for [`crate::engine::store::Batch::record_dir_cache_of`]; `None` when the walk
+/// could not read everything, or met an ignore file (the cache records every ignore
+/// source with the walk of the whole tree: one found here is left for the next full
+/// walk to record, with the directories around it).
+pub fn cache_of_scope(walked: &WalkResult, listed_at_ns: i64) -> Option<Vec<CachedDir>> {
+    let complete = walked.errors.is_empty()
+        && walked.unreadable.is_empty()
+        && walked.listed.len() == walked.dirs.len()
+        && walked.ignore_files.is_empty();
+    if !complete {
+        return None;
+    }
+    let listed = (walked.listed.iter()).map(|d| CachedDir::new(d, listed_at_ns, false));
+    let nested = (walked.nested.iter()).map(|d| CachedDir::new(d, listed_at_ns, true));
+    let mut dirs: Vec<CachedDir> = listed.chain(nested).collect();
+    dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    Some(dirs)
+}
+
 /// A walk begun before the index's rows are loaded.
 pub enum Started {
     /// The cache holds: the rows will tell the files of the unchanged directories.

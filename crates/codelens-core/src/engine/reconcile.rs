@@ -260,12 +260,25 @@ pub fn reindex_scope(
     // A directory that is gone, is a symlink now (a checkout may turn a tracked
     // directory into one) or became a nested repository holds nothing of ours: the walk
     // gives no file there, so its rows go, and nothing is read through it.
+    // Read before the walk lists anything, as for a full walk's cache.
+    let listed_at_ns = now_ns();
     let walked = scan::walk_scope(&project.tree()?, dir, recursive);
+    // A whole subtree listed completely is recorded in the directory cache, as a sync
+    // records the tree: a directory created under the engine is then known at its
+    // next start (not crawled again then, as if it had just appeared).
+    let recorded = if recursive {
+        dircache::cache_of_scope(&walked, listed_at_ns)
+    } else {
+        None
+    };
     let mut looked_at: Vec<RelPath> = rows.iter().map(|(path, _)| path.clone()).collect();
     looked_at.extend(walked.files.iter().map(|f| f.path.clone()));
     let plan = plan(rows, walked);
     let mut report = apply_plan(project, store, plan, &Progress::new(), |batch| {
-        batch.forget_dir_cache_of(dir, recursive)?;
+        match &recorded {
+            Some(listed) => batch.record_dir_cache_of(dir, listed)?,
+            None => batch.forget_dir_cache_of(dir, recursive)?,
+        }
         batch.bump_generation()?;
         // "Synced N s ago" is when the index last caught up with an edit.
         batch.set_meta("last_sync", &rfc3339_now())?;

@@ -911,21 +911,7 @@ impl Batch<'_> {
     pub fn replace_dir_cache(&self, cache: &DirCache) -> Result<()> {
         self.tx.execute("DELETE FROM dirs", [])?;
         self.tx.execute("DELETE FROM ignore_sources", [])?;
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO dirs (path, size, mtime_ns, ctime_ns, inode, listed_at_ns, nested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for dir in &cache.dirs {
-            let s = &dir.stat;
-            stmt.execute(params![
-                dir.path.as_bytes(),
-                s.size as i64,
-                s.mtime_ns,
-                s.ctime_ns,
-                s.inode as i64,
-                dir.listed_at_ns,
-                dir.nested
-            ])?;
-        }
+        self.insert_cached_dirs(&cache.dirs)?;
         let mut stmt = self.tx.prepare_cached(
             "INSERT OR REPLACE INTO ignore_sources (path, size, mtime_ns, ctime_ns, inode) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -937,6 +923,37 @@ impl Batch<'_> {
                 s.map(|s| s.mtime_ns),
                 s.map(|s| s.ctime_ns),
                 s.map(|s| s.inode as i64)
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// After the whole subtree of `dir` was re-indexed from a complete listing of it
+    /// (`listed`, each stat'ed before it was listed at `listed_at_ns` or later): the
+    /// entries below `dir` are replaced by what that listing saw, as a full walk would
+    /// record them, so the directories it found new are known at the next start (armed
+    /// at once, and not crawled again as if they had just appeared). The parent is
+    /// listed again next time, as [`Batch::forget_dir_cache_of`] does.
+    pub fn record_dir_cache_of(&self, dir: &RelPath, listed: &[CachedDir]) -> Result<()> {
+        self.forget_dir_cache_of(dir, true)?;
+        self.insert_cached_dirs(listed)
+    }
+
+    /// Writes directory-cache entries (over any with the same path).
+    fn insert_cached_dirs(&self, dirs: &[CachedDir]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO dirs (path, size, mtime_ns, ctime_ns, inode, listed_at_ns, nested) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for dir in dirs {
+            let s = &dir.stat;
+            stmt.execute(params![
+                dir.path.as_bytes(),
+                s.size as i64,
+                s.mtime_ns,
+                s.ctime_ns,
+                s.inode as i64,
+                dir.listed_at_ns,
+                dir.nested
             ])?;
         }
         Ok(())
@@ -992,6 +1009,14 @@ impl Batch<'_> {
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.tx
             .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")?
+            .execute([key, value])?;
+        Ok(())
+    }
+
+    /// Deletes `key` only while it still holds `value` (a row rewritten since stays).
+    pub fn delete_meta_if(&self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM meta WHERE key = ?1 AND value = ?2")?
             .execute([key, value])?;
         Ok(())
     }

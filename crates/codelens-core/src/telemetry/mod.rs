@@ -114,6 +114,9 @@ pub struct TelemetryStatus {
     pub pending_days: Vec<String>,
     /// Days the server refused (a 4xx) and that were dropped rather than re-sent.
     pub rejected_days: u64,
+    /// The choice stored by `codelens telemetry on|off` (or the dashboard), whatever
+    /// decides now: an environment switch may override it.
+    pub stored_choice: Option<bool>,
 }
 
 impl TelemetryStatus {
@@ -274,6 +277,7 @@ pub fn status(env: &TelemetryEnv) -> TelemetryStatus {
         buffer_bytes: pending.bytes,
         pending_days: pending.days,
         rejected_days: pending.rejected_days,
+        stored_choice: consent.map(|c| c.enabled),
     }
 }
 

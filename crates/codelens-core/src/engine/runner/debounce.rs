@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use super::snapshot::DirectoryState;
 use crate::engine::RelPath;
 
+/// A directory written to without a pause is re-indexed after this many windows.
+pub const MAX_WAIT_WINDOWS: u32 = 5;
+
 /// A directory with changes waiting for quiet.
 #[derive(Debug, Clone)]
 pub(super) struct DirWait {
@@ -20,7 +23,7 @@ impl DirWait {
     /// Trailing debounce with a maximum wait, so a file written continuously is still
     /// indexed.
     pub(super) fn due_at(&self, debounce: Duration) -> Instant {
-        (self.last + debounce).min(self.first + debounce * 5)
+        (self.last + debounce).min(self.first + debounce * MAX_WAIT_WINDOWS)
     }
 }
 
@@ -95,18 +98,34 @@ impl DebounceQueue {
         debounce: Duration,
         pending: impl Iterator<Item = &'a RelPath> + Clone,
     ) -> Vec<DirectoryState> {
+        (self.published(now, debounce, pending).into_iter())
+            .map(|(state, _)| state)
+            .collect()
+    }
+
+    /// [`DebounceQueue::states`], each with whether its whole subtree waits (what a
+    /// follower needs to give each pending file its countdown).
+    pub(super) fn published<'a>(
+        &self,
+        now: Instant,
+        debounce: Duration,
+        pending: impl Iterator<Item = &'a RelPath> + Clone,
+    ) -> Vec<(DirectoryState, bool)> {
         (self.dirs.iter())
-            .map(|(dir, wait)| DirectoryState {
-                dir: dir.to_string(),
-                files: (pending.clone())
-                    .filter(|p| path_in_dir(p, dir, wait.recursive))
-                    .count(),
-                waited_ms: now.duration_since(wait.first).as_millis() as u64,
-                reindex_in_ms: wait
-                    .due_at(debounce)
-                    .saturating_duration_since(now)
-                    .as_millis() as u64,
-                window_ms: debounce.as_millis() as u64,
+            .map(|(dir, wait)| {
+                let state = DirectoryState {
+                    dir: dir.to_string(),
+                    files: (pending.clone())
+                        .filter(|p| path_in_dir(p, dir, wait.recursive))
+                        .count(),
+                    waited_ms: now.duration_since(wait.first).as_millis() as u64,
+                    reindex_in_ms: wait
+                        .due_at(debounce)
+                        .saturating_duration_since(now)
+                        .as_millis() as u64,
+                    window_ms: debounce.as_millis() as u64,
+                };
+                (state, wait.recursive)
             })
             .collect()
     }

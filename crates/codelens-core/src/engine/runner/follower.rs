@@ -75,5 +75,6 @@ impl Worker {
             self.catchup = Catchup::NotStarted;
         }
         self.pending = PendingSet::from_rows(rows);
+        self.follow_published();
     }
 }

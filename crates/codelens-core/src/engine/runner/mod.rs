@@ -36,13 +36,17 @@ mod debounce;
 mod follower;
 mod pending;
 mod probes;
+mod published;
 mod snapshot;
 mod verdict;
 mod writer;
 
 use debounce::DebounceQueue;
+pub use debounce::MAX_WAIT_WINDOWS;
 use pending::{Pending, PendingSet};
 pub use pending::{change_from_name, state_name};
+pub use published::WriterRequest;
+use published::{PublishedLog, PublishedWindow};
 pub use snapshot::{Catchup, Command, DirectoryState, Event, Role, Snapshot};
 
 #[derive(Debug, Clone)]
@@ -194,11 +198,14 @@ struct Shared {
     subscribers: Mutex<Vec<Sender<Event>>>,
     /// Catch-up progress, updated by the hashing workers as they go.
     progress: Progress,
+    /// The events a writer publishes for its followers.
+    log: Mutex<PublishedLog>,
 }
 
 impl Shared {
     fn emit(&self, event: Event) {
         tracing::debug!(target: "codelens::engine", "{event}");
+        (self.log.lock().unwrap_or_else(|e| e.into_inner())).record(&event, now_ns());
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subscribers.retain(|tx| tx.send(event.clone()).is_ok());
     }
@@ -296,6 +303,7 @@ impl Engine {
             published: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
             progress: Progress::new(),
+            log: Mutex::new(PublishedLog::default()),
         });
         let (inbox, receiver) = mpsc::channel();
         let worker = Worker {
@@ -348,6 +356,10 @@ impl Engine {
             persist_retry_at: None,
             writer_set_current: false,
             writer_busy: false,
+            writer_windows: Vec::new(),
+            writer_log_seen: None,
+            request_to_send: None,
+            published_log_seq: 0,
         };
         let (events_tx, events) = mpsc::channel();
         shared
@@ -659,6 +671,14 @@ struct Worker {
     /// ([`published_set_is_current`]), and whether the writer was busy.
     writer_set_current: bool,
     writer_busy: bool,
+    /// A follower's copy of its writer's debounce windows.
+    writer_windows: Vec<PublishedWindow>,
+    /// A follower's place in its writer's published events: the writer, the last seen.
+    writer_log_seen: Option<(String, u64)>,
+    /// A follower's request its writer has not been given yet (the index was locked).
+    request_to_send: Option<WriterRequest>,
+    /// A writer's last event its followers can read.
+    published_log_seq: u64,
 }
 
 impl Worker {
@@ -735,8 +755,12 @@ impl Worker {
                             continue;
                         }
                         self.follow();
+                        self.send_request();
                     }
-                    Role::Writer => self.notice_other_writers(),
+                    Role::Writer => {
+                        self.notice_other_writers();
+                        self.take_writer_request();
+                    }
                 }
             }
             if self.role() == Role::Writer {
@@ -816,6 +840,9 @@ impl Worker {
                 self.rescanning = true;
                 self.catch_up();
             }
+            // A follower asks its writer, through the index.
+            Input::Command(Command::SyncNow) => self.request_writer(WriterRequest::Sync),
+            Input::Command(Command::Rescan) => self.request_writer(WriterRequest::Rescan),
             Input::Command(Command::SetTelemetry(on)) => {
                 match telemetry::set_consent(&self.options.telemetry, on) {
                     Ok(status) => {
@@ -831,7 +858,6 @@ impl Worker {
                 }
                 self.telemetry_checked = Instant::now();
             }
-            Input::Command(_) => {}
             Input::Settle(reply) => self.settle(reply),
             Input::Watch(WatchMessage::Changes(changes)) => {
                 for change in changes {
@@ -1009,7 +1035,15 @@ impl Worker {
     fn publish(&mut self) {
         let now = Instant::now();
         let debounce = self.options.watch.debounce;
-        let directories = self.dirs.states(now, debounce, self.pending.keys());
+        let now_wall = now_ns();
+        let follower = self.role() == Role::Follower;
+        let directories = if follower {
+            (self.writer_windows.iter())
+                .map(|w| w.state(now_wall))
+                .collect()
+        } else {
+            self.dirs.states(now, debounce, self.pending.keys())
+        };
         let scanned_only = self
             .scanned
             .iter()
@@ -1020,6 +1054,13 @@ impl Worker {
             .chain(scanned_only)
             .map(|(path, p)| {
                 let state = match p.state {
+                    PendingState::Waiting { .. } if follower => PendingState::Waiting {
+                        reindex_in_ms: published::reindex_in_ms(
+                            &self.writer_windows,
+                            path,
+                            now_wall,
+                        ),
+                    },
                     PendingState::Waiting { .. } => PendingState::Waiting {
                         reindex_in_ms: self.dirs.reindex_in_ms(path, now, debounce),
                     },

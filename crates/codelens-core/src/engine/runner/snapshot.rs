@@ -200,6 +200,8 @@ pub enum Event {
     CatchupFinished {
         found: usize,
         duration_ms: u64,
+        /// Asked for (`r`, a follower's request) or after lost events: a rescan.
+        rescan: bool,
     },
     Synced {
         added: u64,
@@ -232,6 +234,19 @@ pub enum Event {
         reason: String,
     },
     Error(String),
+    /// A follower asked its writer (another process) to sync, or to rescan.
+    WriterAsked {
+        rescan: bool,
+    },
+    /// The writer took a follower's request to sync, or to rescan.
+    WriterRequestTaken {
+        rescan: bool,
+    },
+    /// An event of the writer's (another process), as it published it.
+    FromWriter {
+        at_ns: i64,
+        text: String,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -241,8 +256,14 @@ impl std::fmt::Display for Event {
             Event::RoleChanged(Role::Follower) => {
                 write!(f, "follower: another engine keeps the index")
             }
-            Event::CatchupFinished { found, duration_ms } => {
-                write!(f, "catch-up: {found} changes found in {duration_ms} ms")
+            Event::CatchupFinished {
+                found,
+                duration_ms,
+                rescan,
+            } => {
+                let what = if *rescan { "rescan" } else { "catch-up" };
+                let changes = if *found == 1 { "change" } else { "changes" };
+                write!(f, "{what}: {found} {changes} found in {duration_ms} ms")
             }
             Event::Synced {
                 added,
@@ -277,6 +298,19 @@ impl std::fmt::Display for Event {
                 if *enabled { "on" } else { "off" }
             ),
             Event::Error(message) => write!(f, "error: {message}"),
+            Event::WriterAsked { rescan: false } => {
+                write!(f, "asked the writer engine (another process) to sync")
+            }
+            Event::WriterAsked { rescan: true } => {
+                write!(f, "asked the writer engine (another process) to rescan")
+            }
+            Event::WriterRequestTaken { rescan: false } => {
+                write!(f, "sync asked by a follower engine")
+            }
+            Event::WriterRequestTaken { rescan: true } => {
+                write!(f, "rescan asked by a follower engine")
+            }
+            Event::FromWriter { text, .. } => write!(f, "{text}"),
         }
     }
 }

@@ -353,12 +353,14 @@ impl Worker {
             found: count,
             duration_ms,
         };
+        let rescan = self.rescanning;
         self.rescanning = false;
         self.last_seen_generation = generation;
         self.persist_pending();
         self.shared.emit(Event::CatchupFinished {
             found: count,
             duration_ms,
+            rescan,
         });
         self.refresh_watcher_status();
         self.publish();
@@ -422,6 +424,9 @@ impl Worker {
             .as_ref()
             .and_then(|r| serde_json::to_string(r).ok())
             .unwrap_or_default();
+        // The debounce windows and latest events, for followers to show.
+        let (windows, events) = self.published_rows();
+        let log_seq = (self.shared.log.lock().unwrap_or_else(|e| e.into_inner())).last_seq();
         let store = &mut self.store;
         let engine_id = &self.engine_id;
         let seen_generation = self
@@ -432,6 +437,8 @@ impl Worker {
                 let batch = store.batch()?;
                 batch.replace_pending(&rows)?;
                 batch.set_meta("writer_unverified", &own_reason)?;
+                batch.set_meta(published::DEBOUNCE_KEY, &windows)?;
+                batch.set_meta(published::EVENTS_KEY, &events)?;
                 // For `codelens status` in another process: how this writer keeps up.
                 batch.set_meta("watcher_mode", mode)?;
                 batch.set_meta("watcher_reason", &reason)?;
@@ -452,6 +459,7 @@ impl Worker {
         match written {
             Ok(true) => {
                 self.pending_dirty = false;
+                self.published_log_seq = log_seq;
                 self.lock_retry = None;
                 self.persist_retry_at = None;
                 self.published_reason = self.reason_to_publish();
