@@ -169,13 +169,13 @@ impl TokenBucket {
         }
     }
 
-    /// Takes `rows` tokens if there are enough (a payload larger than the bucket takes
-    /// the bucket). No budget (rate 0) always allows.
-    fn try_take(&mut self, rows: usize) -> bool {
+    /// Takes `rows` tokens at `now` if there are enough (a payload larger than the
+    /// bucket takes the bucket). No budget (rate 0) always allows. The clock is a
+    /// parameter so that the refill can be tested without sleeping or racing it.
+    fn try_take(&mut self, rows: usize, now: Instant) -> bool {
         if self.rate == 0.0 {
             return true;
         }
-        let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
         self.refilled = now;
@@ -447,7 +447,7 @@ async fn events(
     let within_budget = shared
         .write_budget
         .lock()
-        .map(|mut bucket| bucket.try_take(rows))
+        .map(|mut bucket| bucket.try_take(rows, Instant::now()))
         .unwrap_or(false);
     if !within_budget {
         let mut response = error(StatusCode::TOO_MANY_REQUESTS, "over the write budget");
@@ -585,23 +585,25 @@ mod tests {
     #[test]
     fn the_write_budget_refills_at_its_rate_and_never_saves_up_more_than_two_seconds() {
         let mut bucket = TokenBucket::new(100);
-        assert!(bucket.try_take(150));
-        assert!(bucket.try_take(50));
-        assert!(!bucket.try_take(1), "empty");
-        bucket.refilled -= Duration::from_millis(100);
-        assert!(bucket.try_take(10), "10 rows came back in 100 ms");
-        assert!(!bucket.try_take(5));
-        bucket.refilled -= Duration::from_secs(3600);
+        let start = bucket.refilled;
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert!(bucket.try_take(150, at(0)));
+        assert!(bucket.try_take(50, at(0)));
+        assert!(!bucket.try_take(1, at(0)), "empty");
+        assert!(bucket.try_take(10, at(100)), "10 rows came back in 100 ms");
+        assert!(!bucket.try_take(5, at(140)), "4 rows came back in 40 ms");
+        assert!(bucket.try_take(5, at(160)), "6 rows by 160 ms");
+        let hour = 3_600_000;
         assert!(
-            bucket.try_take(200) && !bucket.try_take(1),
+            bucket.try_take(200, at(hour)) && !bucket.try_take(1, at(hour)),
             "capped at 2 s worth"
         );
-        bucket.refilled -= Duration::from_secs(10);
         assert!(
-            bucket.try_take(1_000_000),
+            bucket.try_take(1_000_000, at(hour + 2_000)),
             "a payload over the cap takes the bucket"
         );
-        assert!(TokenBucket::new(0).try_take(usize::MAX), "no budget");
+        assert!(!bucket.try_take(1, at(hour + 2_000)));
+        assert!(TokenBucket::new(0).try_take(usize::MAX, at(0)), "no budget");
     }
 
     #[test]
