@@ -317,9 +317,13 @@ async fn prune_periodically(shared: Arc<Shared>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let oldest =
-            chrono::Utc::now().date_naive() - chrono::Days::new(shared.options.retention_days);
-        let oldest = oldest.format("%Y-%m-%d").to_string();
+        // The window's own arithmetic: `today - retention` would panic on a huge
+        // `--retention-days`, this saturates.
+        let oldest = DayWindow::on(
+            chrono::Utc::now().date_naive(),
+            shared.options.retention_days,
+        )
+        .oldest;
         let _ = with_storage(&shared, move |storage| storage.prune_before(&oldest)).await;
     }
 }
