@@ -229,12 +229,28 @@ pub struct Suppression {
 pub enum StorageError {
     #[error("storage: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("storage: {0}")]
+    /// Shown with its causes: the driver's own text is only the kind ("error
+    /// connecting to server"), the why ("Connection refused") is in its source.
+    #[error("storage: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("not a usable PostgreSQL URL (expected postgres://USER@HOST:PORT/DATABASE): {0}")]
+    Url(String),
     #[error("storage: no database connection: {0}")]
     Pool(String),
     #[error("storage: a lock was poisoned by an earlier panic")]
     Poisoned,
+}
+
+/// `error` and each of its sources, joined by ": " (one line).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.replace('\n', " ")
 }
 
 /// Where rollups are kept: SQLite embedded by default, PostgreSQL for several replicas.

@@ -80,8 +80,8 @@ fn main() -> ExitCode {
         Some(url) => match PostgresStorage::connect(url) {
             Ok(storage) => Arc::new(storage),
             Err(error) => {
-                // The URL may hold a password: name the database by its role only.
-                eprintln!("codelens-ingest: the --database server: {error}");
+                // Not the URL itself: it may hold a password.
+                eprintln!("codelens-ingest: --database: {error}");
                 return ExitCode::FAILURE;
             }
         },

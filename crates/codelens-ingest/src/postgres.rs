@@ -61,6 +61,11 @@ pub struct PostgresStorage {
 }
 
 fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
+    // Parsed here first for the parser's own reason (a bad port, an unknown option),
+    // which deadpool's error leaves out.
+    if let Err(error) = url.parse::<tokio_postgres::Config>() {
+        return Err(StorageError::Url(super::with_causes(&error)));
+    }
     let mut config = Config::new();
     config.url = Some(url.to_string());
     config.manager = Some(ManagerConfig {
@@ -75,7 +80,10 @@ fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
     config.pool = Some(pool);
     config
         .create_pool(Some(deadpool_postgres::Runtime::Tokio1), NoTls)
-        .map_err(|e| StorageError::Pool(e.to_string()))
+        .map_err(|e| match e {
+            deadpool_postgres::CreatePoolError::Config(why) => StorageError::Url(why.to_string()),
+            other => StorageError::Pool(other.to_string()),
+        })
 }
 
 fn pool_error(error: deadpool_postgres::PoolError) -> StorageError {
