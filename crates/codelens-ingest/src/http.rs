@@ -423,7 +423,7 @@ async fn events(
     if declared_length(&headers).is_some_and(|length| length > limit as u64) {
         return too_large(body, limit, deadline);
     }
-    let Ok(Ok(_slot)) =
+    let Ok(Ok(slot)) =
         tokio::time::timeout_at(deadline, Arc::clone(&shared.bodies).acquire_owned()).await
     else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "busy; try again later");
@@ -465,7 +465,14 @@ async fn events(
         .date_naive()
         .format("%Y-%m-%d")
         .to_string();
-    match with_storage(&shared, move |storage| storage.put(&payload, &arrival_day)).await {
+    // The slot goes with the put onto its blocking thread: were the client to go away
+    // meanwhile, the put would still hold it, so puts under way never outnumber the
+    // slots (nor, on PostgreSQL, the write connections sized to them).
+    let put = move |storage: &dyn Storage| {
+        let _slot = slot;
+        storage.put(&payload, &arrival_day)
+    };
+    match with_storage(&shared, put).await {
         Some(()) => json_response(StatusCode::OK, serde_json::json!({ "accepted_days": days })),
         None => storage_failed(),
     }
