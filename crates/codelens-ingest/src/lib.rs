@@ -225,6 +225,14 @@ pub struct Suppression {
     pub min_days_seen: u64,
 }
 
+impl Suppression {
+    /// `min_days_seen` as the databases' signed integer. Saturating: a plain `as i64`
+    /// turns a huge `--min-days-seen` negative, which would count every machine.
+    pub(crate) fn min_days_seen_sql(&self) -> i64 {
+        i64::try_from(self.min_days_seen).unwrap_or(i64::MAX)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage: {0}")]

@@ -247,7 +247,7 @@ impl Storage for PostgresStorage {
                 )
                 .await?;
             let rows = client
-                .query(&statement, &[&(rules.min_days_seen as i64)])
+                .query(&statement, &[&rules.min_days_seen_sql()])
                 .await?;
             let buckets = rows.iter().map(|row| {
                 Ok(Bucket {
