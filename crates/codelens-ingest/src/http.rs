@@ -144,8 +144,9 @@ struct Shared {
     write_budget: Mutex<TokenBucket>,
     /// The last aggregate answer and when its query started: at most one aggregate
     /// query runs at a time, and requests that arrived while it ran share the next one
-    /// (see [`aggregate`]).
-    aggregate: tokio::sync::Mutex<Option<(Instant, Arc<String>)>>,
+    /// (see [`aggregate`]). `Bytes`, so that every request answered from it shares the
+    /// one copy instead of cloning a body that grows with the data.
+    aggregate: tokio::sync::Mutex<Option<(Instant, axum::body::Bytes)>>,
 }
 
 /// The global write budget: `rate` rows a second, at most `capacity` saved up. Nothing
@@ -376,7 +377,7 @@ async fn aggregate(State(shared): State<Arc<Shared>>) -> Response {
     if let Some((started, body)) = last.as_ref()
         && *started >= arrived
     {
-        return aggregate_response(Arc::clone(body));
+        return aggregate_response(body.clone());
     }
     let started = Instant::now();
     let rules = Suppression {
@@ -385,19 +386,19 @@ async fn aggregate(State(shared): State<Arc<Shared>>) -> Response {
     };
     match with_storage(&shared, move |storage| storage.aggregate(rules)).await {
         Some(aggregate) => {
-            let body = Arc::new(serde_json::json!(aggregate).to_string());
-            *last = Some((started, Arc::clone(&body)));
+            let body = axum::body::Bytes::from(serde_json::json!(aggregate).to_string());
+            *last = Some((started, body.clone()));
             aggregate_response(body)
         }
         None => storage_failed(),
     }
 }
 
-fn aggregate_response(body: Arc<String>) -> Response {
+fn aggregate_response(body: axum::body::Bytes) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        String::clone(&body),
+        body,
     )
         .into_response()
 }
