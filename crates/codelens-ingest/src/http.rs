@@ -9,7 +9,8 @@
 //! - `POST /v1/events`: a payload (see `assets/telemetry-schema.json`) → 200, 400, 408,
 //!   413, 429 (over the write budget), 503 (no body slot within the body deadline);
 //! - `DELETE /v1/machines/<uuid>`: delete everything sent under that id → 200;
-//! - `GET /v1/aggregate`: totals, buckets under `min_machines` machines left out;
+//! - `GET /v1/aggregate`: totals, buckets under `min_machines` machines left out; 503
+//!   past a quarter of `max_connections` aggregate requests at once;
 //! - `GET /healthz`.
 //!
 //! Nothing about the connection (address, headers, user agent) is read, stored or
@@ -147,6 +148,31 @@ struct Shared {
     /// (see [`aggregate`]). `Bytes`, so that every request answered from it shares the
     /// one copy instead of cloning a body that grows with the data.
     aggregate: tokio::sync::Mutex<Option<(Instant, axum::body::Bytes)>>,
+    /// Aggregate requests under way or waiting (see [`aggregate_requests_at_once`]).
+    aggregate_requests: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many aggregate requests may be under way or waiting at once: a quarter of the
+/// connections. A query is slow at scale (seconds) and its requests wait for it holding
+/// their connections; past this share they are answered 503 at once, so readers can
+/// never take the connection slots that posts need.
+fn aggregate_requests_at_once(options: &Options) -> usize {
+    (options.max_connections / 4).max(1)
+}
+
+impl Shared {
+    fn new(storage: Arc<dyn Storage>, options: Options) -> Arc<Shared> {
+        Arc::new(Shared {
+            storage,
+            bodies: Arc::new(tokio::sync::Semaphore::new(options.max_bodies.max(1))),
+            write_budget: Mutex::new(TokenBucket::new(options.write_budget)),
+            aggregate: tokio::sync::Mutex::new(None),
+            aggregate_requests: Arc::new(tokio::sync::Semaphore::new(aggregate_requests_at_once(
+                &options,
+            ))),
+            options,
+        })
+    }
 }
 
 /// The global write budget: `rate` rows a second, at most `capacity` saved up. Nothing
@@ -220,13 +246,7 @@ pub fn serve(
         let _in_runtime = runtime.enter();
         tokio::net::TcpListener::from_std(listener).map_err(|e| listen_error(e.to_string()))?
     };
-    let shared = Arc::new(Shared {
-        storage,
-        bodies: Arc::new(tokio::sync::Semaphore::new(options.max_bodies.max(1))),
-        write_budget: Mutex::new(TokenBucket::new(options.write_budget)),
-        aggregate: tokio::sync::Mutex::new(None),
-        options,
-    });
+    let shared = Shared::new(storage, options);
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("ingest".into())
@@ -355,6 +375,15 @@ fn error(code: StatusCode, message: &str) -> Response {
     json_response(code, serde_json::json!({ "error": message }))
 }
 
+/// An error with `Retry-After: 1`: nothing is wrong with the request, only its moment.
+fn try_again_later(code: StatusCode, message: &str) -> Response {
+    let mut response = error(code, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
 fn storage_failed() -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "storage failed")
 }
@@ -371,7 +400,11 @@ async fn healthz() -> Response {
 /// the query under way, and takes the next answer whose query started after it arrived
 /// (so an answer is never older than the request). Twenty concurrent requests cost
 /// two queries, on the storage's read connection, while writes go on beside them.
+/// Past [`aggregate_requests_at_once`] requests, 503 at once.
 async fn aggregate(State(shared): State<Arc<Shared>>) -> Response {
+    let Ok(_turn) = Arc::clone(&shared.aggregate_requests).try_acquire_owned() else {
+        return try_again_later(StatusCode::SERVICE_UNAVAILABLE, "busy; try again later");
+    };
     let arrived = Instant::now();
     let mut last = shared.aggregate.lock().await;
     if let Some((started, body)) = last.as_ref()
@@ -455,11 +488,7 @@ async fn events(
         .map(|mut bucket| bucket.try_take(rows, Instant::now()))
         .unwrap_or(false);
     if !within_budget {
-        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "over the write budget");
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return response;
+        return try_again_later(StatusCode::TOO_MANY_REQUESTS, "over the write budget");
     }
     let days = payload.days.len();
     let arrival_day = chrono::Utc::now()
@@ -616,6 +645,42 @@ mod tests {
         );
         assert!(!bucket.try_take(1, at(hour + 2_000)));
         assert!(TokenBucket::new(0).try_take(usize::MAX, at(0)), "no budget");
+    }
+
+    #[tokio::test]
+    async fn aggregate_requests_past_their_share_of_connections_are_answered_503_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::SqliteStorage::open(&dir.path().join("t.db")).unwrap();
+        let options = Options {
+            max_connections: 8,
+            ..Options::default()
+        };
+        let share = aggregate_requests_at_once(&options);
+        assert_eq!(share, 2);
+        let shared = Shared::new(Arc::new(storage), options);
+        // A query under way (its lock held here): requests arriving now wait for it.
+        let query_under_way = shared.aggregate.lock().await;
+        let waiting: Vec<_> = (0..share)
+            .map(|_| tokio::spawn(aggregate(State(Arc::clone(&shared)))))
+            .collect();
+        while shared.aggregate_requests.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Bounded so that, were it queued behind the held lock, the test fails, not hangs.
+        let refused = tokio::time::timeout(
+            Duration::from_secs(30),
+            aggregate(State(Arc::clone(&shared))),
+        )
+        .await
+        .expect("answered at once, not queued");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        drop(query_under_way);
+        for request in waiting {
+            assert_eq!(request.await.unwrap().status(), StatusCode::OK);
+        }
+        let after = aggregate(State(Arc::clone(&shared))).await;
+        assert_eq!(after.status(), StatusCode::OK, "the turns were given back");
     }
 
     #[test]
