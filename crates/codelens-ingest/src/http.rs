@@ -9,7 +9,8 @@
 //! - `POST /v1/events`: a payload (see `assets/telemetry-schema.json`) → 200, 400, 408,
 //!   413, 429 (over the write budget), 503 (no body slot within the body deadline);
 //! - `DELETE /v1/machines/<uuid>`: delete everything sent under that id → 200;
-//! - `GET /v1/aggregate`: totals, buckets under `min_machines` machines left out;
+//! - `GET /v1/aggregate`: totals, buckets under `min_machines` machines left out; 503
+//!   past a quarter of `max_connections` aggregate requests at once;
 //! - `GET /healthz`.
 //!
 //! Nothing about the connection (address, headers, user agent) is read, stored or
@@ -144,8 +145,34 @@ struct Shared {
     write_budget: Mutex<TokenBucket>,
     /// The last aggregate answer and when its query started: at most one aggregate
     /// query runs at a time, and requests that arrived while it ran share the next one
-    /// (see [`aggregate`]).
-    aggregate: tokio::sync::Mutex<Option<(Instant, Arc<String>)>>,
+    /// (see [`aggregate`]). `Bytes`, so that every request answered from it shares the
+    /// one copy instead of cloning a body that grows with the data.
+    aggregate: tokio::sync::Mutex<Option<(Instant, axum::body::Bytes)>>,
+    /// Aggregate requests under way or waiting (see [`aggregate_requests_at_once`]).
+    aggregate_requests: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many aggregate requests may be under way or waiting at once: a quarter of the
+/// connections. A query is slow at scale (seconds) and its requests wait for it holding
+/// their connections; past this share they are answered 503 at once, so readers can
+/// never take the connection slots that posts need.
+fn aggregate_requests_at_once(options: &Options) -> usize {
+    (options.max_connections / 4).max(1)
+}
+
+impl Shared {
+    fn new(storage: Arc<dyn Storage>, options: Options) -> Arc<Shared> {
+        Arc::new(Shared {
+            storage,
+            bodies: Arc::new(tokio::sync::Semaphore::new(options.max_bodies.max(1))),
+            write_budget: Mutex::new(TokenBucket::new(options.write_budget)),
+            aggregate: tokio::sync::Mutex::new(None),
+            aggregate_requests: Arc::new(tokio::sync::Semaphore::new(aggregate_requests_at_once(
+                &options,
+            ))),
+            options,
+        })
+    }
 }
 
 /// The global write budget: `rate` rows a second, at most `capacity` saved up. Nothing
@@ -169,13 +196,13 @@ impl TokenBucket {
         }
     }
 
-    /// Takes `rows` tokens if there are enough (a payload larger than the bucket takes
-    /// the bucket). No budget (rate 0) always allows.
-    fn try_take(&mut self, rows: usize) -> bool {
+    /// Takes `rows` tokens at `now` if there are enough (a payload larger than the
+    /// bucket takes the bucket). No budget (rate 0) always allows. The clock is a
+    /// parameter so that the refill can be tested without sleeping or racing it.
+    fn try_take(&mut self, rows: usize, now: Instant) -> bool {
         if self.rate == 0.0 {
             return true;
         }
-        let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
         self.refilled = now;
@@ -219,13 +246,7 @@ pub fn serve(
         let _in_runtime = runtime.enter();
         tokio::net::TcpListener::from_std(listener).map_err(|e| listen_error(e.to_string()))?
     };
-    let shared = Arc::new(Shared {
-        storage,
-        bodies: Arc::new(tokio::sync::Semaphore::new(options.max_bodies.max(1))),
-        write_budget: Mutex::new(TokenBucket::new(options.write_budget)),
-        aggregate: tokio::sync::Mutex::new(None),
-        options,
-    });
+    let shared = Shared::new(storage, options);
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name("ingest".into())
@@ -317,9 +338,13 @@ async fn prune_periodically(shared: Arc<Shared>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let oldest =
-            chrono::Utc::now().date_naive() - chrono::Days::new(shared.options.retention_days);
-        let oldest = oldest.format("%Y-%m-%d").to_string();
+        // The window's own arithmetic: `today - retention` would panic on a huge
+        // `--retention-days`, this saturates.
+        let oldest = DayWindow::on(
+            chrono::Utc::now().date_naive(),
+            shared.options.retention_days,
+        )
+        .oldest;
         let _ = with_storage(&shared, move |storage| storage.prune_before(&oldest)).await;
     }
 }
@@ -350,6 +375,15 @@ fn error(code: StatusCode, message: &str) -> Response {
     json_response(code, serde_json::json!({ "error": message }))
 }
 
+/// An error with `Retry-After: 1`: nothing is wrong with the request, only its moment.
+fn try_again_later(code: StatusCode, message: &str) -> Response {
+    let mut response = error(code, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
+}
+
 fn storage_failed() -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "storage failed")
 }
@@ -366,13 +400,17 @@ async fn healthz() -> Response {
 /// the query under way, and takes the next answer whose query started after it arrived
 /// (so an answer is never older than the request). Twenty concurrent requests cost
 /// two queries, on the storage's read connection, while writes go on beside them.
+/// Past [`aggregate_requests_at_once`] requests, 503 at once.
 async fn aggregate(State(shared): State<Arc<Shared>>) -> Response {
+    let Ok(_turn) = Arc::clone(&shared.aggregate_requests).try_acquire_owned() else {
+        return try_again_later(StatusCode::SERVICE_UNAVAILABLE, "busy; try again later");
+    };
     let arrived = Instant::now();
     let mut last = shared.aggregate.lock().await;
     if let Some((started, body)) = last.as_ref()
         && *started >= arrived
     {
-        return aggregate_response(Arc::clone(body));
+        return aggregate_response(body.clone());
     }
     let started = Instant::now();
     let rules = Suppression {
@@ -381,19 +419,19 @@ async fn aggregate(State(shared): State<Arc<Shared>>) -> Response {
     };
     match with_storage(&shared, move |storage| storage.aggregate(rules)).await {
         Some(aggregate) => {
-            let body = Arc::new(serde_json::json!(aggregate).to_string());
-            *last = Some((started, Arc::clone(&body)));
+            let body = axum::body::Bytes::from(serde_json::json!(aggregate).to_string());
+            *last = Some((started, body.clone()));
             aggregate_response(body)
         }
         None => storage_failed(),
     }
 }
 
-fn aggregate_response(body: Arc<String>) -> Response {
+fn aggregate_response(body: axum::body::Bytes) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        String::clone(&body),
+        body,
     )
         .into_response()
 }
@@ -419,7 +457,7 @@ async fn events(
     if declared_length(&headers).is_some_and(|length| length > limit as u64) {
         return too_large(body, limit, deadline);
     }
-    let Ok(Ok(_slot)) =
+    let Ok(Ok(slot)) =
         tokio::time::timeout_at(deadline, Arc::clone(&shared.bodies).acquire_owned()).await
     else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "busy; try again later");
@@ -447,21 +485,24 @@ async fn events(
     let within_budget = shared
         .write_budget
         .lock()
-        .map(|mut bucket| bucket.try_take(rows))
+        .map(|mut bucket| bucket.try_take(rows, Instant::now()))
         .unwrap_or(false);
     if !within_budget {
-        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "over the write budget");
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return response;
+        return try_again_later(StatusCode::TOO_MANY_REQUESTS, "over the write budget");
     }
     let days = payload.days.len();
     let arrival_day = chrono::Utc::now()
         .date_naive()
         .format("%Y-%m-%d")
         .to_string();
-    match with_storage(&shared, move |storage| storage.put(&payload, &arrival_day)).await {
+    // The slot goes with the put onto its blocking thread: were the client to go away
+    // meanwhile, the put would still hold it, so puts under way never outnumber the
+    // slots (nor, on PostgreSQL, the write connections sized to them).
+    let put = move |storage: &dyn Storage| {
+        let _slot = slot;
+        storage.put(&payload, &arrival_day)
+    };
+    match with_storage(&shared, put).await {
         Some(()) => json_response(StatusCode::OK, serde_json::json!({ "accepted_days": days })),
         None => storage_failed(),
     }
@@ -585,23 +626,61 @@ mod tests {
     #[test]
     fn the_write_budget_refills_at_its_rate_and_never_saves_up_more_than_two_seconds() {
         let mut bucket = TokenBucket::new(100);
-        assert!(bucket.try_take(150));
-        assert!(bucket.try_take(50));
-        assert!(!bucket.try_take(1), "empty");
-        bucket.refilled -= Duration::from_millis(100);
-        assert!(bucket.try_take(10), "10 rows came back in 100 ms");
-        assert!(!bucket.try_take(5));
-        bucket.refilled -= Duration::from_secs(3600);
+        let start = bucket.refilled;
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert!(bucket.try_take(150, at(0)));
+        assert!(bucket.try_take(50, at(0)));
+        assert!(!bucket.try_take(1, at(0)), "empty");
+        assert!(bucket.try_take(10, at(100)), "10 rows came back in 100 ms");
+        assert!(!bucket.try_take(5, at(140)), "4 rows came back in 40 ms");
+        assert!(bucket.try_take(5, at(160)), "6 rows by 160 ms");
+        let hour = 3_600_000;
         assert!(
-            bucket.try_take(200) && !bucket.try_take(1),
+            bucket.try_take(200, at(hour)) && !bucket.try_take(1, at(hour)),
             "capped at 2 s worth"
         );
-        bucket.refilled -= Duration::from_secs(10);
         assert!(
-            bucket.try_take(1_000_000),
+            bucket.try_take(1_000_000, at(hour + 2_000)),
             "a payload over the cap takes the bucket"
         );
-        assert!(TokenBucket::new(0).try_take(usize::MAX), "no budget");
+        assert!(!bucket.try_take(1, at(hour + 2_000)));
+        assert!(TokenBucket::new(0).try_take(usize::MAX, at(0)), "no budget");
+    }
+
+    #[tokio::test]
+    async fn aggregate_requests_past_their_share_of_connections_are_answered_503_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = crate::SqliteStorage::open(&dir.path().join("t.db")).unwrap();
+        let options = Options {
+            max_connections: 8,
+            ..Options::default()
+        };
+        let share = aggregate_requests_at_once(&options);
+        assert_eq!(share, 2);
+        let shared = Shared::new(Arc::new(storage), options);
+        // A query under way (its lock held here): requests arriving now wait for it.
+        let query_under_way = shared.aggregate.lock().await;
+        let waiting: Vec<_> = (0..share)
+            .map(|_| tokio::spawn(aggregate(State(Arc::clone(&shared)))))
+            .collect();
+        while shared.aggregate_requests.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // Bounded so that, were it queued behind the held lock, the test fails, not hangs.
+        let refused = tokio::time::timeout(
+            Duration::from_secs(30),
+            aggregate(State(Arc::clone(&shared))),
+        )
+        .await
+        .expect("answered at once, not queued");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        drop(query_under_way);
+        for request in waiting {
+            assert_eq!(request.await.unwrap().status(), StatusCode::OK);
+        }
+        let after = aggregate(State(Arc::clone(&shared))).await;
+        assert_eq!(after.status(), StatusCode::OK, "the turns were given back");
     }
 
     #[test]

@@ -225,16 +225,40 @@ pub struct Suppression {
     pub min_days_seen: u64,
 }
 
+impl Suppression {
+    /// `min_days_seen` as the databases' signed integer. Saturating: a plain `as i64`
+    /// turns a huge `--min-days-seen` negative, which would count every machine.
+    pub(crate) fn min_days_seen_sql(&self) -> i64 {
+        i64::try_from(self.min_days_seen).unwrap_or(i64::MAX)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("storage: {0}")]
+    /// Shown with its causes: the driver's own text is only the kind ("error
+    /// connecting to server"), the why ("Connection refused") is in its source.
+    #[error("storage: {}", with_causes(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("not a usable PostgreSQL URL (expected postgres://USER@HOST:PORT/DATABASE): {0}")]
+    Url(String),
     #[error("storage: no database connection: {0}")]
     Pool(String),
     #[error("storage: a lock was poisoned by an earlier panic")]
     Poisoned,
+}
+
+/// `error` and each of its sources, joined by ": " (one line).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.replace('\n', " ")
 }
 
 /// Where rollups are kept: SQLite embedded by default, PostgreSQL for several replicas.

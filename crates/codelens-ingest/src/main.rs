@@ -77,11 +77,13 @@ fn main() -> ExitCode {
         }
     };
     let storage: Arc<dyn Storage> = match &args.database {
-        Some(url) => match PostgresStorage::connect(url) {
+        // A write connection for every body slot (a put runs while its request holds
+        // one), and two for DELETEs and retention: puts never wait for a connection.
+        Some(url) => match PostgresStorage::connect_with(url, args.max_bodies.max(1) + 2) {
             Ok(storage) => Arc::new(storage),
             Err(error) => {
-                // The URL may hold a password: name the database by its role only.
-                eprintln!("codelens-ingest: the --database server: {error}");
+                // Not the URL itself: it may hold a password.
+                eprintln!("codelens-ingest: --database: {error}");
                 return ExitCode::FAILURE;
             }
         },

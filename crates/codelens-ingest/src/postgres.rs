@@ -19,8 +19,9 @@ use tokio_postgres::NoTls;
 
 use super::{Aggregate, Bucket, Storage, StorageError, Suppression, ValidPayload};
 
-/// Connections for writes: a `put` holds one for one short transaction.
-const WRITE_CONNECTIONS: usize = 16;
+/// Connections for writes, by default: a `put` holds one for one short transaction.
+/// The server sizes it to its body slots (see [`PostgresStorage::connect_with`]).
+pub const WRITE_CONNECTIONS: usize = 16;
 /// Connections for aggregates (the HTTP layer runs one at a time; retention one more).
 const READ_CONNECTIONS: usize = 2;
 /// How long a call waits for a free connection, or for a new one to open.
@@ -61,6 +62,11 @@ pub struct PostgresStorage {
 }
 
 fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
+    // Parsed here first for the parser's own reason (a bad port, an unknown option),
+    // which deadpool's error leaves out.
+    if let Err(error) = url.parse::<tokio_postgres::Config>() {
+        return Err(StorageError::Url(super::with_causes(&error)));
+    }
     let mut config = Config::new();
     config.url = Some(url.to_string());
     config.manager = Some(ManagerConfig {
@@ -75,7 +81,10 @@ fn pool(url: &str, size: usize) -> Result<Pool, StorageError> {
     config.pool = Some(pool);
     config
         .create_pool(Some(deadpool_postgres::Runtime::Tokio1), NoTls)
-        .map_err(|e| StorageError::Pool(e.to_string()))
+        .map_err(|e| match e {
+            deadpool_postgres::CreatePoolError::Config(why) => StorageError::Url(why.to_string()),
+            other => StorageError::Pool(other.to_string()),
+        })
 }
 
 fn pool_error(error: deadpool_postgres::PoolError) -> StorageError {
@@ -87,8 +96,19 @@ fn pool_error(error: deadpool_postgres::PoolError) -> StorageError {
 
 impl PostgresStorage {
     /// Connects to `url` (`postgres://user@host:port/db`), creating the tables and
-    /// indexes if missing.
+    /// indexes if missing, with [`WRITE_CONNECTIONS`] write connections at most.
     pub fn connect(url: &str) -> Result<PostgresStorage, StorageError> {
+        PostgresStorage::connect_with(url, WRITE_CONNECTIONS)
+    }
+
+    /// As [`connect`](PostgresStorage::connect), with at most `write_connections` write
+    /// connections. The server passes its body slots plus two: each `put` runs while
+    /// its request holds a body slot, so puts never queue for a connection, and a
+    /// `DELETE` or the retention pass still finds one free.
+    pub fn connect_with(
+        url: &str,
+        write_connections: usize,
+    ) -> Result<PostgresStorage, StorageError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ingest-postgres")
@@ -97,7 +117,7 @@ impl PostgresStorage {
             .map_err(|e| StorageError::Pool(format!("cannot start a runtime: {e}")))?;
         let storage = PostgresStorage {
             runtime: Some(runtime),
-            write: pool(url, WRITE_CONNECTIONS)?,
+            write: pool(url, write_connections.max(1))?,
             read: pool(url, READ_CONNECTIONS)?,
         };
         storage.block_on(async {
@@ -227,7 +247,7 @@ impl Storage for PostgresStorage {
                 )
                 .await?;
             let rows = client
-                .query(&statement, &[&(rules.min_days_seen as i64)])
+                .query(&statement, &[&rules.min_days_seen_sql()])
                 .await?;
             let buckets = rows.iter().map(|row| {
                 Ok(Bucket {

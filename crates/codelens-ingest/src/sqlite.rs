@@ -137,7 +137,7 @@ impl Storage for SqliteStorage {
              GROUP BY r.day, r.event_type, r.event_name, r.language, r.agent
              ORDER BY r.day, r.event_type, r.event_name, r.language, r.agent",
         )?;
-        let buckets = stmt.query_map([rules.min_days_seen as i64], |row| {
+        let buckets = stmt.query_map([rules.min_days_seen_sql()], |row| {
             Ok(Bucket {
                 day: row.get(0)?,
                 event_type: row.get(1)?,

@@ -29,19 +29,33 @@ fn the_binary_listens_answers_and_refuses_what_it_cannot_parse() {
 }
 
 #[test]
-fn an_unreachable_database_is_one_line_and_a_failure() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_codelens-ingest"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--database",
-            "postgres://nobody@127.0.0.1:1/none",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("codelens-ingest: "), "{stderr}");
-    assert!(out.stdout.is_empty());
+fn an_unreachable_or_malformed_database_is_one_line_and_a_failure() {
+    for (url, says) in [
+        // Port 1 on 127.0.0.1: nothing listens there, the connection is refused at once.
+        ("postgres://nobody:secret@127.0.0.1:1/none", "refused"),
+        ("not a url", "not a usable PostgreSQL URL"),
+        (
+            "postgres://nobody:secret@127.0.0.1:port/none",
+            "invalid value",
+        ),
+        ("postgres://nobody:secret@127.0.0.1:1", "dbname"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_codelens-ingest"))
+            .args(["--listen", "127.0.0.1:0", "--database", url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{url}: {stderr}");
+        assert!(
+            stderr.starts_with("codelens-ingest: --database: "),
+            "{url}: {stderr}"
+        );
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert!(
+            !stderr.contains("secret"),
+            "the password is never shown: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
 }

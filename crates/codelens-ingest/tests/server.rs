@@ -111,8 +111,11 @@ fn made_up_ids_on_one_day_reveal_nothing_with_the_default_suppression() {
 #[test]
 fn writes_beyond_the_global_budget_are_answered_429() {
     for backend in Backend::all() {
-        // 10 rows a second, 20 saved up at most; each post below writes 5 rows.
-        let ingest = Ingest::start(&backend, &[OPEN, &["--write-budget", "10"]].concat());
+        // 1 row a second, 2 saved up at most: a post of 5 rows takes the whole bucket,
+        // and the next can pass only 2 s later. However slow the machine, 10 posts sent
+        // back to back cannot all pass unless they take 18 s or more; the budget is not a
+        // matter of timing here, only of counts.
+        let ingest = Ingest::start(&backend, &[OPEN, &["--write-budget", "1"]].concat());
         let events: &[(&str, u64)] = &[
             ("search_text", 1),
             ("search_symbols", 1),
@@ -120,9 +123,10 @@ fn writes_beyond_the_global_budget_are_answered_429() {
             ("file_outline", 1),
             ("index_status", 1),
         ];
+        let started = std::time::Instant::now();
         let mut accepted = 0;
         let mut refused = 0;
-        for n in 0..12 {
+        for n in 0..10 {
             match ingest.post(&payload(&machine(n), &[(&day(-1), events)])) {
                 (200, _) => accepted += 1,
                 (429, body) => {
@@ -132,9 +136,16 @@ fn writes_beyond_the_global_budget_are_answered_429() {
                 other => panic!("{other:?}"),
             }
         }
-        // 20 rows at once, then 10 a second: 4 posts, and one more per half second.
-        assert!(refused > 0, "{}: nothing refused", backend.name());
-        assert!((4..12).contains(&accepted), "{accepted}");
+        let took = started.elapsed();
+        assert!(
+            accepted >= 1,
+            "{}: the first post is within budget",
+            backend.name()
+        );
+        if took < Duration::from_secs(18) {
+            assert!(refused > 0, "{}: nothing refused", backend.name());
+        }
+        // A refused post wrote nothing: only the accepted machines are counted.
         assert_eq!(ingest.aggregate()["buckets"][0]["machines"], accepted);
     }
 }

@@ -149,6 +149,12 @@ fn small_buckets_and_machines_seen_on_one_day_only_are_not_published() {
             )
             .unwrap();
         assert_eq!(total(&*storage, rules, "sync").1, 3, "{name}");
+        // A threshold past the databases' integers counts no one (not everyone).
+        let nobody = Suppression {
+            min_machines: 1,
+            min_days_seen: u64::MAX,
+        };
+        assert_eq!(total(&*storage, nobody, "sync"), (0, 0), "{name}");
     }
 }
 

@@ -199,19 +199,7 @@ fn flush_until(env: &TelemetryEnv, deadline: Instant) {
 /// machine id.
 pub fn next_payload(env: &TelemetryEnv, buffer: &buffer::Buffer) -> Option<Payload> {
     let machine_id = super::read_machine_id(env)?;
-    let today = env.today();
-    let opt_in = super::read_consent(env).and_then(|c| c.opt_in_date);
-    let oldest_kept = oldest_day_kept(&today);
-    let days: Vec<PayloadDay> = buffer
-        .days
-        .iter()
-        .filter(|(day, _)| day.as_str() < today.as_str())
-        .filter(|(day, _)| opt_in.as_deref().is_none_or(|from| day.as_str() >= from))
-        .filter(|(day, _)| {
-            oldest_kept
-                .as_deref()
-                .is_none_or(|kept| day.as_str() >= kept)
-        })
+    let days: Vec<PayloadDay> = sendable_days(env, buffer)
         .take(MAX_DAYS_PER_PAYLOAD)
         .map(|(day, rows)| payload_day(day, rows))
         .collect();
@@ -219,6 +207,25 @@ pub fn next_payload(env: &TelemetryEnv, buffer: &buffer::Buffer) -> Option<Paylo
         schema_version: SCHEMA_VERSION,
         machine_id,
         days,
+    })
+}
+
+/// Every day of `buffer` that may be sent, oldest first: completed (before today's UTC
+/// day), on or after the opt-in day, and no older than the server keeps. `next_payload`
+/// takes the first of them, `preview` counts the rest.
+fn sendable_days<'a>(
+    env: &TelemetryEnv,
+    buffer: &'a buffer::Buffer,
+) -> impl Iterator<Item = (&'a String, &'a Vec<Row>)> + 'a {
+    let today = env.today();
+    let opt_in = super::read_consent(env).and_then(|c| c.opt_in_date);
+    let oldest_kept = oldest_day_kept(&today);
+    buffer.days.iter().filter(move |(day, _)| {
+        day.as_str() < today.as_str()
+            && opt_in.as_deref().is_none_or(|from| day.as_str() >= from)
+            && oldest_kept
+                .as_deref()
+                .is_none_or(|kept| day.as_str() >= kept)
     })
 }
 
@@ -285,19 +292,7 @@ pub fn preview(env: &TelemetryEnv, buffer: &buffer::Buffer) -> Option<Preview> {
     let today = env.today();
     let next = next_payload(env, buffer);
     let sent_next = next.as_ref().map_or(0, |p| p.days.len());
-    let opt_in = super::read_consent(env).and_then(|c| c.opt_in_date);
-    let oldest_kept = oldest_day_kept(&today);
-    let completed = buffer
-        .days
-        .keys()
-        .filter(|day| day.as_str() < today.as_str())
-        .filter(|day| opt_in.as_deref().is_none_or(|from| day.as_str() >= from))
-        .filter(|day| {
-            oldest_kept
-                .as_deref()
-                .is_none_or(|kept| day.as_str() >= kept)
-        })
-        .count();
+    let completed = sendable_days(env, buffer).count();
     let not_yet: Vec<PayloadDay> = buffer
         .days
         .range(today.clone()..)

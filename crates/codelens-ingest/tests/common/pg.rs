@@ -95,15 +95,20 @@ impl PgCluster {
         self.dir.path().join("data")
     }
 
+    /// `tool` as the data directory's owner, run from inside the cluster's directory: as
+    /// root, the `postgres` user may not be allowed into the caller's working directory
+    /// (a checkout under /root, say).
     fn command(&self, tool: &str) -> Command {
         let path = self.bin.join(tool);
-        if self.as_postgres {
+        let mut command = if self.as_postgres {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(path);
             command
         } else {
             Command::new(path)
-        }
+        };
+        command.current_dir(self.dir.path());
+        command
     }
 
     pub fn url(&self) -> String {
