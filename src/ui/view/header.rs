@@ -87,10 +87,12 @@ pub(super) fn health_line<'a>(
             }
         })
         .unwrap_or_else(|| "never synced".into());
+    // The strategy shows while watches are armed; off, none are.
+    let strategy = snapshot.watcher.strategy.name();
     let watcher = match snapshot.watcher.mode {
-        WatchMode::Native => ("watching".to_string(), theme.ok()),
+        WatchMode::Native => (format!("watching ({strategy})"), theme.ok()),
         WatchMode::Degraded => (
-            format!("watcher degraded ({})", snapshot.watcher.reason),
+            format!("watcher degraded, {strategy} ({})", snapshot.watcher.reason),
             theme.warning(),
         ),
         WatchMode::Disabled => (
