@@ -87,12 +87,16 @@ pub(super) fn health_line<'a>(
             }
         })
         .unwrap_or_else(|| "never synced".into());
-    // The strategy shows while watches are armed; off, none are.
-    let strategy = snapshot.watcher.strategy.name();
+    // The strategy shows while watches are armed (off, none are), short enough to fit
+    // where "watching" did at 80 columns.
+    let strategy = match snapshot.watcher.strategy {
+        crate::engine::watcher::WatchStrategy::Recursive => "recursive",
+        crate::engine::watcher::WatchStrategy::PerDirectory => "per-dir",
+    };
     let watcher = match snapshot.watcher.mode {
-        WatchMode::Native => (format!("watching ({strategy})"), theme.ok()),
+        WatchMode::Native => (format!("{strategy} watch"), theme.ok()),
         WatchMode::Degraded => (
-            format!("watcher degraded, {strategy} ({})", snapshot.watcher.reason),
+            format!("{strategy} watch degraded ({})", snapshot.watcher.reason),
             theme.warning(),
         ),
         WatchMode::Disabled => (
