@@ -74,6 +74,22 @@ fn symbols(repo: &TestRepo, name: &str) -> usize {
         .len()
 }
 
+/// Noise the watcher has seen must cause no work: once a (wrong) re-index has had every
+/// chance to run, nothing is pending or waiting and nothing was re-indexed.
+fn assert_no_work(engine: &Engine, events: &Receiver<Event>) {
+    assert!(engine.settle(DEADLINE));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(engine.settle(DEADLINE));
+    let snapshot = engine.snapshot();
+    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
+    assert!(
+        snapshot.directories.is_empty(),
+        "{:?}",
+        snapshot.directories
+    );
+    assert_eq!(synced_events(events), 0);
+}
+
 fn synced_events(events: &Receiver<Event>) -> usize {
     events
         .try_iter()
@@ -225,18 +241,7 @@ fn ignored_files_cause_no_work(strategy: &str) {
     repo.write("debug.log", "noise\n");
     repo.write("build/out.rs", "fn generated() {}\n");
     repo.write("src/.store.rs.swp", "vim swap\n");
-    assert!(engine.settle(DEADLINE));
-    let snapshot = engine.snapshot();
-    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
-    assert!(
-        snapshot.directories.is_empty(),
-        "{:?}",
-        snapshot.directories
-    );
-    // Give a (wrong) re-index every chance to happen before looking.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(engine.settle(DEADLINE));
-    assert_eq!(synced_events(&events), 0);
+    assert_no_work(&engine, &events);
     assert_eq!(engine.snapshot().stats.files, 3);
 }
 
@@ -598,17 +603,7 @@ fn events_in_ignored_trees_and_nested_repositories_cause_no_work(strategy: &str)
         .unwrap();
         repo.write(".git/codelens-test-noise", &format!("{round}\n"));
     }
-    assert!(engine.settle(DEADLINE));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(engine.settle(DEADLINE));
-    let snapshot = engine.snapshot();
-    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
-    assert!(
-        snapshot.directories.is_empty(),
-        "{:?}",
-        snapshot.directories
-    );
-    assert_eq!(synced_events(&events), 0);
+    assert_no_work(&engine, &events);
     assert_eq!(repo.status_json()["files"], files);
     // The index's own directories still work as before.
     repo.write("web/after.ts", "export function after() {}\n");
