@@ -90,9 +90,10 @@ pub struct WatcherStatus {
     pub debounce_ms: u64,
     /// How the watches are armed.
     pub strategy: WatchStrategy,
-    /// The watches or handles the backend holds for this engine: inotify watches on
-    /// Linux (counted by the kernel, in `/proc/self/fdinfo`), watched paths of the
-    /// FSEvents stream on macOS, directory handles on Windows. 0 when off.
+    /// The watches or handles the backend holds for this engine. Per-directory: the
+    /// watches armed (inotify watches, paths of the FSEvents stream, directory handles).
+    /// Recursive: inotify watches as the kernel counts them (`/proc/self/fdinfo`) on
+    /// Linux, the one stream or handle elsewhere. 0 when off.
     pub descriptors: usize,
 }
 
@@ -277,9 +278,13 @@ pub(crate) struct DirWatcher {
     /// The `.codelens/` directory's inode: how the backend's own count of watches is
     /// found (see [`backend::kernel_watches`]).
     index_dir_inode: Option<u64>,
-    /// The backend's watches as last counted (counting may read a long kernel list: it
-    /// is done when the watches change in bulk, not on every status).
+    /// Recursive: the backend's watches as last counted. Counting reads a kernel list
+    /// as long as the tree has directories: it is done at start, after the watch is
+    /// armed again, and at a heartbeat after directories may have come or gone — never
+    /// while idle, never per event.
     descriptors: usize,
+    /// Recursive: directories may have been created, removed or renamed since the count.
+    recount: bool,
 }
 
 impl DirWatcher {
@@ -316,6 +321,7 @@ impl DirWatcher {
                 .dir_stat(&RelPath::from_bytes(INDEX_DIR_NAME.as_bytes().to_vec()))
                 .map(|stat| stat.inode),
             descriptors: 0,
+            recount: false,
         };
         if strategy == WatchStrategy::Recursive {
             match watcher.inner.watch(root, RecursiveMode::Recursive) {
@@ -351,7 +357,6 @@ impl DirWatcher {
         for dir in ordered {
             watcher.watch_dir(dir);
         }
-        watcher.count_descriptors();
         Ok(watcher)
     }
 
@@ -467,7 +472,6 @@ impl DirWatcher {
         if self.unwatched.is_empty() {
             self.limit_reason = None;
         }
-        self.count_descriptors();
         renewed
     }
 
@@ -563,7 +567,9 @@ impl DirWatcher {
                 }
             }
         }
-        self.count_descriptors();
+        if self.recount {
+            self.count_descriptors();
+        }
         replaced
     }
 
@@ -574,16 +580,24 @@ impl DirWatcher {
         self.root_lost.clone()
     }
 
-    /// Counts the backend's watches again (see [`WatcherStatus::descriptors`]); where
-    /// the kernel's count cannot be read, the engine's own.
+    /// Recursive: counts the backend's watches again (see [`WatcherStatus::descriptors`]):
+    /// the kernel's count where it can be read, else the one handle.
     fn count_descriptors(&mut self) {
-        self.descriptors = self
-            .index_dir_inode
-            .and_then(backend::kernel_watches)
-            .unwrap_or_else(|| match self.strategy {
-                WatchStrategy::PerDirectory => self.watched.len() + 1,
-                WatchStrategy::Recursive => backend::RECURSIVE_HANDLES,
-            });
+        self.recount = false;
+        if self.strategy == WatchStrategy::Recursive {
+            self.descriptors = (self.index_dir_inode)
+                .and_then(backend::kernel_watches)
+                .unwrap_or(backend::RECURSIVE_HANDLES);
+        }
+    }
+
+    /// The watches or handles held: per-directory, each armed watch is one (and one on
+    /// `.codelens/`); recursive, as last counted.
+    fn descriptors(&self) -> usize {
+        match self.strategy {
+            WatchStrategy::PerDirectory => self.watched.len() + 1,
+            WatchStrategy::Recursive => self.descriptors,
+        }
     }
 
     /// An error the backend reported (the event stream goes on). Recursive: one about
@@ -641,7 +655,7 @@ impl DirWatcher {
                 rescans,
                 debounce_ms,
                 strategy: self.strategy,
-                descriptors: self.descriptors,
+                descriptors: self.descriptors(),
             };
         }
         let (mode, reason) = match &self.limit_reason {
@@ -665,7 +679,7 @@ impl DirWatcher {
             rescans,
             debounce_ms,
             strategy: self.strategy,
-            descriptors: self.descriptors,
+            descriptors: self.descriptors(),
         }
     }
 
@@ -683,6 +697,13 @@ impl DirWatcher {
         if matches!(event.kind, EventKind::Access(_)) {
             return Vec::new();
         }
+        // A directory may have come, gone or moved: the backend's watches with it.
+        self.recount |= matches!(
+            event.kind,
+            EventKind::Create(CreateKind::Folder)
+                | EventKind::Remove(RemoveKind::Folder)
+                | EventKind::Modify(notify::event::ModifyKind::Name(_))
+        );
         let mut changes = Vec::new();
         for path in &event.paths {
             if let Some(change) = self.classify_path(path, &event.kind)
