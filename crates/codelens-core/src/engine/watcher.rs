@@ -285,6 +285,12 @@ pub(crate) struct DirWatcher {
     descriptors: usize,
     /// Recursive: directories may have been created, removed or renamed since the count.
     recount: bool,
+    /// Recursive: watches of directories outside the index were removed from the backend
+    /// ([`backend::PRUNES_OUTSIDE_WATCHES`]); a change of the ignore rules then needs the
+    /// root armed again, for what the index enters now.
+    pruned: bool,
+    /// Recursive: the root's watch is to be armed again at the next sync.
+    rearm_root: bool,
 }
 
 impl DirWatcher {
@@ -322,6 +328,8 @@ impl DirWatcher {
                 .map(|stat| stat.inode),
             descriptors: 0,
             recount: false,
+            pruned: false,
+            rearm_root: false,
         };
         if strategy == WatchStrategy::Recursive {
             match watcher.inner.watch(root, RecursiveMode::Recursive) {
@@ -340,6 +348,7 @@ impl DirWatcher {
                 watcher.watch_dir(dir);
             }
             watcher.watch_dir(&RelPath::from_bytes(Vec::new()));
+            watcher.prune_git_dir();
             watcher.count_descriptors();
             return Ok(watcher);
         }
@@ -481,9 +490,10 @@ impl DirWatcher {
         self.watched.retain(|dir, _| wanted.contains(dir));
         // Ignore rules or nested repositories may have changed: judged again as met.
         self.outside.clear();
-        if std::mem::take(&mut self.lost_events) && backend::REARM_RECURSIVE_AFTER_LOSS {
+        let lost = std::mem::take(&mut self.lost_events) && backend::REARM_RECURSIVE_AFTER_LOSS;
+        if lost || std::mem::take(&mut self.rearm_root) {
             // Arming the root again walks the tree and adds the watches the backend
-            // missed (existing ones are kept as they are).
+            // missed or that were pruned (existing ones are kept as they are).
             match self.inner.watch(&self.root, RecursiveMode::Recursive) {
                 Ok(()) => self.incomplete = None,
                 Err(error) if is_watch_limit(&error) => {
@@ -493,7 +503,10 @@ impl DirWatcher {
                     self.incomplete = Some(format!("re-arming the watch failed: {error}"))
                 }
             }
+            self.pruned = false;
         }
+        // Judged again as met, but `.git/` is known: never left watched.
+        self.prune_git_dir();
         let mut renewed = Vec::new();
         for dir in dirs {
             if just_armed.contains(dir) && self.watched.contains_key(dir) {
@@ -578,6 +591,28 @@ impl DirWatcher {
     fn check_root(&mut self) -> Option<String> {
         self.root_lost = self.rules.tree.root_displaced();
         self.root_lost.clone()
+    }
+
+    /// Recursive: removes the backend's watches of `dir` and everything below it, where
+    /// the backend holds one per directory ([`backend::PRUNES_OUTSIDE_WATCHES`]): `dir`
+    /// is outside the index, and its events (opens and reads included) would only be
+    /// dropped. Best effort: a watch already gone is no error.
+    fn prune(&mut self, dir: &RelPath) {
+        if self.strategy == WatchStrategy::Recursive && backend::PRUNES_OUTSIDE_WATCHES {
+            let _ = self.inner.unwatch(&dir.to_path(&self.root));
+            self.pruned = true;
+            self.recount = true;
+        }
+    }
+
+    /// Recursive: prunes `.git/` (the engine itself reads it every half second to follow
+    /// the branch), when it is a directory, and remembers it as outside.
+    fn prune_git_dir(&mut self) {
+        let git = RelPath::from_bytes(b".git".to_vec());
+        if self.rules.tree.dir_stat(&git).is_some() {
+            self.prune(&git);
+            self.outside.insert(git);
+        }
     }
 
     /// Recursive: counts the backend's watches again (see [`WatcherStatus::descriptors`]):
@@ -766,6 +801,7 @@ impl DirWatcher {
             if self.rules.is_ignored(&ancestor, true)
                 || self.rules.tree.is_repository_root(&ancestor)
             {
+                self.prune(&ancestor);
                 self.outside.insert(ancestor);
                 return true;
             }
@@ -786,6 +822,14 @@ impl DirWatcher {
         }
         let first = bytes.split(|&b| b == b'/').next().unwrap_or_default();
         if first == b".git" {
+            // Armed by the backend (recreated, or the root armed again): pruned again.
+            if self.strategy == WatchStrategy::Recursive
+                && !self
+                    .outside
+                    .contains(&RelPath::from_bytes(b".git".to_vec()))
+            {
+                self.prune_git_dir();
+            }
             return None;
         }
         let name = rel.file_name();
@@ -808,8 +852,10 @@ impl DirWatcher {
             if let Some(dir) = rel.parent() {
                 self.rules.forget(&dir);
             }
-            // What is outside the index may be inside now: judged again.
+            // What is outside the index may be inside now: judged again, and what was
+            // pruned from the backend armed again at the sync that follows.
             self.outside.clear();
+            self.rearm_root |= self.pruned;
             return Some(FsChange::RulesChanged);
         }
         // Through the tree: below a directory that is a symlink now, nothing is there.
@@ -890,6 +936,14 @@ mod backend {
     /// `Create` events — which an overflow may have lost. FSEvents and
     /// `ReadDirectoryChangesW` watch the tree as a whole.
     pub const REARM_RECURSIVE_AFTER_LOSS: bool = cfg!(target_os = "linux");
+
+    /// notify's inotify backend also watches `.git/` and ignored trees, for opens and
+    /// reads too: the engine's own polling of `.git/` alone made it wake hundreds of
+    /// times a second at 100k files (idle CPU 13× the per-directory strategy's). There,
+    /// unwatching such a directory removes its kernel watches and those below it. One
+    /// FSEvents stream or `ReadDirectoryChangesW` handle has nothing to remove, and
+    /// reports no reads.
+    pub const PRUNES_OUTSIDE_WATCHES: bool = cfg!(target_os = "linux");
 
     /// The watcher, never following symlinks: a recursive watch must not leave the
     /// project through a symlinked directory.
@@ -979,12 +1033,13 @@ mod tests {
         assert!(watcher.rearm_some(10, 10).is_empty());
     }
 
-    /// A project: `.codelens/`, `src/`, an ignored `node_modules/` and a nested
-    /// repository `vendor/nested/`, with the directories the walk covers.
+    /// A project: `.git/objects/`, `.codelens/`, `src/`, an ignored `node_modules/` and
+    /// a nested repository `vendor/nested/`, with the directories the walk covers.
     fn project() -> (tempfile::TempDir, Tree, Vec<RelPath>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().canonicalize().expect("canonical");
         for sub in [
+            ".git/objects",
             INDEX_DIR_NAME,
             "src",
             "node_modules/dep",
@@ -1009,6 +1064,17 @@ mod tests {
         let root = tree.root().to_path_buf();
         assert!(dirs.contains(&rel("vendor")) && !dirs.contains(&rel("vendor/nested")));
         let mut watcher = quiet_watcher(&tree, &dirs, WatchStrategy::Recursive);
+        // On Linux, notify arms one kernel watch per directory; `.git/`'s are pruned at
+        // once, those of a tree found outside the index when it is met.
+        let kernel_watches = |watcher: &mut DirWatcher| {
+            watcher.count_descriptors();
+            watcher.status(0, 0).descriptors
+        };
+        let linux = cfg!(target_os = "linux");
+        if linux {
+            // The root, .codelens, src, node_modules(/dep), vendor(/nested(/.git)).
+            assert_eq!(kernel_watches(&mut watcher), 8);
+        }
         for noise in [
             "node_modules/dep/index.ts",
             "vendor/nested/lib.rs",
@@ -1022,6 +1088,9 @@ mod tests {
         }
         assert!(watcher.outside.contains(&rel("node_modules")));
         assert!(watcher.outside.contains(&rel("vendor/nested")));
+        if linux {
+            assert_eq!(kernel_watches(&mut watcher), 4, "two trees pruned");
+        }
         // Judged once: the nested repository's `.git` gone (no event says so), events
         // below it are still dropped by the prefix alone, without a look at the disk.
         std::fs::remove_dir(root.join("vendor/nested/.git")).unwrap();
@@ -1044,6 +1113,12 @@ mod tests {
             .add_path(root.join(".gitignore"));
         assert_eq!(watcher.classify(&modified), vec![FsChange::RulesChanged]);
         assert!(watcher.outside.is_empty());
+        // …and what was pruned is armed again by the reconcile's sync that follows.
+        assert!(watcher.sync_watches(&dirs, &dirs).is_empty());
+        if linux {
+            // As at the start, less the nested `.git/` removed above.
+            assert_eq!(kernel_watches(&mut watcher), 7);
+        }
     }
 
     #[test]
