@@ -85,7 +85,7 @@ pub struct WatcherStatus {
     pub reason: String,
     pub watched_dirs: usize,
     pub unwatched_dirs: usize,
-    /// Full reconciliations forced by lost events.
+    /// Reconciliations forced by lost events: of the whole tree, or of a subtree.
     pub rescans: u64,
     pub debounce_ms: u64,
     /// How the watches are armed.
