@@ -15,6 +15,30 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_codelens");
 
+/// The values of `CODELENS_WATCH_STRATEGY`: every watcher scenario runs under each
+/// (see [`under_both_strategies!`](crate::under_both_strategies)).
+pub const WATCH_STRATEGIES: [&str; 2] = ["per-directory", "recursive"];
+
+/// Turns each scenario `fn NAME(strategy: &str)` of the calling module into two tests,
+/// `NAME::per_directory` and `NAME::recursive`, so that every watcher scenario runs
+/// under both watch strategies without being written twice.
+#[macro_export]
+macro_rules! under_both_strategies {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn per_directory() {
+                super::$scenario($crate::common::WATCH_STRATEGIES[0])
+            }
+
+            #[test]
+            fn recursive() {
+                super::$scenario($crate::common::WATCH_STRATEGIES[1])
+            }
+        }
+    )*};
+}
+
 /// Waits, at most a generous minute (tests never assert a duration), until `engine`
 /// publishes a snapshot that is `ready`, and returns it; panics naming `what`, with the
 /// last snapshot, otherwise.

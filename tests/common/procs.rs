@@ -147,6 +147,25 @@ pub fn start_watch(root: &Path, home: &Path) -> Proc {
     proc
 }
 
+/// `codelens watch` with the watch strategy `strategy` (`CODELENS_WATCH_STRATEGY`),
+/// not yet waited for.
+pub fn watch_command(root: &Path, home: &Path, strategy: &str) -> Command {
+    let mut command = command(root, home, &["watch"]);
+    command
+        .env("CODELENS_WATCH_STRATEGY", strategy)
+        .stdout(Stdio::null());
+    command
+}
+
+/// [`start_watch`] under `strategy`; checks the engine reports that strategy.
+pub fn start_watch_with(root: &Path, home: &Path, strategy: &str) -> Proc {
+    let mut proc = Proc::spawn(watch_command(root, home, strategy), "watch");
+    wait_for_engine(root, &mut proc);
+    let status = super::oracle::status_json(root);
+    assert_eq!(status["watcher"]["strategy"], strategy, "{status}");
+    proc
+}
+
 /// Polls `status --json` until a writer engine with a native watcher publishes its
 /// pending set.
 pub fn wait_for_engine(root: &Path, proc: &mut Proc) {

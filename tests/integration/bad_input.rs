@@ -461,3 +461,43 @@ fn a_full_disk_during_sync_is_one_line_and_the_index_survives() {
     assert_eq!(sync["added"], 40, "{sync}");
     assert_eq!(assert_index_intact(&db), 60);
 }
+
+#[test]
+fn a_watch_strategy_that_is_no_strategy_is_one_warning_line_and_the_default() {
+    let repo = TestRepo::new();
+    repo.write("src/lib.rs", RUST_SRC);
+    repo.commit_all("initial");
+    repo.ok(&["init", "-q"]);
+    let home = tempfile::tempdir().unwrap();
+    for bad in [
+        "fsevents",
+        "Recursive!",
+        "per_directory",
+        " ",
+        "\u{1b}[31mred",
+    ] {
+        let mut watch = common::procs::Proc::spawn(
+            common::procs::watch_command(&repo.root(), home.path(), bad),
+            "watch",
+        );
+        common::procs::wait_for_engine(&repo.root(), &mut watch);
+        let status = common::oracle::status_json(&repo.root());
+        // The engine runs, watching, as if the variable were unset.
+        let default = codelens::config::WatchStrategy::platform_default().name();
+        assert_eq!(status["watcher"]["strategy"], default, "{bad:?}: {status}");
+        watch.terminate();
+        let stderr = watch.stderr();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("CODELENS_WATCH_STRATEGY"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{bad:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("codelens: warning: CODELENS_WATCH_STRATEGY=")
+                && lines[0].contains("`recursive` or `per-directory`"),
+            "{bad:?}: {}",
+            lines[0]
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

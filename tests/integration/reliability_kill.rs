@@ -148,7 +148,9 @@ fn measure_init(repo: &TestRepo, home: &Path) -> Duration {
     started.elapsed()
 }
 
-fn kill_rounds(files: usize, rounds: u32, default_seed: u64) -> Tally {
+/// `rounds` kills on `files` files; the watching engines arm their watches the
+/// `strategy` way.
+fn kill_rounds(files: usize, rounds: u32, default_seed: u64, strategy: &str) -> Tally {
     let (mut rng, seed) = Rng::from_env_or(default_seed);
     eprintln!("kill -9 rounds: seed {seed} (replay with CODELENS_TEST_SEED={seed})");
     let repo = TestRepo::new();
@@ -195,9 +197,7 @@ fn kill_rounds(files: usize, rounds: u32, default_seed: u64) -> Tally {
                 mid
             }
             Victim::Watch => {
-                let mut command = procs::command(&root, home, &["watch"]);
-                command.stdout(Stdio::null());
-                let mut proc = Proc::spawn(command, "watch");
+                let mut proc = Proc::spawn(procs::watch_command(&root, home, strategy), "watch");
                 // Edits land while it catches up, watches and re-indexes.
                 std::thread::sleep(delay / 2);
                 let ops = 1 + rng.below(6);
@@ -220,7 +220,7 @@ fn kill_rounds(files: usize, rounds: u32, default_seed: u64) -> Tally {
         } else {
             assert!(!had_index, "{context}: the previous index is gone");
         }
-        recover(&repo, home, &mut rng, had_index, &context);
+        recover(&repo, home, &mut rng, had_index, &context, strategy);
         if let Err(why) = oracle::check_agrees(&root) {
             panic!("{context}: an edit was lost: {why}");
         }
@@ -232,7 +232,14 @@ fn kill_rounds(files: usize, rounds: u32, default_seed: u64) -> Tally {
 
 /// The next start after a kill: it opens the index (or, when there was none, says so
 /// and `init` builds it), then a `sync` or a new engine's catch-up brings it up to date.
-fn recover(repo: &TestRepo, home: &Path, rng: &mut Rng, had_index: bool, context: &str) {
+fn recover(
+    repo: &TestRepo,
+    home: &Path,
+    rng: &mut Rng,
+    had_index: bool,
+    context: &str,
+    strategy: &str,
+) {
     let root = repo.root();
     let status = procs::run(&root, home, &["status", "--json"]);
     match status.status.code() {
@@ -253,9 +260,7 @@ fn recover(repo: &TestRepo, home: &Path, rng: &mut Rng, had_index: bool, context
     }
     if rng.chance(30) {
         // The next engine catches up by itself.
-        let mut command = procs::command(&root, home, &["watch"]);
-        command.stdout(Stdio::null());
-        let mut engine = Proc::spawn(command, "watch");
+        let mut engine = Proc::spawn(procs::watch_command(&root, home, strategy), "watch");
         oracle::wait_until_agrees(&root, DEADLINE);
         engine.terminate();
         procs::assert_no_lock_error(context, &engine.stderr());
@@ -266,9 +271,8 @@ fn recover(repo: &TestRepo, home: &Path, rng: &mut Rng, had_index: bool, context
     }
 }
 
-#[test]
-fn fifty_kill_nines_of_init_sync_and_watch_never_corrupt_or_lose_an_edit() {
-    let tally = kill_rounds(300, 50, 0x5EED_0009);
+fn fifty_kill_nines_of_init_sync_and_watch_never_corrupt_or_lose_an_edit(strategy: &str) {
+    let tally = kill_rounds(300, 50, 0x5EED_0009, strategy);
     assert_eq!(tally.rounds, 50);
     for (victim, n) in ["init", "sync", "watch"].iter().zip(tally.by_victim) {
         assert!(n > 5, "only {n} rounds killed {victim}: {tally:?}");
@@ -285,6 +289,12 @@ fn fifty_kill_nines_of_init_sync_and_watch_never_corrupt_or_lose_an_edit() {
 #[test]
 #[ignore = "heavy: 5,000 files, 200 rounds"]
 fn two_hundred_kill_nines_on_five_thousand_files() {
-    let tally = kill_rounds(5000, 200, 0x5EED_0200);
-    assert_eq!(tally.rounds, 200);
+    for strategy in crate::common::WATCH_STRATEGIES {
+        let tally = kill_rounds(5000, 200, 0x5EED_0200, strategy);
+        assert_eq!(tally.rounds, 200);
+    }
 }
+
+crate::under_both_strategies!(
+    fifty_kill_nines_of_init_sync_and_watch_never_corrupt_or_lose_an_edit
+);

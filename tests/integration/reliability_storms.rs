@@ -4,6 +4,7 @@
 //! editor-style atomic saves. While each storm runs (paused for a moment so the tree
 //! holds still) every file that differs from the index is pending — never silently
 //! stale — and once the watcher settles the oracle agrees with the tree byte for byte.
+//! Every storm runs under both watch strategies (`NAME::per_directory`, `NAME::recursive`).
 
 use crate::common;
 
@@ -25,8 +26,8 @@ struct Storm {
 
 impl Storm {
     /// `files` sources in directories of 50 (`tree/dNN/…`), committed and indexed, with a
-    /// watching engine caught up on them.
-    fn new(files: usize) -> Storm {
+    /// watching engine (its watches armed the `strategy` way) caught up on them.
+    fn new(files: usize, strategy: &str) -> Storm {
         let repo = TestRepo::new();
         repo.write(".gitignore", "target/\n*.tmp\n");
         for i in 0..files {
@@ -39,7 +40,7 @@ impl Storm {
         let home = tempfile::tempdir().unwrap();
         let out = procs::run(&repo.root(), home.path(), &["init", "-q"]);
         assert_success(&out, &["init"]);
-        let engine = procs::start_watch(&repo.root(), home.path());
+        let engine = procs::start_watch_with(&repo.root(), home.path(), strategy);
         let storm = Storm {
             repo,
             home,
@@ -74,6 +75,16 @@ impl Storm {
     }
 }
 
+crate::under_both_strategies!(
+    checkout_between_branches_differing_in_five_thousand_files,
+    two_thousand_files_written_at_once,
+    a_directory_tree_renamed_and_renamed_back,
+    rm_rf_of_a_big_directory,
+    a_thousand_editor_style_atomic_saves,
+    the_engine_survives_every_storm_and_then_a_sync_finds_nothing,
+    a_file_saved_while_the_engine_reindexes_a_storm_is_listed_at_once
+);
+
 impl Drop for Storm {
     fn drop(&mut self) {
         if let Some(mut engine) = self.engine.take() {
@@ -82,9 +93,8 @@ impl Drop for Storm {
     }
 }
 
-#[test]
-fn checkout_between_branches_differing_in_five_thousand_files() {
-    let mut storm = Storm::new(4500);
+fn checkout_between_branches_differing_in_five_thousand_files(strategy: &str) {
+    let mut storm = Storm::new(4500, strategy);
     let repo = &storm.repo;
     // `other`: 4,000 files modified, 500 deleted, 500 added in new directories.
     repo.git(&["checkout", "-q", "-b", "other"]);
@@ -119,9 +129,8 @@ fn checkout_between_branches_differing_in_five_thousand_files() {
     }
 }
 
-#[test]
-fn two_thousand_files_written_at_once() {
-    let mut storm = Storm::new(200);
+fn two_thousand_files_written_at_once(strategy: &str) {
+    let mut storm = Storm::new(200, strategy);
     let mut pending_seen = Vec::new();
     for part in 0..2 {
         for i in part * 1000..(part + 1) * 1000 {
@@ -148,9 +157,8 @@ fn two_thousand_files_written_at_once() {
     eprintln!("pending at the mid-storm checks: {pending_seen:?}");
 }
 
-#[test]
-fn a_directory_tree_renamed_and_renamed_back() {
-    let mut storm = Storm::new(1000);
+fn a_directory_tree_renamed_and_renamed_back(strategy: &str) {
+    let mut storm = Storm::new(1000, strategy);
     // Nest part of it deeper first, so the rename moves a multi-level tree.
     for i in 0..200 {
         storm.repo.write(
@@ -177,9 +185,8 @@ fn a_directory_tree_renamed_and_renamed_back() {
     storm.settle();
 }
 
-#[test]
-fn rm_rf_of_a_big_directory() {
-    let mut storm = Storm::new(3000);
+fn rm_rf_of_a_big_directory(strategy: &str) {
+    let mut storm = Storm::new(3000, strategy);
     std::fs::remove_dir_all(storm.root().join("tree")).unwrap();
     let pending = storm.check_mid_storm();
     storm.settle();
@@ -196,9 +203,8 @@ fn rm_rf_of_a_big_directory() {
     storm.settle();
 }
 
-#[test]
-fn a_thousand_editor_style_atomic_saves() {
-    let mut storm = Storm::new(100);
+fn a_thousand_editor_style_atomic_saves(strategy: &str) {
+    let mut storm = Storm::new(100, strategy);
     let root = storm.root();
     for save in 0..1000 {
         let target = format!("tree/d{:03}/f{}.py", (save % 100) / 50, save % 100);
@@ -224,11 +230,10 @@ fn a_thousand_editor_style_atomic_saves() {
     storm.settle();
 }
 
-#[test]
-fn the_engine_survives_every_storm_and_then_a_sync_finds_nothing() {
+fn the_engine_survives_every_storm_and_then_a_sync_finds_nothing(strategy: &str) {
     // After a mixed storm settles, a CLI sync has nothing left to do: the watcher's
     // incremental re-indexing left the index exactly as a full reconcile would.
-    let mut storm = Storm::new(500);
+    let mut storm = Storm::new(500, strategy);
     let root = storm.root();
     for i in 0..300 {
         storm.repo.write(
@@ -254,13 +259,12 @@ fn the_engine_survives_every_storm_and_then_a_sync_finds_nothing() {
     );
 }
 
-#[test]
-fn a_file_saved_while_the_engine_reindexes_a_storm_is_listed_at_once() {
+fn a_file_saved_while_the_engine_reindexes_a_storm_is_listed_at_once(strategy: &str) {
     // 3,000 files in 60 directories: past 32 directories due at once the engine runs
     // one full sync, a second or so here during which it reads no events. A file saved
     // then must still be in `status --json` right away (checked with no marker and no
     // grace: the engine is busy, `status` looks at the tree itself).
-    let mut storm = Storm::new(3000);
+    let mut storm = Storm::new(3000, strategy);
     let root = storm.root();
     for round in 0..5 {
         for i in 0..3000 {

@@ -13,6 +13,22 @@ use codelens::engine::watcher::WatchMode;
 use codelens::engine::{Catchup, Engine, EngineOptions, Event};
 use common::*;
 
+crate::under_both_strategies!(
+    an_edit_is_pending_at_once_and_indexed_after_the_debounce,
+    an_atomic_save_replaces_the_file_and_its_temp_file_is_never_indexed,
+    a_burst_across_fifty_directories_ends_equal_to_the_tree_in_few_batches,
+    new_and_renamed_in_directories_are_crawled_and_deleted_ones_dropped,
+    ignored_files_cause_no_work,
+    a_lost_event_signal_means_a_full_reconcile_and_is_counted,
+    a_branch_switch_of_many_files_ends_with_the_index_equal_to_the_tree,
+    a_directory_deleted_and_recreated_is_watched_again,
+    re_indexing_waits_while_git_holds_its_index_lock,
+    lost_events_below_a_directory_rescan_that_subtree_only,
+    a_renamed_project_root_is_reported_as_a_degraded_watcher,
+    a_deleted_project_root_is_reported_as_a_degraded_watcher,
+    events_in_ignored_trees_and_nested_repositories_cause_no_work,
+);
+
 /// Generous: the tests wait on real threads, disks and the kernel, never on a duration.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -26,9 +42,12 @@ fn repo_with_sources() -> TestRepo {
     repo
 }
 
-fn watching_options(debounce_ms: u64) -> EngineOptions {
+/// A watching engine's options, read from the environment it would be given: a
+/// debounce window and a watch strategy (`CODELENS_WATCH_STRATEGY`).
+fn watching_options(debounce_ms: u64, strategy: &str) -> EngineOptions {
     let config = Config::from_lookup(|name| match name {
         "CODELENS_WATCH_DEBOUNCE_MS" => Some(debounce_ms.to_string()),
+        "CODELENS_WATCH_STRATEGY" => Some(strategy.to_string()),
         _ => None,
     });
     EngineOptions {
@@ -55,6 +74,22 @@ fn symbols(repo: &TestRepo, name: &str) -> usize {
         .len()
 }
 
+/// Noise the watcher has seen must cause no work: once a (wrong) re-index has had every
+/// chance to run, nothing is pending or waiting and nothing was re-indexed.
+fn assert_no_work(engine: &Engine, events: &Receiver<Event>) {
+    assert!(engine.settle(DEADLINE));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(engine.settle(DEADLINE));
+    let snapshot = engine.snapshot();
+    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
+    assert!(
+        snapshot.directories.is_empty(),
+        "{:?}",
+        snapshot.directories
+    );
+    assert_eq!(synced_events(events), 0);
+}
+
 fn synced_events(events: &Receiver<Event>) -> usize {
     events
         .try_iter()
@@ -62,12 +97,14 @@ fn synced_events(events: &Receiver<Event>) -> usize {
         .count()
 }
 
-#[test]
-fn an_edit_is_pending_at_once_and_indexed_after_the_debounce() {
+fn an_edit_is_pending_at_once_and_indexed_after_the_debounce(strategy: &str) {
     let repo = repo_with_sources();
     // Long enough for another process's `status` to see the file still waiting.
-    let engine = start(&repo, watching_options(5000));
-    assert_eq!(engine.snapshot().watcher.mode, WatchMode::Native);
+    let engine = start(&repo, watching_options(5000, strategy));
+    let watcher = engine.snapshot().watcher.clone();
+    assert_eq!(watcher.mode, WatchMode::Native);
+    assert_eq!(watcher.strategy.name(), strategy);
+    assert!(watcher.descriptors > 0, "{watcher:?}");
 
     repo.write(
         "src/store.rs",
@@ -94,15 +131,19 @@ fn an_edit_is_pending_at_once_and_indexed_after_the_debounce() {
     assert_eq!(pending_of(&status), vec!["modified:src/store.rs"]);
     assert_eq!(status["pending"][0]["state"], "waiting");
     assert_eq!(status["watcher"]["mode"], "native");
+    assert_eq!(status["watcher"]["strategy"], strategy, "{status}");
+    assert_eq!(
+        status["watcher"]["descriptors"], watcher.descriptors,
+        "{status}"
+    );
 
     wait(&engine, "re-indexed", |s| s.pending.is_empty());
     assert_eq!(symbols(&repo, "freshly_saved"), 1);
 }
 
-#[test]
-fn an_atomic_save_replaces_the_file_and_its_temp_file_is_never_indexed() {
+fn an_atomic_save_replaces_the_file_and_its_temp_file_is_never_indexed(strategy: &str) {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(200));
+    let engine = start(&repo, watching_options(200, strategy));
     // JetBrains-style atomic save: write a temp file beside, then rename it over.
     let temp = repo.path("web/render.ts___jb_tmp___");
     std::fs::write(
@@ -135,10 +176,9 @@ fn an_atomic_save_replaces_the_file_and_its_temp_file_is_never_indexed() {
     assert!(pending_of(&status).is_empty());
 }
 
-#[test]
-fn a_burst_across_fifty_directories_ends_equal_to_the_tree_in_few_batches() {
+fn a_burst_across_fifty_directories_ends_equal_to_the_tree_in_few_batches(strategy: &str) {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(300));
+    let engine = start(&repo, watching_options(300, strategy));
     let events = engine.subscribe();
     for i in 0..2000 {
         repo.write(
@@ -163,10 +203,9 @@ fn a_burst_across_fifty_directories_ends_equal_to_the_tree_in_few_batches() {
     );
 }
 
-#[test]
-fn new_and_renamed_in_directories_are_crawled_and_deleted_ones_dropped() {
+fn new_and_renamed_in_directories_are_crawled_and_deleted_ones_dropped(strategy: &str) {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(200));
+    let engine = start(&repo, watching_options(200, strategy));
     // Created inside, with files written before its watch could exist.
     repo.write("pkg/deep/er/mod.py", "def nested_new():\n    pass\n");
     // Built elsewhere, then moved in.
@@ -195,26 +234,14 @@ fn new_and_renamed_in_directories_are_crawled_and_deleted_ones_dropped() {
     assert_eq!(symbols(&repo, "MovedIn"), 0);
 }
 
-#[test]
-fn ignored_files_cause_no_work() {
+fn ignored_files_cause_no_work(strategy: &str) {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(100));
+    let engine = start(&repo, watching_options(100, strategy));
     let events = engine.subscribe();
     repo.write("debug.log", "noise\n");
     repo.write("build/out.rs", "fn generated() {}\n");
     repo.write("src/.store.rs.swp", "vim swap\n");
-    assert!(engine.settle(DEADLINE));
-    let snapshot = engine.snapshot();
-    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
-    assert!(
-        snapshot.directories.is_empty(),
-        "{:?}",
-        snapshot.directories
-    );
-    // Give a (wrong) re-index every chance to happen before looking.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(engine.settle(DEADLINE));
-    assert_eq!(synced_events(&events), 0);
+    assert_no_work(&engine, &events);
     assert_eq!(engine.snapshot().stats.files, 3);
 }
 
@@ -264,13 +291,15 @@ fn no_watch_turns_the_watcher_off_and_says_so() {
     );
 }
 
-#[test]
-fn a_lost_event_signal_means_a_full_reconcile_and_is_counted() {
+fn a_lost_event_signal_means_a_full_reconcile_and_is_counted(strategy: &str) {
     let repo = repo_with_sources();
-    // One watch only (the root): src/ is unwatched, so its edits make no event.
+    // One watch only (the root): under per-directory watches, src/ is unwatched, so its
+    // edits make no event. The cap is on per-directory watches: the recursive watch
+    // covers everything whatever it says.
     let config = Config::from_lookup(|name| match name {
         "CODELENS_MAX_DIR_WATCHES" => Some("1".into()),
         "CODELENS_WATCH_DEBOUNCE_MS" => Some("100".into()),
+        "CODELENS_WATCH_STRATEGY" => Some(strategy.into()),
         _ => None,
     });
     let engine = start(
@@ -281,6 +310,32 @@ fn a_lost_event_signal_means_a_full_reconcile_and_is_counted() {
         },
     );
     let snapshot = engine.snapshot();
+    if strategy == "recursive" {
+        assert_eq!(
+            snapshot.watcher.mode,
+            WatchMode::Native,
+            "{:?}",
+            snapshot.watcher
+        );
+        assert_eq!(snapshot.watcher.unwatched_dirs, 0);
+        // Overflow: notify's Rescan flag, no paths. A full reconcile, counted.
+        engine.inject_lost_events();
+        wait(&engine, "full reconcile", |s| {
+            s.watcher.rescans == 1
+                && s.pending.is_empty()
+                && matches!(s.catchup, Catchup::Done { .. })
+        });
+        repo.write(
+            "src/store.rs",
+            &format!("{RUST_SRC}\npub fn behind_the_watchers_back() {{}}\n"),
+        );
+        assert!(engine.settle(DEADLINE));
+        wait(&engine, "the edit seen and indexed after the rescan", |s| {
+            s.pending.is_empty() && s.stats.symbols > snapshot.stats.symbols
+        });
+        assert_eq!(symbols(&repo, "behind_the_watchers_back"), 1);
+        return;
+    }
     assert_eq!(
         snapshot.watcher.mode,
         WatchMode::Degraded,
@@ -312,8 +367,7 @@ fn a_lost_event_signal_means_a_full_reconcile_and_is_counted() {
     });
 }
 
-#[test]
-fn a_branch_switch_of_many_files_ends_with_the_index_equal_to_the_tree() {
+fn a_branch_switch_of_many_files_ends_with_the_index_equal_to_the_tree(strategy: &str) {
     let repo = repo_with_sources();
     repo.git(&["checkout", "-q", "-b", "wide"]);
     for i in 0..5000 {
@@ -325,7 +379,7 @@ fn a_branch_switch_of_many_files_ends_with_the_index_equal_to_the_tree() {
     repo.commit_all("wide");
     repo.git(&["checkout", "-q", "main"]);
     repo.ok(&["sync", "-q"]);
-    let engine = start(&repo, watching_options(200));
+    let engine = start(&repo, watching_options(200, strategy));
     repo.git(&["checkout", "-q", "wide"]);
     assert!(engine.settle(DEADLINE));
     wait(&engine, "checkout indexed", |s| {
@@ -374,10 +428,9 @@ fn hooks_keep_the_index_in_sync_and_uninstall_restores_the_hook() {
     assert!(!repo.path(".git/hooks/post-checkout").exists());
 }
 
-#[test]
-fn a_directory_deleted_and_recreated_is_watched_again() {
+fn a_directory_deleted_and_recreated_is_watched_again(strategy: &str) {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(100));
+    let engine = start(&repo, watching_options(100, strategy));
     std::fs::remove_dir_all(repo.path("web")).unwrap();
     std::fs::create_dir(repo.path("web")).unwrap();
     assert!(engine.settle(DEADLINE));
@@ -394,10 +447,9 @@ fn a_directory_deleted_and_recreated_is_watched_again() {
     assert_eq!(symbols(&repo, "render"), 0);
 }
 
-#[test]
-fn re_indexing_waits_while_git_holds_its_index_lock() {
+fn re_indexing_waits_while_git_holds_its_index_lock(strategy: &str) {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(100));
+    let engine = start(&repo, watching_options(100, strategy));
     let lock = repo.path(".git/index.lock");
     std::fs::write(&lock, b"").unwrap();
     repo.write(
@@ -420,9 +472,147 @@ fn re_indexing_waits_while_git_holds_its_index_lock() {
 #[test]
 fn init_refuses_to_swap_the_database_under_a_running_engine() {
     let repo = repo_with_sources();
-    let engine = start(&repo, watching_options(100));
+    let engine = start(&repo, watching_options(100, WATCH_STRATEGIES[0]));
     let err = assert_one_line_error(&repo.codelens(&["init", "-q"]), 1);
     assert!(err.contains("running codelens engine"), "{err}");
     drop(engine);
     repo.ok(&["init", "-q"]);
+}
+
+fn lost_events_below_a_directory_rescan_that_subtree_only(strategy: &str) {
+    let repo = repo_with_sources();
+    repo.write("src/deep/more.rs", "pub fn more() {}\n");
+    repo.ok(&["sync", "-q"]);
+    let engine = start(&repo, watching_options(100, strategy));
+    let events = engine.subscribe();
+    // An unchanged subtree rescanned: nothing is pending (its stats match the index).
+    engine.inject_lost_events_in("src");
+    assert!(engine.settle(DEADLINE));
+    let snapshot = engine.snapshot();
+    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
+    assert_eq!(snapshot.watcher.rescans, 1, "counted with the rescans");
+    // A subtree, not the tree: no full catch-up ran.
+    let seen: Vec<Event> = events.try_iter().collect();
+    assert!(
+        seen.iter().any(|e| matches!(e, Event::Rescan { count: 1 })),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, Event::CatchupFinished { .. })),
+        "{seen:?}"
+    );
+    // A name that is no directory (any more) stands for its parent; an edit made at
+    // the same moment is pending either way, and the index ends equal to the tree.
+    repo.write("src/deep/more.rs", "pub fn more_after_the_loss() {}\n");
+    engine.inject_lost_events_in("src/deep/more.rs");
+    assert!(engine.settle(DEADLINE));
+    assert!(
+        engine
+            .snapshot()
+            .pending
+            .iter()
+            .any(|p| p.path == "src/deep/more.rs"),
+        "{:?}",
+        engine.snapshot().pending
+    );
+    wait(&engine, "the subtree re-indexed", |s| {
+        s.pending.is_empty() && s.directories.is_empty() && s.watcher.rescans == 2
+    });
+    assert_eq!(symbols(&repo, "more_after_the_loss"), 1);
+    drop(engine);
+    assert!(pending_of(&repo.status_json()).is_empty());
+}
+
+/// Waits until the engine's watcher says it is degraded for a reason containing `why`,
+/// and returns that reason.
+fn wait_degraded(engine: &Engine, why: &str) -> String {
+    let snapshot = wait(engine, "the watcher reported degraded", |s| {
+        s.watcher.mode == WatchMode::Degraded && s.watcher.reason.contains(why)
+    });
+    snapshot.watcher.reason.clone()
+}
+
+fn a_renamed_project_root_is_reported_as_a_degraded_watcher(strategy: &str) {
+    let repo = repo_with_sources();
+    let engine = start(&repo, watching_options(100, strategy));
+    let events = engine.subscribe();
+    let root = repo.root();
+    let moved = root.with_extension("moved");
+    std::fs::rename(&root, &moved).unwrap();
+    let reason = wait_degraded(&engine, "renamed");
+    assert!(reason.contains(&root.display().to_string()), "{reason}");
+    assert!(reason.contains(strategy), "{reason}");
+    // Never silence: the mode change and the error both reach subscribers (in either
+    // order: the status may be refreshed for another event first).
+    let reported = |seen: &[Event]| {
+        seen.iter()
+            .any(|e| matches!(e, Event::WatcherChanged { mode, .. } if mode == "degraded"))
+            && seen.iter().any(|e| matches!(e, Event::Error(_)))
+    };
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    while !reported(&seen) {
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        seen.extend(events.recv_timeout(Duration::from_millis(100)));
+    }
+    drop(engine);
+    // Back where the temp directory will remove it.
+    std::fs::rename(&moved, &root).unwrap();
+}
+
+fn a_deleted_project_root_is_reported_as_a_degraded_watcher(strategy: &str) {
+    let repo = repo_with_sources();
+    let engine = start(&repo, watching_options(100, strategy));
+    let root = repo.root();
+    std::fs::remove_dir_all(&root).unwrap();
+    let reason = wait_degraded(&engine, "deleted");
+    assert!(reason.contains(&root.display().to_string()), "{reason}");
+    assert!(engine.is_running());
+    // `status` and the verdict say so: the degraded state is what answers carry.
+    assert!(
+        matches!(
+            engine.snapshot().freshness.unverified(),
+            Some(codelens::engine::Unverified::WatcherDegraded { .. })
+                | Some(codelens::engine::Unverified::CatchUpFailed { .. })
+        ),
+        "{:?}",
+        engine.snapshot().freshness
+    );
+}
+
+fn events_in_ignored_trees_and_nested_repositories_cause_no_work(strategy: &str) {
+    let repo = repo_with_sources();
+    repo.write(".gitignore", "build/\n*.log\nnode_modules/\n");
+    repo.write("node_modules/dep/index.ts", "export function dep() {}\n");
+    let nested = repo.path("vendor/nested");
+    std::fs::create_dir_all(&nested).unwrap();
+    git_in(&nested, &["init", "-q"]);
+    std::fs::write(nested.join("lib.rs"), "pub fn nested_lib() {}\n").unwrap();
+    repo.ok(&["sync", "-q"]);
+    let files = repo.status_json()["files"].clone();
+    let engine = start(&repo, watching_options(100, strategy));
+    let events = engine.subscribe();
+    for round in 0..20 {
+        repo.write(
+            &format!("node_modules/dep/gen{round}/x.ts"),
+            &format!("export function gen{round}() {{}}\n"),
+        );
+        std::fs::write(
+            nested.join(format!("churn{round}.rs")),
+            format!("pub fn churn{round}() {{}}\n"),
+        )
+        .unwrap();
+        repo.write(".git/codelens-test-noise", &format!("{round}\n"));
+    }
+    assert_no_work(&engine, &events);
+    assert_eq!(repo.status_json()["files"], files);
+    // The index's own directories still work as before.
+    repo.write("web/after.ts", "export function after() {}\n");
+    assert!(engine.settle(DEADLINE));
+    wait(&engine, "an edit beside the noise indexed", |s| {
+        s.pending.is_empty() && s.directories.is_empty()
+    });
+    assert_eq!(symbols(&repo, "after"), 1);
 }

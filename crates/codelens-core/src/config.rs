@@ -25,6 +25,53 @@ pub const FORCE_WATCH_VAR: &str = "CODELENS_FORCE_WATCH";
 /// `max_user_watches`, leaving the rest to other programs). Past it, the remaining
 /// directories are re-checked by periodic reconciliation.
 pub const MAX_DIR_WATCHES_VAR: &str = "CODELENS_MAX_DIR_WATCHES";
+/// `recursive` or `per-directory`: how the watcher arms its watches (default
+/// [`WatchStrategy::platform_default`]).
+pub const WATCH_STRATEGY_VAR: &str = "CODELENS_WATCH_STRATEGY";
+
+/// How the watcher covers the tree. A runtime choice on every platform: only the
+/// default differs, so Linux's tests run both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchStrategy {
+    /// One recursive watch on the project root (one FSEvents stream on macOS, one
+    /// `ReadDirectoryChangesW` handle on Windows; on Linux notify's inotify backend
+    /// still adds one kernel watch per directory, ignored trees included). Events
+    /// outside the index are dropped by a path-prefix test.
+    Recursive,
+    /// One non-recursive watch per directory the index covers, and on `.codelens/`.
+    PerDirectory,
+}
+
+impl WatchStrategy {
+    /// `recursive` on macOS and Windows, whose backends give one handle for a whole tree
+    /// (and where notify's FSEvents backend restarts its stream for every path added);
+    /// `per-directory` elsewhere, where inotify needs one watch per directory anyway and
+    /// watching only the indexed ones keeps ignored trees out of the kernel's limit.
+    pub fn platform_default() -> WatchStrategy {
+        if cfg!(any(target_os = "macos", target_os = "windows")) {
+            WatchStrategy::Recursive
+        } else {
+            WatchStrategy::PerDirectory
+        }
+    }
+
+    /// The value of [`WATCH_STRATEGY_VAR`] and of `status --json`'s `watcher.strategy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchStrategy::Recursive => "recursive",
+            WatchStrategy::PerDirectory => "per-directory",
+        }
+    }
+
+    /// The strategy `raw` names (surrounding blanks and case ignored).
+    pub fn parse(raw: &str) -> Option<WatchStrategy> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "recursive" => Some(WatchStrategy::Recursive),
+            "per-directory" => Some(WatchStrategy::PerDirectory),
+            _ => None,
+        }
+    }
+}
 
 /// Where codelens keeps per-user state (telemetry consent, machine id, buffer).
 /// Default: `$HOME/.codelens`. Tests point it at a temp directory.
@@ -207,6 +254,8 @@ pub struct Config {
     pub force_watch: bool,
     /// `None`: derived from the kernel's limit when the watcher starts.
     pub max_dir_watches: Option<u64>,
+    /// `CODELENS_WATCH_STRATEGY`, else the platform's default.
+    pub watch_strategy: WatchStrategy,
     /// `NO_COLOR` set and not empty (no-color.org): the dashboard draws without colours.
     pub no_color: bool,
     /// `CODELENS_LOG`: the log filter, when logging is asked for.
@@ -262,12 +311,24 @@ impl Config {
                     None
                 }
             });
+        let watch_strategy = match lookup(WATCH_STRATEGY_VAR) {
+            None => WatchStrategy::platform_default(),
+            Some(raw) => WatchStrategy::parse(&raw).unwrap_or_else(|| {
+                let default = WatchStrategy::platform_default();
+                warnings.push(format!(
+                    "{WATCH_STRATEGY_VAR}={raw:?} is not `recursive` or `per-directory`; using {} (this platform's default)",
+                    default.name()
+                ));
+                default
+            }),
+        };
         Config {
             catchup_timeout: Duration::from_millis(catchup_ms),
             watch_debounce: Duration::from_millis(debounce_ms),
             no_watch,
             force_watch,
             max_dir_watches,
+            watch_strategy,
             no_color: lookup(NO_COLOR_VAR).is_some_and(|v| !v.is_empty()),
             log: lookup(LOG_VAR).filter(|v| !v.trim().is_empty()),
             tui_stats: lookup(TUI_STATS_VAR)
@@ -378,6 +439,41 @@ mod tests {
         let defaults = Config::from_lookup(|_| None);
         assert_eq!(defaults.watch_debounce, Duration::from_millis(2_000));
         assert!(!defaults.no_watch && !defaults.force_watch && defaults.max_dir_watches.is_none());
+    }
+
+    #[test]
+    fn watch_strategy_is_either_name_and_anything_else_is_one_warning() {
+        let with_strategy = |raw: &str| {
+            Config::from_lookup(|name| (name == WATCH_STRATEGY_VAR).then(|| raw.to_string()))
+        };
+        assert_eq!(
+            with_strategy("recursive").watch_strategy,
+            WatchStrategy::Recursive
+        );
+        assert_eq!(
+            with_strategy(" Per-Directory ").watch_strategy,
+            WatchStrategy::PerDirectory
+        );
+        assert!(with_strategy("recursive").warnings.is_empty());
+        let default = Config::from_lookup(|_| None).watch_strategy;
+        assert_eq!(default, WatchStrategy::platform_default());
+        for bad in [
+            "",
+            "fsevents",
+            "per_directory",
+            "recursive;rm -rf /",
+            "\u{0}",
+        ] {
+            let config = with_strategy(bad);
+            assert_eq!(config.watch_strategy, default, "{bad:?}");
+            assert_eq!(config.warnings.len(), 1, "{bad:?}");
+            let warning = &config.warnings[0];
+            assert!(!warning.contains('\n'), "one line: {warning}");
+            assert!(
+                warning.starts_with(WATCH_STRATEGY_VAR) && warning.contains("per-directory"),
+                "{warning}"
+            );
+        }
     }
 
     #[test]

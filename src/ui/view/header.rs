@@ -195,10 +195,16 @@ pub(super) fn health_line<'a>(
     // The verified status word already says when.
     let synced = (!snapshot.freshness.is_verified() || snapshot.error.is_some())
         .then(|| synced_label(app, snapshot));
+    // The strategy shows while watches are armed (off, none are), short enough to fit
+    // where "watching" did at 80 columns.
+    let strategy = match snapshot.watcher.strategy {
+        crate::engine::watcher::WatchStrategy::Recursive => "recursive",
+        crate::engine::watcher::WatchStrategy::PerDirectory => "per-dir",
+    };
     let watcher = match snapshot.watcher.mode {
-        WatchMode::Native => ("watching".to_string(), theme.ok()),
+        WatchMode::Native => (format!("{strategy} watch"), theme.ok()),
         WatchMode::Degraded => (
-            format!("watcher degraded ({})", snapshot.watcher.reason),
+            format!("{strategy} watch degraded ({})", snapshot.watcher.reason),
             theme.warning(),
         ),
         WatchMode::Disabled => (

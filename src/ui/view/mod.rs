@@ -435,7 +435,7 @@ mod tests {
                 );
                 // The watcher and the sync age stay in view from 30 columns on.
                 let watcher = if snapshot.watcher.mode == WatchMode::Native {
-                    "watching"
+                    "per-dir watch"
                 } else {
                     "watcher off"
                 };
@@ -479,7 +479,7 @@ mod tests {
         let screen = text(&draw(&mut app, 40, 20));
         assert_eq!(
             screen.lines().nth(1),
-            Some("│synced 3s ago · watching · writer     │")
+            Some("│synced 3s ago · per-dir watch · writer│")
         );
         let long_project = Snapshot {
             root: PathBuf::from("/home/dev/src/a-project-with-a-long-name"),
@@ -931,7 +931,7 @@ mod tests {
         let mut app = app_with(fixtures::snapshot_in_sync());
         let screen = text(&draw(&mut app, 30, 4));
         assert!(screen.contains("✓ verified"), "{screen}");
-        assert!(screen.contains("watching"), "{screen}");
+        assert!(screen.contains("per-dir watch"), "{screen}");
         assert!(screen.contains("telemetry off"), "{screen}");
         assert_eq!(text(&draw(&mut app, 12, 2)), "too small\n\n");
     }

@@ -140,6 +140,27 @@ impl Tree {
             .is_ok_and(|dir| has_dot_git(dir.as_fd()))
     }
 
+    /// Why the root is no longer the directory this tree was opened on, if it is not:
+    /// deleted (the directory held open has no link left), or renamed or replaced (its
+    /// path names another directory, or nothing). The path is looked up by name on
+    /// purpose: the name is what a watcher's events and every front end rely on.
+    pub fn root_displaced(&self) -> Option<String> {
+        let held = rustix::fs::fstat(self.root_fd()).ok()?;
+        let root = self.root.display();
+        if held.st_nlink == 0 {
+            return Some(format!("the project root {root} was deleted"));
+        }
+        match rustix::fs::stat(&self.root) {
+            Ok(now) if now.st_dev == held.st_dev && now.st_ino == held.st_ino => None,
+            Ok(_) => Some(format!(
+                "the project root {root} was renamed or replaced: another directory has its name now"
+            )),
+            Err(_) => Some(format!(
+                "the project root {root} was renamed or deleted: nothing has its name now"
+            )),
+        }
+    }
+
     /// The absolute path of `rel`, for messages and ignore-rule matching only: never
     /// for opening.
     pub fn display_path(&self, rel: &RelPath) -> PathBuf {

@@ -110,6 +110,14 @@ pub struct StatusWatcher {
     pub watched_dirs: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unwatched_dirs: Option<usize>,
+    /// `recursive` (one watch on the root) or `per-directory`: how the running writer
+    /// arms its watches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// The watches or handles the running writer's backend holds (inotify watches on
+    /// Linux, as the kernel counts them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptors: Option<usize>,
 }
 
 /// How long `status` waits for the writer engine to answer its probe before it checks
@@ -239,6 +247,8 @@ impl StatusReport {
                     debounce_ms: Some(watcher.debounce_ms),
                     watched_dirs: Some(watcher.watched_dirs),
                     unwatched_dirs: Some(watcher.unwatched_dirs),
+                    strategy: Some(watcher.strategy.name().into()),
+                    descriptors: Some(watcher.descriptors),
                 },
                 telemetry: &snapshot.telemetry,
                 audience,
@@ -306,6 +316,8 @@ impl StatusReport {
                 debounce_ms: None,
                 watched_dirs: None,
                 unwatched_dirs: (meta("watcher_unwatched_dirs")).and_then(|n| n.parse().ok()),
+                strategy: meta("watcher_strategy"),
+                descriptors: (meta("watcher_descriptors")).and_then(|n| n.parse().ok()),
             },
             _ => StatusWatcher {
                 mode: "none".into(),
@@ -318,6 +330,8 @@ impl StatusReport {
                 debounce_ms: None,
                 watched_dirs: None,
                 unwatched_dirs: None,
+                strategy: None,
+                descriptors: None,
             },
         };
         let telemetry_status = telemetry::status(telemetry_env);

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use super::RelPath;
 use super::contain::Tree;
-use super::watcher::{DirWatcher, FsChange, WatcherStatus};
+use super::watcher::{DirWatcher, FsChange, WatchStrategy, WatcherStatus};
 
 /// What the watcher tells the engine.
 #[derive(Debug)]
@@ -61,6 +61,7 @@ pub struct WatcherHandle {
     thread: Option<JoinHandle<()>>,
     tree: Tree,
     cookies: Cookies,
+    strategy: WatchStrategy,
 }
 
 /// Cookie files: written and removed by the engine itself (no round trip), named so
@@ -71,12 +72,14 @@ struct Cookies {
 }
 
 impl WatcherHandle {
-    /// Starts the watcher thread, which watches `.codelens/` and each of `dirs` (up to
-    /// `cap`) before this returns; `sink` receives every message from then on.
+    /// Starts the watcher thread, which arms its watches the `strategy`'s way (see
+    /// [`DirWatcher::start`]) before this returns; `sink` receives every message from
+    /// then on.
     pub fn start(
         tree: &Tree,
         dirs: Vec<RelPath>,
         cap: usize,
+        strategy: WatchStrategy,
         sink: impl Fn(WatchMessage) + Send + 'static,
     ) -> Result<WatcherHandle, String> {
         let (inbox, receiver) = mpsc::channel::<Input>();
@@ -89,7 +92,7 @@ impl WatcherHandle {
                 let handler = move |event| {
                     let _ = events.send(Input::Event(event));
                 };
-                match DirWatcher::start(&actor_tree, &dirs, cap, handler) {
+                match DirWatcher::start(&actor_tree, &dirs, cap, strategy, handler) {
                     Ok(watcher) => {
                         let _ = started.send(Ok(watcher.cookie_prefix().to_string()));
                         run(watcher, receiver, sink);
@@ -111,7 +114,14 @@ impl WatcherHandle {
                 dir: tree.root().join(super::scan::INDEX_DIR_NAME),
                 prefix,
             },
+            strategy,
         })
+    }
+
+    /// Whether every directory needs a watch of its own (per-directory), or the root's
+    /// covers them all (recursive).
+    pub fn strategy(&self) -> WatchStrategy {
+        self.strategy
     }
 
     /// Sends `request` and waits for its answer (`None`: the thread is gone).
@@ -238,7 +248,10 @@ fn run(mut watcher: DirWatcher, inbox: Receiver<Input>, sink: impl Fn(WatchMessa
                     (notice.sink)(WatchMessage::Changes(changes));
                 }
             }
-            Input::Event(Err(error)) => (notice.sink)(WatchMessage::Failed(error.to_string())),
+            Input::Event(Err(error)) => {
+                watcher.note_error(&error);
+                (notice.sink)(WatchMessage::Failed(error.to_string()));
+            }
             Input::Request(Request::WatchDir(dir, reply)) => {
                 let _ = reply.send(watcher.watch_dir(&dir));
             }

@@ -2,12 +2,26 @@
 //! macOS, ReadDirectoryChangesW on Windows), turned into the engine's few kinds of
 //! change.
 //!
-//! One watch per directory that the index covers, never per file and never in ignored
-//! trees (`node_modules/`, `target/` …), `.git/` or `.codelens/` (except the cookie
-//! files the engine writes there to know it has seen every event up to a moment, and
-//! the probe files other processes write there to ask the same). A kernel queue
-//! overflow arrives from notify as an event with the Rescan flag and no paths: it is
-//! passed on as [`FsChange::Rescan`], never dropped.
+//! Two strategies ([`WatchStrategy`], chosen at run time on every platform):
+//! - `per-directory`: one watch per directory that the index covers, never per file and
+//!   never in ignored trees (`node_modules/`, `target/` …), `.git/` or `.codelens/`
+//!   (but for a watch on `.codelens/` itself, for the cookie files the engine writes
+//!   there to know it has seen every event up to a moment, and the probe files other
+//!   processes write there to ask the same).
+//! - `recursive`: one recursive watch on the project root. Each event is mapped to its
+//!   directory exactly as above, so the per-directory debounce is the same; events below
+//!   `.git/`, ignored trees and nested repositories are dropped by a path-prefix test
+//!   before any `stat`. The directories the index covers are still recorded (with
+//!   their inodes), for the same bookkeeping, but need no watch of their own.
+//!
+//! Lost events are never dropped: a kernel queue overflow arrives from notify as an
+//! event with the Rescan flag and no paths ([`FsChange::Rescan`]: a full reconcile);
+//! FSEvents' `MustScanSubDirs` (with `UserDropped`/`KernelDropped`) names the subtree
+//! to scan again ([`FsChange::RescanDir`]). A project root renamed or deleted under the
+//! watcher is a failure ([`FsChange::RootLost`]), reported as `degraded` with the reason.
+//!
+//! Platform specifics stay in [`backend`], the thin edge: everything else is the same
+//! code on every platform, so Linux's tests exercise both strategies.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +29,8 @@ use std::sync::Arc;
 
 use notify::event::{CreateKind, EventKind, RemoveKind};
 use notify::{RecursiveMode, Watcher};
+
+pub use crate::config::WatchStrategy;
 
 use super::RelPath;
 use super::contain::{EntryKind, Tree};
@@ -38,6 +54,12 @@ pub enum FsChange {
     RulesChanged,
     /// The backend lost events (kernel queue overflow …): only a full reconcile is safe.
     Rescan,
+    /// The backend lost events below this directory (FSEvents' `MustScanSubDirs`): its
+    /// subtree is compared with the index again.
+    RescanDir(RelPath),
+    /// The project root was renamed or deleted: no event under its name will come. The
+    /// watcher reports itself degraded with this reason.
+    RootLost(String),
     /// The engine's own cookie file number `n` was seen.
     Cookie(u64),
     /// Another process's probe file (named so) appeared under `.codelens/`: it waits for
@@ -63,9 +85,16 @@ pub struct WatcherStatus {
     pub reason: String,
     pub watched_dirs: usize,
     pub unwatched_dirs: usize,
-    /// Full reconciliations forced by lost events.
+    /// Reconciliations forced by lost events: of the whole tree, or of a subtree.
     pub rescans: u64,
     pub debounce_ms: u64,
+    /// How the watches are armed.
+    pub strategy: WatchStrategy,
+    /// The watches or handles the backend holds for this engine. Per-directory: the
+    /// watches armed (inotify watches, paths of the FSEvents stream, directory handles).
+    /// Recursive: inotify watches as the kernel counts them (`/proc/self/fdinfo`) on
+    /// Linux, the one stream or handle elsewhere. 0 when off.
+    pub descriptors: usize,
 }
 
 impl WatcherStatus {
@@ -77,6 +106,8 @@ impl WatcherStatus {
             unwatched_dirs: 0,
             rescans: 0,
             debounce_ms,
+            strategy: WatchStrategy::platform_default(),
+            descriptors: 0,
         }
     }
 
@@ -233,18 +264,48 @@ pub(crate) struct DirWatcher {
     limit_reason: Option<String>,
     rules: IgnoreRules,
     cookie_prefix: String,
+    strategy: WatchStrategy,
+    /// Recursive: directories known to be outside the index (ignored, nested
+    /// repositories). Events below one are dropped by prefix, before any `stat`.
+    outside: HashSet<RelPath>,
+    /// Recursive: events were lost since the watches were last made to match the tree
+    /// (some backends then lack the watches of directories created meanwhile).
+    lost_events: bool,
+    /// Recursive: why the backend could not cover the whole tree (the kernel's limit).
+    incomplete: Option<String>,
+    /// Why the project root is no longer watched (renamed or deleted), once noticed.
+    root_lost: Option<String>,
+    /// The `.codelens/` directory's inode: how the backend's own count of watches is
+    /// found (see [`backend::kernel_watches`]).
+    index_dir_inode: Option<u64>,
+    /// Recursive: the backend's watches as last counted. Counting reads a kernel list
+    /// as long as the tree has directories: it is done at start, after the watch is
+    /// armed again, and at a heartbeat after directories may have come or gone — never
+    /// while idle, never per event.
+    descriptors: usize,
+    /// Recursive: directories may have been created, removed or renamed since the count.
+    recount: bool,
+    /// Recursive: watches of directories outside the index were removed from the backend
+    /// ([`backend::PRUNES_OUTSIDE_WATCHES`]); a change of the ignore rules then needs the
+    /// root armed again, for what the index enters now.
+    pruned: bool,
+    /// Recursive: the root's watch is to be armed again at the next sync.
+    rearm_root: bool,
 }
 
 impl DirWatcher {
-    /// Watches `.codelens/` (for cookies) and each of `dirs`, shallowest first, up to `cap`.
+    /// Per-directory: watches `.codelens/` (for cookies) and each of `dirs`, shallowest
+    /// first, up to `cap`. Recursive: one watch on the root (`cap` does not apply), and
+    /// `dirs` recorded as the directories the index covers.
     pub fn start(
         tree: &Tree,
         dirs: &[RelPath],
         cap: usize,
+        strategy: WatchStrategy,
         handler: impl notify::EventHandler,
     ) -> Result<DirWatcher, String> {
         let root = tree.root();
-        let inner = notify::recommended_watcher(handler)
+        let inner = backend::new_watcher(handler)
             .map_err(|e| format!("cannot start the file watcher: {e}"))?;
         let mut watcher = DirWatcher {
             inner,
@@ -257,7 +318,40 @@ impl DirWatcher {
             limit_reason: None,
             rules: IgnoreRules::new(tree.clone()),
             cookie_prefix: format!("cookie-{}-", std::process::id()),
+            strategy,
+            outside: HashSet::new(),
+            lost_events: false,
+            incomplete: None,
+            root_lost: None,
+            index_dir_inode: tree
+                .dir_stat(&RelPath::from_bytes(INDEX_DIR_NAME.as_bytes().to_vec()))
+                .map(|stat| stat.inode),
+            descriptors: 0,
+            recount: false,
+            pruned: false,
+            rearm_root: false,
         };
+        if strategy == WatchStrategy::Recursive {
+            match watcher.inner.watch(root, RecursiveMode::Recursive) {
+                Ok(()) => {}
+                Err(error) if is_watch_limit(&error) => {
+                    watcher.incomplete = Some(RECURSIVE_LIMIT.into());
+                }
+                Err(error) => {
+                    return Err(format!(
+                        "cannot watch {} recursively: {error}",
+                        root.display()
+                    ));
+                }
+            }
+            for dir in dirs {
+                watcher.watch_dir(dir);
+            }
+            watcher.watch_dir(&RelPath::from_bytes(Vec::new()));
+            watcher.prune_git_dir();
+            watcher.count_descriptors();
+            return Ok(watcher);
+        }
         watcher
             .inner
             .watch(&root.join(INDEX_DIR_NAME), RecursiveMode::NonRecursive)
@@ -278,7 +372,23 @@ impl DirWatcher {
     /// Adds (or renews) the watch on `dir`; false when the cap or the kernel's limit
     /// prevents it. Renewing matters: a directory deleted and recreated under the same
     /// name lost its kernel watch, though the path was watched a moment ago.
+    ///
+    /// Recursive: the root's watch covers `dir` already; it is only recorded (with its
+    /// inode) as a directory of the index. Never capped.
     pub fn watch_dir(&mut self, dir: &RelPath) -> bool {
+        if self.strategy == WatchStrategy::Recursive {
+            self.outside.remove(dir);
+            return match self.inode_of(dir) {
+                Some(inode) => {
+                    self.watched.insert(dir.clone(), inode);
+                    true
+                }
+                None => {
+                    self.watched.remove(dir);
+                    false
+                }
+            };
+        }
         if !self.watched.contains_key(dir) && self.watched.len() >= self.cap {
             self.unwatched.insert(dir.clone());
             self.limit_reason = Some(format!("CODELENS_MAX_DIR_WATCHES ({}) reached", self.cap));
@@ -311,10 +421,8 @@ impl DirWatcher {
                 true
             }
             Err(error) => {
-                let limit = matches!(error.kind, notify::ErrorKind::MaxFilesWatch)
-                    || matches!(&error.kind, notify::ErrorKind::Io(io) if io.raw_os_error() == Some(28));
                 self.watched.remove(dir);
-                if limit {
+                if is_watch_limit(&error) {
                     self.unwatched.insert(dir.clone());
                     self.limit_reason = Some(
                         "the kernel's inotify watch limit (fs.inotify.max_user_watches) reached"
@@ -340,7 +448,14 @@ impl DirWatcher {
     /// walk and stat of every file that precedes it — except for `just_armed`: watched
     /// directories the caller knows to be the very ones whose watches were just armed
     /// (each arming is a round trip to notify's event-loop thread).
+    ///
+    /// Recursive: no watch per directory to arm. After lost events the root's watch is
+    /// armed again where the backend needs it ([`backend::REARM_RECURSIVE_AFTER_LOSS`]);
+    /// the directories returned are those new to the index or found replaced.
     pub fn sync_watches(&mut self, dirs: &[RelPath], just_armed: &[RelPath]) -> Vec<RelPath> {
+        if self.strategy == WatchStrategy::Recursive {
+            return self.sync_recursive(dirs, just_armed);
+        }
         let just_armed: HashSet<&RelPath> = just_armed.iter().collect();
         let wanted: HashSet<&RelPath> = dirs.iter().collect();
         let stale: Vec<RelPath> = self
@@ -369,6 +484,43 @@ impl DirWatcher {
         renewed
     }
 
+    fn sync_recursive(&mut self, dirs: &[RelPath], just_armed: &[RelPath]) -> Vec<RelPath> {
+        let just_armed: HashSet<&RelPath> = just_armed.iter().collect();
+        let wanted: HashSet<&RelPath> = dirs.iter().collect();
+        self.watched.retain(|dir, _| wanted.contains(dir));
+        // Ignore rules or nested repositories may have changed: judged again as met.
+        self.outside.clear();
+        let lost = std::mem::take(&mut self.lost_events) && backend::REARM_RECURSIVE_AFTER_LOSS;
+        if lost || std::mem::take(&mut self.rearm_root) {
+            // Arming the root again walks the tree and adds the watches the backend
+            // missed or that were pruned (existing ones are kept as they are).
+            match self.inner.watch(&self.root, RecursiveMode::Recursive) {
+                Ok(()) => self.incomplete = None,
+                Err(error) if is_watch_limit(&error) => {
+                    self.incomplete = Some(RECURSIVE_LIMIT.into());
+                }
+                Err(error) => {
+                    self.incomplete = Some(format!("re-arming the watch failed: {error}"))
+                }
+            }
+            self.pruned = false;
+        }
+        // Judged again as met, but `.git/` is known: never left watched.
+        self.prune_git_dir();
+        let mut renewed = Vec::new();
+        for dir in dirs {
+            if just_armed.contains(dir) && self.watched.contains_key(dir) {
+                continue;
+            }
+            let before = self.watched.get(dir).copied();
+            if self.watch_dir(dir) && before != self.watched.get(dir).copied() {
+                renewed.push(dir.clone());
+            }
+        }
+        self.count_descriptors();
+        renewed
+    }
+
     /// Arms `dir`'s watch again; true when it was not watched, or was watched on an
     /// inode that is no longer the directory's (replaced: its old watch is gone).
     fn rearm(&mut self, dir: &RelPath) -> bool {
@@ -392,9 +544,17 @@ impl DirWatcher {
     /// Two paces, since the costs differ tenfold: up to `max_checked` directories are
     /// stat'ed (a replaced directory shows a new inode: re-armed and reported), and up
     /// to `max_rearmed` are re-armed outright (a watch dropped on an unchanged inode).
+    ///
+    /// Both strategies first check that the project root is still where it was; the
+    /// recursive one has no per-directory watch to re-arm, only inodes to check.
     pub fn rearm_some(&mut self, max_checked: usize, max_rearmed: usize) -> Vec<RelPath> {
+        self.check_root();
         let mut replaced = Vec::new();
-        for queue in [Queue::Check, Queue::Rearm] {
+        let queues: &[Queue] = match self.strategy {
+            WatchStrategy::PerDirectory => &[Queue::Check, Queue::Rearm],
+            WatchStrategy::Recursive => &[Queue::Check],
+        };
+        for &queue in queues {
             let (list, max) = match queue {
                 Queue::Check => (&mut self.check_queue, max_checked),
                 Queue::Rearm => (&mut self.rearm_queue, max_rearmed),
@@ -420,7 +580,68 @@ impl DirWatcher {
                 }
             }
         }
+        if self.recount {
+            self.count_descriptors();
+        }
         replaced
+    }
+
+    /// Notes whether the project root is still the directory that was watched; one
+    /// renamed back clears the failure (the backend's watch followed it).
+    fn check_root(&mut self) -> Option<String> {
+        self.root_lost = self.rules.tree.root_displaced();
+        self.root_lost.clone()
+    }
+
+    /// Recursive: removes the backend's watches of `dir` and everything below it, where
+    /// the backend holds one per directory ([`backend::PRUNES_OUTSIDE_WATCHES`]): `dir`
+    /// is outside the index, and its events (opens and reads included) would only be
+    /// dropped. Best effort: a watch already gone is no error.
+    fn prune(&mut self, dir: &RelPath) {
+        if self.strategy == WatchStrategy::Recursive && backend::PRUNES_OUTSIDE_WATCHES {
+            let _ = self.inner.unwatch(&dir.to_path(&self.root));
+            self.pruned = true;
+            self.recount = true;
+        }
+    }
+
+    /// Recursive: prunes `.git/` (the engine itself reads it every half second to follow
+    /// the branch), when it is a directory, and remembers it as outside.
+    fn prune_git_dir(&mut self) {
+        let git = RelPath::from_bytes(b".git".to_vec());
+        if self.rules.tree.dir_stat(&git).is_some() {
+            self.prune(&git);
+            self.outside.insert(git);
+        }
+    }
+
+    /// Recursive: counts the backend's watches again (see [`WatcherStatus::descriptors`]):
+    /// the kernel's count where it can be read, else the one handle.
+    fn count_descriptors(&mut self) {
+        self.recount = false;
+        if self.strategy == WatchStrategy::Recursive {
+            self.descriptors = (self.index_dir_inode)
+                .and_then(backend::kernel_watches)
+                .unwrap_or(backend::RECURSIVE_HANDLES);
+        }
+    }
+
+    /// The watches or handles held: per-directory, each armed watch is one (and one on
+    /// `.codelens/`); recursive, as last counted.
+    fn descriptors(&self) -> usize {
+        match self.strategy {
+            WatchStrategy::PerDirectory => self.watched.len() + 1,
+            WatchStrategy::Recursive => self.descriptors,
+        }
+    }
+
+    /// An error the backend reported (the event stream goes on). Recursive: one about
+    /// the kernel's limit means directories created since are not watched.
+    pub fn note_error(&mut self, error: &notify::Error) {
+        self.lost_events = true;
+        if self.strategy == WatchStrategy::Recursive && is_watch_limit(error) {
+            self.incomplete = Some(RECURSIVE_LIMIT.into());
+        }
     }
 
     /// Forgets the watches of `dir` and everything below it (the kernel already dropped
@@ -433,9 +654,12 @@ impl DirWatcher {
             .cloned()
             .collect();
         for d in gone {
-            let _ = self.inner.unwatch(&d.to_path(&self.root));
+            if self.strategy == WatchStrategy::PerDirectory {
+                let _ = self.inner.unwatch(&d.to_path(&self.root));
+            }
             self.watched.remove(&d);
         }
+        self.outside.retain(|d| !d.is_within(dir));
     }
 
     /// The directory's inode, through the tree; `None` when it is gone or is not a
@@ -450,6 +674,25 @@ impl DirWatcher {
     }
 
     pub fn status(&self, rescans: u64, debounce_ms: u64) -> WatcherStatus {
+        // The whole tree is unwatched when the root is lost; the part the recursive
+        // watch lacks is unknown: every directory is checked by the scans.
+        let whole_tree = (self.root_lost.as_ref().or(self.incomplete.as_ref()))
+            .map(|why| (why, self.watched.len().max(1)));
+        if let Some((why, unwatched)) = whole_tree {
+            return WatcherStatus {
+                mode: WatchMode::Degraded,
+                reason: format!(
+                    "{why}: edits are found by a scan of the tree instead ({} watcher)",
+                    self.strategy.name()
+                ),
+                watched_dirs: self.watched.len(),
+                unwatched_dirs: unwatched,
+                rescans,
+                debounce_ms,
+                strategy: self.strategy,
+                descriptors: self.descriptors(),
+            };
+        }
         let (mode, reason) = match &self.limit_reason {
             Some(reason) => (
                 WatchMode::Degraded,
@@ -458,7 +701,10 @@ impl DirWatcher {
                     self.unwatched.len()
                 ),
             ),
-            None => (WatchMode::Native, native_backend().to_string()),
+            None => (
+                WatchMode::Native,
+                format!("{} ({})", backend::NAME, self.strategy.name()),
+            ),
         };
         WatcherStatus {
             mode,
@@ -467,6 +713,8 @@ impl DirWatcher {
             unwatched_dirs: self.unwatched.len(),
             rescans,
             debounce_ms,
+            strategy: self.strategy,
+            descriptors: self.descriptors(),
         }
     }
 
@@ -478,11 +726,19 @@ impl DirWatcher {
     /// What one notification means for the index.
     pub fn classify(&mut self, event: &notify::Event) -> Vec<FsChange> {
         if event.need_rescan() {
-            return vec![FsChange::Rescan];
+            self.lost_events = true;
+            return self.rescans_for(&event.paths);
         }
         if matches!(event.kind, EventKind::Access(_)) {
             return Vec::new();
         }
+        // A directory may have come, gone or moved: the backend's watches with it.
+        self.recount |= matches!(
+            event.kind,
+            EventKind::Create(CreateKind::Folder)
+                | EventKind::Remove(RemoveKind::Folder)
+                | EventKind::Modify(notify::event::ModifyKind::Name(_))
+        );
         let mut changes = Vec::new();
         for path in &event.paths {
             if let Some(change) = self.classify_path(path, &event.kind)
@@ -494,11 +750,86 @@ impl DirWatcher {
         changes
     }
 
+    /// What a lost-events notice asks for: a full reconcile when it names no path (an
+    /// inotify queue overflow) or the root, else a rescan of each subtree it names
+    /// (FSEvents' `MustScanSubDirs`) that the index covers. Lost events under
+    /// `.codelens/` may be cookies: a full reconcile, which answers their waiters too.
+    fn rescans_for(&mut self, paths: &[PathBuf]) -> Vec<FsChange> {
+        let mut changes = Vec::new();
+        for path in paths {
+            let Some(rel) = RelPath::from_path(&self.root, path) else {
+                continue;
+            };
+            let first = rel.as_bytes().split(|&b| b == b'/').next();
+            if rel.as_bytes().is_empty() || first == Some(INDEX_DIR_NAME.as_bytes()) {
+                return vec![FsChange::Rescan];
+            }
+            if first == Some(b".git".as_slice()) || self.is_outside_index(&rel) {
+                continue;
+            }
+            let change = FsChange::RescanDir(rel);
+            if !changes.contains(&change) {
+                changes.push(change);
+            }
+        }
+        if paths.is_empty() {
+            changes.push(FsChange::Rescan);
+        }
+        changes
+    }
+
+    /// Recursive: whether `rel` lies below a directory the index does not enter, by a
+    /// prefix test against what is known. An ancestor the index does not cover is
+    /// judged (its ignore rules, whether it holds a `.git`) until found outside; then it
+    /// is remembered, and every later event below it is dropped without touching the
+    /// disk. Per-directory: nothing outside the index is watched.
+    fn is_outside_index(&mut self, rel: &RelPath) -> bool {
+        if self.strategy != WatchStrategy::Recursive {
+            return false;
+        }
+        let bytes = rel.as_bytes();
+        for end in (0..bytes.len()).filter(|&i| bytes[i] == b'/') {
+            let ancestor = RelPath::from_bytes(bytes[..end].to_vec());
+            if self.outside.contains(&ancestor) {
+                return true;
+            }
+            if self.watched.contains_key(&ancestor) {
+                continue;
+            }
+            // Not covered: a directory new to the index (its own event makes it
+            // covered), or one the walk does not enter.
+            if self.rules.is_ignored(&ancestor, true)
+                || self.rules.tree.is_repository_root(&ancestor)
+            {
+                self.prune(&ancestor);
+                self.outside.insert(ancestor);
+                return true;
+            }
+        }
+        false
+    }
+
     fn classify_path(&mut self, path: &Path, kind: &EventKind) -> Option<FsChange> {
         let rel = RelPath::from_path(&self.root, path)?;
         let bytes = rel.as_bytes();
+        if bytes.is_empty() {
+            // The root itself: renamed or deleted is the end of every event under it.
+            let was_lost = self.root_lost.is_some();
+            return self
+                .check_root()
+                .filter(|_| !was_lost)
+                .map(FsChange::RootLost);
+        }
         let first = bytes.split(|&b| b == b'/').next().unwrap_or_default();
         if first == b".git" {
+            // Armed by the backend (recreated, or the root armed again): pruned again.
+            if self.strategy == WatchStrategy::Recursive
+                && !self
+                    .outside
+                    .contains(&RelPath::from_bytes(b".git".to_vec()))
+            {
+                self.prune_git_dir();
+            }
             return None;
         }
         let name = rel.file_name();
@@ -514,13 +845,17 @@ impl DirWatcher {
                 .ok()
                 .map(FsChange::Cookie);
         }
-        if is_editor_temp(name) {
+        if is_editor_temp(name) || self.is_outside_index(&rel) {
             return None;
         }
         if IGNORE_FILE_NAMES.iter().any(|f| f.as_bytes() == name) {
             if let Some(dir) = rel.parent() {
                 self.rules.forget(&dir);
             }
+            // What is outside the index may be inside now: judged again, and what was
+            // pruned from the backend armed again at the sync that follows.
+            self.outside.clear();
+            self.rearm_root |= self.pruned;
             return Some(FsChange::RulesChanged);
         }
         // Through the tree: below a directory that is a symlink now, nothing is there.
@@ -568,8 +903,21 @@ enum Queue {
     Rearm,
 }
 
-fn native_backend() -> &'static str {
-    if cfg!(target_os = "linux") {
+/// What the recursive strategy reports when the kernel refused some of its watches.
+const RECURSIVE_LIMIT: &str = "the kernel's inotify watch limit (fs.inotify.max_user_watches) reached while watching the tree recursively";
+
+/// Whether notify refused a watch for the kernel's limit.
+fn is_watch_limit(error: &notify::Error) -> bool {
+    matches!(error.kind, notify::ErrorKind::MaxFilesWatch)
+        || matches!(&error.kind, notify::ErrorKind::Io(io) if io.raw_os_error() == Some(28))
+}
+
+/// The thin platform edge: everything that differs between notify's backends, and the
+/// only place in the watcher with `cfg`. Only the Linux side is compiled and tested on
+/// the machines this was written on (see the README's "Watch strategies").
+mod backend {
+    /// The backend's name, for the status line.
+    pub const NAME: &str = if cfg!(target_os = "linux") {
         "inotify"
     } else if cfg!(target_os = "macos") {
         "FSEvents"
@@ -577,6 +925,60 @@ fn native_backend() -> &'static str {
         "ReadDirectoryChangesW"
     } else {
         "native"
+    };
+
+    /// What one recursive watch holds where the kernel's count cannot be read: one
+    /// FSEvents stream (macOS), one directory handle (Windows).
+    pub const RECURSIVE_HANDLES: usize = 1;
+
+    /// notify's inotify backend arms a recursive watch as one kernel watch per
+    /// directory, and adds the watches of directories created later from their
+    /// `Create` events — which an overflow may have lost. FSEvents and
+    /// `ReadDirectoryChangesW` watch the tree as a whole.
+    pub const REARM_RECURSIVE_AFTER_LOSS: bool = cfg!(target_os = "linux");
+
+    /// notify's inotify backend also watches `.git/` and ignored trees, for opens and
+    /// reads too: the engine's own polling of `.git/` alone made it wake hundreds of
+    /// times a second at 100k files (idle CPU 13× the per-directory strategy's). There,
+    /// unwatching such a directory removes its kernel watches and those below it. One
+    /// FSEvents stream or `ReadDirectoryChangesW` handle has nothing to remove, and
+    /// reports no reads.
+    pub const PRUNES_OUTSIDE_WATCHES: bool = cfg!(target_os = "linux");
+
+    /// The watcher, never following symlinks: a recursive watch must not leave the
+    /// project through a symlinked directory.
+    pub fn new_watcher(
+        handler: impl notify::EventHandler,
+    ) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        notify::RecommendedWatcher::new(
+            handler,
+            notify::Config::default().with_follow_symlinks(false),
+        )
+    }
+
+    /// The kernel watches of the inotify instance that watches the directory with inode
+    /// `index_dir_inode` (`.codelens/`, watched under both strategies), from
+    /// `/proc/self/fdinfo`: one `inotify wd:` line per watch.
+    #[cfg(target_os = "linux")]
+    #[allow(clippy::disallowed_methods)] // kernel files under /proc
+    pub fn kernel_watches(index_dir_inode: u64) -> Option<usize> {
+        let needle = format!(" ino:{index_dir_inode:x} ");
+        std::fs::read_dir("/proc/self/fdinfo")
+            .ok()?
+            .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+            .filter(|info| info.contains(&needle))
+            .map(|info| {
+                info.lines()
+                    .filter(|line| line.starts_with("inotify wd:"))
+                    .count()
+            })
+            .max()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn kernel_watches(_index_dir_inode: u64) -> Option<usize> {
+        None
     }
 }
 
@@ -584,23 +986,42 @@ fn native_backend() -> &'static str {
 mod tests {
     use super::*;
 
+    const STRATEGIES: [WatchStrategy; 2] = [WatchStrategy::PerDirectory, WatchStrategy::Recursive];
+
+    fn rel(path: &str) -> RelPath {
+        RelPath::from_bytes(path.as_bytes().to_vec())
+    }
+
+    /// A watcher whose events go nowhere (the tests classify events they build).
+    fn quiet_watcher(tree: &Tree, dirs: &[RelPath], strategy: WatchStrategy) -> DirWatcher {
+        DirWatcher::start(
+            tree,
+            dirs,
+            100,
+            strategy,
+            |_: notify::Result<notify::Event>| {},
+        )
+        .expect("watcher")
+    }
+
     #[test]
     fn a_directory_replaced_behind_the_watchers_back_is_found_by_the_heartbeat_check() {
+        for strategy in STRATEGIES {
+            a_directory_replaced_behind_the_watchers_back(strategy);
+        }
+    }
+
+    fn a_directory_replaced_behind_the_watchers_back(strategy: WatchStrategy) {
         let root = tempfile::tempdir().expect("temp dir");
         let root = root.path().canonicalize().expect("canonical");
         std::fs::create_dir_all(root.join(INDEX_DIR_NAME)).unwrap();
         for dir in ["kept", "replaced"] {
             std::fs::create_dir(root.join(dir)).unwrap();
         }
-        let dirs = [
-            RelPath::from_bytes(b"kept".to_vec()),
-            RelPath::from_bytes(b"replaced".to_vec()),
-        ];
+        let dirs = [rel("kept"), rel("replaced")];
         // Events are ignored: this is what the check must catch without them.
         let tree = Tree::open(&root).unwrap();
-        let mut watcher =
-            DirWatcher::start(&tree, &dirs, 100, |_: notify::Result<notify::Event>| {})
-                .expect("watcher");
+        let mut watcher = quiet_watcher(&tree, &dirs, strategy);
         assert!(watcher.rearm_some(10, 0).is_empty(), "nothing replaced yet");
         std::fs::remove_dir(root.join("replaced")).unwrap();
         // Keep the old inode number from being reused at once by the new directory.
@@ -610,6 +1031,207 @@ mod tests {
         assert!(watcher.is_watched(&dirs[1]));
         // Re-armed on the new inode: the next check finds nothing.
         assert!(watcher.rearm_some(10, 10).is_empty());
+    }
+
+    /// A project: `.git/objects/`, `.codelens/`, `src/`, an ignored `node_modules/` and
+    /// a nested repository `vendor/nested/`, with the directories the walk covers.
+    fn project() -> (tempfile::TempDir, Tree, Vec<RelPath>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().canonicalize().expect("canonical");
+        for sub in [
+            ".git/objects",
+            INDEX_DIR_NAME,
+            "src",
+            "node_modules/dep",
+            "vendor/nested/.git",
+        ] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        std::fs::write(root.join(".gitignore"), "node_modules/\n").unwrap();
+        std::fs::write(root.join("src/lib.rs"), "pub fn lib() {}\n").unwrap();
+        let tree = Tree::open(&root).unwrap();
+        let dirs = super::super::scan::walk(&tree).dirs;
+        (dir, tree, dirs)
+    }
+
+    fn created(path: &Path) -> notify::Event {
+        notify::Event::new(EventKind::Create(CreateKind::File)).add_path(path.to_path_buf())
+    }
+
+    #[test]
+    fn recursive_drops_events_outside_the_index_by_prefix_once_judged() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        assert!(dirs.contains(&rel("vendor")) && !dirs.contains(&rel("vendor/nested")));
+        let mut watcher = quiet_watcher(&tree, &dirs, WatchStrategy::Recursive);
+        // On Linux, notify arms one kernel watch per directory; `.git/`'s are pruned at
+        // once, those of a tree found outside the index when it is met.
+        let kernel_watches = |watcher: &mut DirWatcher| {
+            watcher.count_descriptors();
+            watcher.status(0, 0).descriptors
+        };
+        let linux = cfg!(target_os = "linux");
+        if linux {
+            // The root, .codelens, src, node_modules(/dep), vendor(/nested(/.git)).
+            assert_eq!(kernel_watches(&mut watcher), 8);
+        }
+        for noise in [
+            "node_modules/dep/index.ts",
+            "vendor/nested/lib.rs",
+            ".git/objects/ab/cdef",
+        ] {
+            assert_eq!(
+                watcher.classify(&created(&root.join(noise))),
+                vec![],
+                "{noise}"
+            );
+        }
+        assert!(watcher.outside.contains(&rel("node_modules")));
+        assert!(watcher.outside.contains(&rel("vendor/nested")));
+        if linux {
+            assert_eq!(kernel_watches(&mut watcher), 4, "two trees pruned");
+        }
+        // Judged once: the nested repository's `.git` gone (no event says so), events
+        // below it are still dropped by the prefix alone, without a look at the disk.
+        std::fs::remove_dir(root.join("vendor/nested/.git")).unwrap();
+        std::fs::write(root.join("vendor/nested/lib.rs"), "").unwrap();
+        assert_eq!(
+            watcher.classify(&created(&root.join("vendor/nested/lib.rs"))),
+            vec![]
+        );
+        // The index's own files are classified as before.
+        assert_eq!(
+            watcher.classify(&created(&root.join("src/lib.rs"))),
+            vec![FsChange::File {
+                path: rel("src/lib.rs"),
+                dir: rel("src")
+            }]
+        );
+        // An ignore file changed: what is outside is judged again.
+        std::fs::write(root.join(".gitignore"), "").unwrap();
+        let modified = notify::Event::new(EventKind::Modify(notify::event::ModifyKind::Any))
+            .add_path(root.join(".gitignore"));
+        assert_eq!(watcher.classify(&modified), vec![FsChange::RulesChanged]);
+        assert!(watcher.outside.is_empty());
+        // …and what was pruned is armed again by the reconcile's sync that follows.
+        assert!(watcher.sync_watches(&dirs, &dirs).is_empty());
+        if linux {
+            // As at the start, less the nested `.git/` removed above.
+            assert_eq!(kernel_watches(&mut watcher), 7);
+        }
+    }
+
+    #[test]
+    fn lost_events_rescan_the_subtree_named_or_everything() {
+        for strategy in STRATEGIES {
+            let (_dir, tree, dirs) = project();
+            let root = tree.root().to_path_buf();
+            let mut watcher = quiet_watcher(&tree, &dirs, strategy);
+            let lost = |paths: &[&str]| {
+                paths.iter().fold(
+                    notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan),
+                    |event, p| event.add_path(root.join(p)),
+                )
+            };
+            // inotify's overflow: no path.
+            assert_eq!(watcher.classify(&lost(&[])), vec![FsChange::Rescan]);
+            // FSEvents' MustScanSubDirs: the subtree, once.
+            assert_eq!(
+                watcher.classify(&lost(&["src", "src"])),
+                vec![FsChange::RescanDir(rel("src"))]
+            );
+            // The root, or `.codelens/` (cookies may be lost): everything.
+            assert_eq!(watcher.classify(&lost(&[""])), vec![FsChange::Rescan]);
+            assert_eq!(
+                watcher.classify(&lost(&[".codelens"])),
+                vec![FsChange::Rescan]
+            );
+            // Nothing of the index below `.git/`.
+            assert_eq!(watcher.classify(&lost(&[".git/objects"])), vec![]);
+            // Outside the index: recursive knows it by prefix; per-directory has no
+            // watch there, so such a notice cannot come, and a rescan is harmless.
+            let ignored = watcher.classify(&lost(&["node_modules/dep"]));
+            match strategy {
+                WatchStrategy::Recursive => assert_eq!(ignored, vec![]),
+                WatchStrategy::PerDirectory => {
+                    assert_eq!(ignored, vec![FsChange::RescanDir(rel("node_modules/dep"))])
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_created_inside_the_recursive_watch_needs_no_new_watch() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let (sender, events) = std::sync::mpsc::channel();
+        let mut watcher = DirWatcher::start(&tree, &dirs, 100, WatchStrategy::Recursive, sender)
+            .expect("watcher");
+        let before = watcher.status(0, 0).descriptors;
+        std::fs::create_dir_all(root.join("src/new/deeper")).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = Vec::new();
+        // Written until its event comes: the backend arms the new directories from
+        // their own events (no `watch_dir` here), a moment after they appear.
+        while !seen.iter().any(
+            |c| matches!(c, FsChange::File { path, .. } if *path == rel("src/new/deeper/f.rs")),
+        ) {
+            assert!(std::time::Instant::now() < deadline, "no event: {seen:?}");
+            std::fs::write(root.join("src/new/deeper/f.rs"), "pub fn f() {}\n").unwrap();
+            while let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(watcher.classify(&event.expect("event")));
+            }
+        }
+        assert!(seen.contains(&FsChange::NewDir(rel("src/new"))), "{seen:?}");
+        assert!(
+            !watcher.is_watched(&rel("src/new")),
+            "no watch was asked for"
+        );
+        watcher.count_descriptors();
+        if cfg!(target_os = "linux") {
+            // notify's inotify backend holds one kernel watch per directory.
+            assert_eq!(watcher.status(0, 0).descriptors, before + 2);
+        }
+    }
+
+    #[test]
+    fn a_deleted_or_renamed_root_is_a_degraded_watcher_with_the_reason() {
+        for strategy in STRATEGIES {
+            for deleted in [true, false] {
+                let (dir, tree, dirs) = project();
+                let root = tree.root().to_path_buf();
+                let mut watcher = quiet_watcher(&tree, &dirs, strategy);
+                assert_eq!(watcher.status(0, 0).mode, WatchMode::Native);
+                let moved = dir.path().with_extension("moved");
+                if deleted {
+                    std::fs::remove_dir_all(&root).unwrap();
+                } else {
+                    std::fs::rename(&root, &moved).unwrap();
+                }
+                let root_event = notify::Event::new(EventKind::Remove(RemoveKind::Folder))
+                    .add_path(root.clone());
+                let changes = watcher.classify(&root_event);
+                let [FsChange::RootLost(why)] = changes.as_slice() else {
+                    panic!("{strategy:?}, deleted {deleted}: {changes:?}");
+                };
+                assert!(
+                    why.contains(if deleted { "deleted" } else { "renamed" }),
+                    "{why}"
+                );
+                // Reported once; the status stays degraded with the reason.
+                assert_eq!(watcher.classify(&root_event), vec![]);
+                let status = watcher.status(0, 0);
+                assert_eq!(status.mode, WatchMode::Degraded, "{status:?}");
+                assert!(status.reason.starts_with(why.as_str()), "{status:?}");
+                assert!(status.unwatched_dirs > 0);
+                if !deleted {
+                    // Renamed back: the heartbeat's check clears it.
+                    std::fs::rename(&moved, &root).unwrap();
+                    watcher.rearm_some(0, 0);
+                    assert_eq!(watcher.status(0, 0).mode, WatchMode::Native);
+                }
+            }
+        }
     }
 
     #[test]

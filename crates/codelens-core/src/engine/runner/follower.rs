@@ -41,6 +41,13 @@ impl Worker {
                 unwatched_dirs: meta("watcher_unwatched_dirs")
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0),
+                // The writer's watches, not this engine's (it holds none).
+                strategy: meta("watcher_strategy")
+                    .and_then(|s| watcher::WatchStrategy::parse(&s))
+                    .unwrap_or(self.options.watch.strategy),
+                descriptors: meta("watcher_descriptors")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
                 ..WatcherStatus::disabled("", debounce_ms)
             };
             if status.mode != self.watcher_status.mode {

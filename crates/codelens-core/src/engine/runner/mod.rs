@@ -77,8 +77,11 @@ pub struct WatchOptions {
     pub force: bool,
     /// Quiet time a directory needs before its changes are re-indexed.
     pub debounce: Duration,
-    /// Cap on directory watches; `None`: half the kernel's limit.
+    /// Cap on directory watches; `None`: half the kernel's limit. Per-directory only.
     pub max_dir_watches: Option<usize>,
+    /// One recursive watch on the root, or one watch per directory
+    /// (`CODELENS_WATCH_STRATEGY`; the default depends on the platform).
+    pub strategy: watcher::WatchStrategy,
 }
 
 impl Default for WatchOptions {
@@ -89,6 +92,7 @@ impl Default for WatchOptions {
             force: false,
             debounce: Duration::from_millis(crate::config::WATCH_DEBOUNCE_DEFAULT_MS),
             max_dir_watches: None,
+            strategy: watcher::WatchStrategy::platform_default(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl EngineOptions {
                 force: config.force_watch,
                 debounce: config.watch_debounce,
                 max_dir_watches: config.max_dir_watches.map(|n| n as usize),
+                strategy: config.watch_strategy,
             },
             telemetry: config.telemetry.clone(),
             ..EngineOptions::default()
@@ -471,6 +476,16 @@ impl Engine {
     pub fn inject_lost_events(&self) {
         let overflow = WatchMessage::Changes(vec![FsChange::Rescan]);
         let _ = self.inbox.send(Input::Watch(overflow));
+    }
+
+    /// Tells the engine its watcher lost events below `dir` (relative to the root), as
+    /// FSEvents' `MustScanSubDirs` reports them: that subtree is compared with the
+    /// index again. For tests on machines without FSEvents.
+    pub fn inject_lost_events_in(&self, dir: &str) {
+        let lost = FsChange::RescanDir(RelPath::from_bytes(dir.as_bytes().to_vec()));
+        let _ = self
+            .inbox
+            .send(Input::Watch(WatchMessage::Changes(vec![lost])));
     }
 
     /// Makes sure every file event up to now has been applied (a file saved just before
@@ -913,11 +928,16 @@ impl Worker {
                 // get their watch only after it passed them, so a file written into one
                 // in between has no event: the crawl runs again once they are watched,
                 // until it finds no directory it had not watched (usually twice).
+                // Recursive: the root's watch covers the new directory already (each
+                // backend arms what it needs from the event itself); one crawl finds
+                // what was written before the event was read.
                 if let Some(watcher) = &self.watcher {
                     watcher.watch_dir(&dir);
                 }
                 let mut crawled = std::collections::HashSet::new();
-                let Some(tree) = self.watcher.as_ref().map(|w| w.tree().clone()) else {
+                let Some((tree, strategy)) =
+                    (self.watcher.as_ref()).map(|w| (w.tree().clone(), w.strategy()))
+                else {
                     return;
                 };
                 for _ in 0..MAX_NEW_DIR_CRAWLS {
@@ -934,7 +954,10 @@ impl Worker {
                     for file in walked.files {
                         self.mark_pending(file.path, Change::Added, edited);
                     }
-                    if unwatched == 0 || self.watcher.is_none() {
+                    if unwatched == 0
+                        || self.watcher.is_none()
+                        || strategy == watcher::WatchStrategy::Recursive
+                    {
                         break;
                     }
                 }
@@ -956,6 +979,14 @@ impl Worker {
                 self.dirs.wait_on(dir, true, now);
                 self.refresh_watcher_status();
             }
+            FsChange::RescanDir(dir) => self.rescan_subtree(dir, edited, now),
+            FsChange::RootLost(why) => {
+                tracing::warn!(target: "codelens::engine", "{why}");
+                self.error = Some(format!("file watcher: {why}"));
+                self.shared
+                    .emit(Event::Error(format!("file watcher: {why}")));
+                self.refresh_watcher_status();
+            }
             FsChange::RulesChanged | FsChange::Rescan => self.schedule_rescan(),
             FsChange::Probe(name) => self.probes.push(name),
             FsChange::Cookie(n) => {
@@ -970,6 +1001,55 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Lost events below `dir` (FSEvents' `MustScanSubDirs`): every file there that is
+    /// not in the index, or whose stat differs from the index's, and every indexed one
+    /// that is gone, is pending; the subtree is re-indexed once quiet (which compares
+    /// contents). Counted with the full rescans. A `dir` that is not a directory (any
+    /// more) stands for its parent.
+    fn rescan_subtree(&mut self, dir: RelPath, edited: i64, now: Instant) {
+        let Some(tree) = self.watcher.as_ref().map(|w| w.tree().clone()) else {
+            return self.schedule_rescan();
+        };
+        let Some(dir) =
+            std::iter::successors(Some(dir), RelPath::parent).find(|d| tree.dir_stat(d).is_some())
+        else {
+            return self.schedule_rescan();
+        };
+        self.rescans_total += 1;
+        self.shared.emit(Event::Rescan {
+            count: self.rescans_total,
+        });
+        let mut indexed: HashMap<RelPath, scan::FileStat> =
+            match self.store.file_rows_in(&dir, true) {
+                Ok(rows) => rows
+                    .into_iter()
+                    .map(|(path, row)| (path, row.stat))
+                    .collect(),
+                Err(_) => return self.schedule_rescan(),
+            };
+        let walked = scan::walk_scope(&tree, &dir, true);
+        if !walked.errors.is_empty() {
+            // Part of it could not be listed: only a full reconcile knows what to keep.
+            return self.schedule_rescan();
+        }
+        for file in walked.files {
+            let change = match indexed.remove(&file.path) {
+                None => Some(Change::Added),
+                Some(seen) if seen != file.stat => Some(Change::Modified),
+                Some(_) => None,
+            };
+            if let Some(change) = change {
+                self.mark_pending(file.path, change, edited);
+            }
+        }
+        for (path, _) in indexed {
+            self.mark_pending(path, Change::Deleted, edited);
+        }
+        self.dirs.wait_on(dir, true, now);
+        self.refresh_watcher_status();
+        self.pending_dirty = true;
     }
 
     fn mark_pending(&mut self, path: RelPath, change: Change, edited: i64) {

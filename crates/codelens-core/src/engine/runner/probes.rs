@@ -67,6 +67,8 @@ impl Worker {
             // A lost watch never stays silent: re-arm a slice of them, and crawl any
             // directory replaced behind the watcher's back (as if it had just appeared).
             let replaced = watcher.rearm_some(CHECK_PER_HEARTBEAT, REARM_PER_HEARTBEAT);
+            // The root checked (renamed or deleted: degraded) and the watches counted.
+            self.refresh_watcher_status();
             let Some(watcher) = &self.watcher else { return };
             let n = self.next_cookie;
             self.next_cookie += 1;

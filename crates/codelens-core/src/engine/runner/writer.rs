@@ -208,13 +208,19 @@ impl Worker {
     pub(super) fn start_watcher(&mut self) {
         let debounce_ms = self.debounce_ms();
         let watch = &self.options.watch;
+        let strategy = watch.strategy;
+        // Off, the status still names the strategy the engine was asked for.
+        let disabled = |reason: String| WatcherStatus {
+            strategy,
+            ..WatcherStatus::disabled(reason, debounce_ms)
+        };
         if !watch.enabled {
             let reason = "watching is off for this engine (CODELENS_NO_WATCH=1, or not requested)";
-            self.watcher_status = WatcherStatus::disabled(reason, debounce_ms);
+            self.watcher_status = disabled(reason.into());
             return;
         }
         if let Some(reason) = watcher::disabled_reason(&self.project.root, false, watch.force) {
-            self.watcher_status = WatcherStatus::disabled(reason, debounce_ms);
+            self.watcher_status = disabled(reason);
             return;
         }
         self.git_dir = crate::engine::git::discover(&self.project.root)
@@ -228,7 +234,7 @@ impl Worker {
         let tree = match self.project.tree() {
             Ok(tree) => tree,
             Err(error) => {
-                self.watcher_status = WatcherStatus::disabled(error.to_string(), debounce_ms);
+                self.watcher_status = disabled(error.to_string());
                 return;
             }
         };
@@ -244,12 +250,12 @@ impl Worker {
         let sink = move |message| {
             let _ = inbox.send(Input::Watch(message));
         };
-        match WatcherHandle::start(&tree, dirs, cap, sink) {
+        match WatcherHandle::start(&tree, dirs, cap, strategy, sink) {
             Ok(watcher) => {
                 self.watcher = Some(watcher);
                 self.watches_armed_at_generation = generation;
             }
-            Err(reason) => self.watcher_status = WatcherStatus::disabled(reason, debounce_ms),
+            Err(reason) => self.watcher_status = disabled(reason),
         }
         self.refresh_watcher_status();
     }
@@ -258,9 +264,8 @@ impl Worker {
         if let Some(watcher) = &self.watcher {
             let status = watcher.status(self.rescans_total, self.debounce_ms());
             // Followers and `status` judge by the published mode: a change is published.
-            if (status.mode, status.unwatched_dirs)
-                != (self.watcher_status.mode, self.watcher_status.unwatched_dirs)
-            {
+            let published = |s: &WatcherStatus| (s.mode, s.unwatched_dirs, s.descriptors);
+            if published(&status) != published(&self.watcher_status) {
                 self.pending_dirty = true;
             }
             if status.mode != self.watcher_status.mode {
@@ -417,6 +422,10 @@ impl Worker {
             self.watcher_status.rescans,
             self.watcher_status.unwatched_dirs,
         );
+        let (strategy, descriptors) = (
+            self.watcher_status.strategy.name(),
+            self.watcher_status.descriptors,
+        );
         // What this writer does not vouch for (a rescan due, a failed catch-up …):
         // followers and `status` must not vouch for it either.
         let own_reason = self.reason_to_publish();
@@ -444,6 +453,8 @@ impl Worker {
                 batch.set_meta("watcher_reason", &reason)?;
                 batch.set_meta("watcher_rescans", &rescans.to_string())?;
                 batch.set_meta("watcher_unwatched_dirs", &unwatched.to_string())?;
+                batch.set_meta("watcher_strategy", strategy)?;
+                batch.set_meta("watcher_descriptors", &descriptors.to_string())?;
                 // This set comes from an engine that has compared the tree with the
                 // index (persisting starts at the end of its first catch-up).
                 batch.set_meta("engine_id", engine_id)?;
