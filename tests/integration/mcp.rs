@@ -317,7 +317,7 @@ fn paths_outside_the_project_are_refused() {
     let _ = std::fs::remove_dir_all(&sibling);
     // And an ordinary path still works.
     let fine = client.call("file_outline", json!({"path": "./src/store.rs"}));
-    assert!(Client::text(&fine).contains("class Store"), "{fine}");
+    assert!(Client::text(&fine).contains("struct Store"), "{fine}");
 }
 
 #[test]
