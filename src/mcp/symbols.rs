@@ -15,7 +15,7 @@ pub struct SearchSymbolsArgs {
     #[serde(default)]
     pub kind: Option<String>,
     /// Only this language: rust, python, javascript, typescript, tsx, go, c, cpp, java,
-    /// csharp, ruby, php, kotlin, swift, shell, scala, lua.
+    /// csharp, ruby, php, kotlin, swift, shell, lua.
     #[serde(default)]
     pub language: Option<String>,
     /// At most this many results (default 50, at most 500).

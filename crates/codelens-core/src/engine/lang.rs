@@ -183,7 +183,9 @@ impl Lang {
     pub fn has_symbols(self) -> bool {
         !matches!(
             self,
-            Lang::Html
+            // Scala's grammar would add 4 MB to a binary that must stay under 45 MB.
+            Lang::Scala
+                | Lang::Html
                 | Lang::Css
                 | Lang::Markdown
                 | Lang::Json
