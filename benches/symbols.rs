@@ -489,7 +489,9 @@ fn is_noise(ctags_lang: &str, kind: &str, name: &str, pattern: &str, scope_kind:
 /// `codelens init` beside `ctags -R` on each language's files (copied to a directory
 /// of their own), interleaved, the median of three runs each.
 fn throughput(by_lang: &BTreeMap<Lang, Vec<SourceFile>>) {
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("symbols-throughput");
+    // Outside any git repository (the target directory is inside this one, whose
+    // root `init` would index instead).
+    let work = std::env::temp_dir().join(format!("codelens-symbols-throughput-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     println!(
         "\ninit throughput per language (median of 3, interleaved with ctags -R on the same files)"
