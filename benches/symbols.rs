@@ -491,7 +491,10 @@ fn is_noise(ctags_lang: &str, kind: &str, name: &str, pattern: &str, scope_kind:
 fn throughput(by_lang: &BTreeMap<Lang, Vec<SourceFile>>) {
     // Outside any git repository (the target directory is inside this one, whose
     // root `init` would index instead).
-    let work = std::env::temp_dir().join(format!("codelens-symbols-throughput-{}", std::process::id()));
+    let work = std::env::temp_dir().join(format!(
+        "codelens-symbols-throughput-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&work);
     println!(
         "\ninit throughput per language (median of 3, interleaved with ctags -R on the same files)"
