@@ -566,7 +566,7 @@ fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_i
     assert!(text.contains("auto-sync is off"), "{text}");
     let outline = client.call("file_outline", json!({"path": "src/store.rs"}));
     assert!(
-        Client::text(&outline).contains("8-10: method open in Store"),
+        Client::text(&outline).contains("8-10: fn open in Store"),
         "{outline}"
     );
     assert!(
