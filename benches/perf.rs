@@ -294,8 +294,14 @@ fn baseline_case(ctx: &Ctx) -> Vec<Row> {
     };
     let mut rows = Vec::new();
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    // Each from no index: an older build refuses to replace an index of a newer schema.
+    let no_index = || {
+        let _ = std::fs::remove_dir_all(ctx.tree.join(".codelens"));
+    };
     for _ in 0..5 {
+        no_index();
         ours.push(run(&ctx.tree, BIN, &["init", "-q"]));
+        no_index();
         theirs.push(run(&ctx.tree, &baseline, &["init", "-q"]));
     }
     let ctags_out =
@@ -326,7 +332,18 @@ fn baseline_case(ctx: &Ctx) -> Vec<Row> {
     run(&ctx.tree, "git", &["status", "--porcelain"]);
     run(&ctx.tree, BIN, &["init", "-q"]);
     run(&ctx.tree, BIN, &["sync", "-q"]);
-    run(&ctx.tree, &baseline, &["sync", "-q"]);
+    let same_schema = Command::new(&baseline)
+        .args(["sync", "-q"])
+        .current_dir(&ctx.tree)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !same_schema {
+        println!(
+            "baseline: it cannot read this build's index (another schema version): no sync rows"
+        );
+        return rows;
+    }
     let (mut ours, mut theirs, mut git) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..15 {
         git.push(run(&ctx.tree, "git", &["status", "--porcelain"]));

@@ -71,6 +71,9 @@ pub(crate) fn init(start: &Path, own_worktree: bool, quiet: bool) -> anyhow::Res
 pub(crate) fn sync(start: &Path, quiet: bool, as_json: bool) -> anyhow::Result<()> {
     let project = Project::find(start)?;
     let mut progress = ProgressView::new(quiet || as_json);
+    if let Some(old) = reconcile::rebuild_if_outdated(&project, &progress.progress)? {
+        eprintln!("codelens: {}", reconcile::rebuilt_message(old));
+    }
     let report = reconcile::sync_project(&project, &progress.progress)?;
     progress.finish();
     note_project(&project);

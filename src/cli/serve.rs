@@ -14,6 +14,9 @@ pub(crate) fn watch(start: &Path, config: &Config) -> anyhow::Result<()> {
     for warning in &config.warnings {
         eprintln!("codelens: warning: {warning}");
     }
+    if let Some(old) = reconcile::rebuild_if_outdated(&project, &Default::default())? {
+        eprintln!("codelens: {}", reconcile::rebuilt_message(old));
+    }
     let mut options = EngineOptions::from_config(config);
     options.start_dir = Some(start.to_path_buf());
     let engine = Engine::start(project.clone(), options)?;

@@ -379,6 +379,16 @@ impl CodelensServer {
                 for warning in &config.warnings {
                     eprintln!("codelens: warning: {warning}");
                 }
+                // stderr: stdout carries only protocol messages.
+                let progress = Default::default();
+                match codelens_core::engine::reconcile::rebuild_if_outdated(&project, &progress) {
+                    Ok(Some(old)) => eprintln!(
+                        "codelens: {}",
+                        codelens_core::engine::reconcile::rebuilt_message(old)
+                    ),
+                    Ok(None) => {}
+                    Err(error) => return Err(error.to_string()),
+                }
                 let mut options = EngineOptions::from_config(config);
                 options.start_dir = Some(start.to_path_buf());
                 let engine = Engine::start(project.clone(), options).map_err(|e| e.to_string())?;

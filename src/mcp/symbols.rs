@@ -9,10 +9,13 @@ pub struct SearchSymbolsArgs {
     /// `exact`, `prefix` or `substring` (default; ASCII case-insensitive).
     #[serde(default)]
     pub r#match: Option<String>,
-    /// Only this kind: function, method, class, interface, type, enum, module, constant …
+    /// Only this kind: the language's own word (`struct`, `fn`, `func`, `def`, `typedef` …)
+    /// or a family shared by all languages: class, interface, struct, enum, function,
+    /// method, constructor, field, constant, variable, module, namespace, type, macro.
     #[serde(default)]
     pub kind: Option<String>,
-    /// Only this language: rust, python, javascript, typescript, tsx, go.
+    /// Only this language: rust, python, javascript, typescript, tsx, go, c, cpp, java,
+    /// csharp, ruby, php, kotlin, swift, shell, lua.
     #[serde(default)]
     pub language: Option<String>,
     /// At most this many results (default 50, at most 500).
@@ -53,7 +56,10 @@ pub struct SymbolDefinitionArgs {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DefinitionItem {
     pub name: String,
+    /// The language's own word: `struct`, `fn`, `func`, `def`, `typedef` …
     pub kind: String,
+    /// The kind's family, the same set for every language (class, function, method …).
+    pub family: String,
     pub path: String,
     pub line: u32,
     pub end_line: u32,
@@ -68,7 +74,10 @@ pub struct DefinitionItem {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SymbolItem {
     pub name: String,
+    /// The language's own word: `struct`, `fn`, `func`, `def`, `typedef` …
     pub kind: String,
+    /// The kind's family, the same set for every language (class, function, method …).
+    pub family: String,
     pub path: String,
     pub line: u32,
     pub end_line: u32,
@@ -81,6 +90,7 @@ impl From<SymbolHit> for SymbolItem {
         SymbolItem {
             name: hit.name,
             kind: hit.kind,
+            family: hit.family,
             path: hit.path.to_string(),
             line: hit.line,
             end_line: hit.end_line,
@@ -325,6 +335,7 @@ impl CodelensServer {
             .map(|d| DefinitionItem {
                 name: d.name,
                 kind: d.kind,
+                family: d.family,
                 path: d.path.to_string(),
                 line: d.line,
                 end_line: d.end_line,

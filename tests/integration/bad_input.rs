@@ -501,3 +501,70 @@ fn a_watch_strategy_that_is_no_strategy_is_one_warning_line_and_the_default() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Source that parses badly, through the real `init`: a 2 MB minified file, Python in a
+/// `.rs` file, 10,000 levels of nesting, invalid UTF-8. Each file is indexed (with
+/// what parses), nothing panics, and the well-formed files beside them keep every
+/// symbol. Detection by content rides along: a script known only by its `#!` line
+/// and a C++ header named `.h`.
+#[test]
+fn hostile_sources_are_indexed_with_what_parses() {
+    let repo = TestRepo::new();
+    let minified = "function f(){return 1};".repeat(2_000_000 / 23);
+    repo.write("web/bundle.min.js", &minified);
+    repo.write(
+        "src/not_rust.rs",
+        "import os\n\nclass Repo:\n    def sync(self):\n        pass\n",
+    );
+    let depth = 10_000;
+    repo.write(
+        "deep/nested.c",
+        &format!("int before(void) {{ return 0; }}\nint x = {}1{};\nint after(void) {{ {}{} return 0; }}\n", "(".repeat(depth), ")".repeat(depth), "{".repeat(depth), "}".repeat(depth)),
+    );
+    repo.write_bytes(
+        "lib/latin1.rb",
+        b"# caf\xe9\nclass Caf\xe9\nend\ndef valid_after; end\n",
+    );
+    repo.write(
+        "bin/deploy",
+        "#!/usr/bin/env bash\nset -e\ndeploy_all() {\n  echo go\n}\n",
+    );
+    repo.write(
+        "include/shape.h",
+        "#pragma once\nnamespace geo {\nclass Shape {\npublic:\n  double area() const;\n};\n}\n",
+    );
+    repo.commit_all("hostile");
+    let out = repo.codelens(&["init", "-q"]);
+    assert_success(&out, &["init"]);
+    let status = repo.status_json();
+    assert_eq!(status["files"], 6, "{status}");
+    for (language, count) in [
+        ("javascript", 1),
+        ("rust", 1),
+        ("c", 1),
+        ("ruby", 1),
+        ("shell", 1),
+        ("cpp", 1),
+    ] {
+        assert_eq!(status["languages"][language], count, "{language}: {status}");
+    }
+    let store = codelens::engine::store::Store::open(&repo.db_path()).unwrap();
+    let count = |name: &str| store.symbols_named(name).unwrap().len();
+    assert_eq!(
+        count("f"),
+        2_000_000 / 23,
+        "every function of the minified file"
+    );
+    assert_eq!(count("before"), 1);
+    assert_eq!(count("after"), 1);
+    assert_eq!(count("valid_after"), 1);
+    assert_eq!(count("deploy_all"), 1);
+    let area = store.symbols_named("area").unwrap();
+    assert_eq!(area.len(), 1, "{area:?}");
+    assert_eq!(
+        (area[0].family.as_str(), area[0].container.as_deref()),
+        ("method", Some("Shape"))
+    );
+    // Python in a `.rs` file: parsed as Rust; whatever that finds, no Python class.
+    assert_eq!(count("Repo"), 0);
+}

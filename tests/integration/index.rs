@@ -33,7 +33,7 @@ fn symbol_paths(repo: &TestRepo, name: &str) -> Vec<String> {
         .symbols_named(name)
         .expect("lookup")
         .into_iter()
-        .map(|hit| format!("{}:{}:{}", hit.path, hit.line, hit.kind))
+        .map(|hit| format!("{}:{}:{}", hit.path, hit.line, hit.family))
         .collect()
 }
 
@@ -53,7 +53,7 @@ fn init_indexes_sources_symbols_and_respects_ignores() {
     let status = repo.status_json();
     assert_eq!(status["files"], 6, "{status}");
     assert_eq!(status["skipped"]["binary"], 1);
-    assert_eq!(status["schema_version"], 1);
+    assert_eq!(status["schema_version"], 2);
     assert_eq!(status["root"], repo.root().to_str().unwrap());
     for (language, count) in [
         ("rust", 1),
@@ -394,6 +394,72 @@ fn index_from_a_newer_schema_is_exit_4() {
         "{err}"
     );
     assert_one_line_error(&repo.codelens(&["sync"]), 4);
+}
+
+#[test]
+fn an_index_from_an_older_schema_is_rebuilt_with_a_message() {
+    let repo = sample_repo();
+    repo.ok(&["init", "-q"]);
+    // What a version-1 codelens left: its schema version, and symbols without families
+    // (the table as it was, so a reader of the old shape would fail).
+    let conn = rusqlite::Connection::open(repo.db_path()).unwrap();
+    conn.execute_batch(
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         DELETE FROM symbols;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = repo.codelens(&["sync"]);
+    assert_success(&out, &["sync"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("older codelens (schema version 1; this one reads 2): rebuilt it"),
+        "{stderr}"
+    );
+    assert_eq!(repo.status_json()["schema_version"], 2);
+    let store = Store::open(&repo.db_path()).expect("the rebuilt index opens");
+    let hits = store.symbols_named("Store").unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h.kind == "struct" && h.family == "struct"),
+        "{hits:?}"
+    );
+    // The filter takes the language's word or the family.
+    let (by_word, _) = store
+        .search_symbols(
+            "",
+            codelens::engine::store::NameMatch::Substring,
+            Some("fn"),
+            None,
+            100,
+            0,
+        )
+        .unwrap();
+    let (by_family, _) = store
+        .search_symbols(
+            "",
+            codelens::engine::store::NameMatch::Substring,
+            Some("method"),
+            Some("rust"),
+            100,
+            0,
+        )
+        .unwrap();
+    assert!(!by_word.is_empty() && by_word.iter().all(|h| h.kind == "fn"));
+    assert!(
+        !by_family.is_empty()
+            && by_family
+                .iter()
+                .all(|h| h.family == "method" && h.kind == "fn")
+    );
+    // Rebuilt once: the next sync has nothing to say.
+    let again = repo.codelens(&["sync"]);
+    assert_success(&again, &["sync"]);
+    assert!(
+        again.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
 
 /// Enough files that `init` runs long enough to be killed part-way.

@@ -317,7 +317,7 @@ fn paths_outside_the_project_are_refused() {
     let _ = std::fs::remove_dir_all(&sibling);
     // And an ordinary path still works.
     let fine = client.call("file_outline", json!({"path": "./src/store.rs"}));
-    assert!(Client::text(&fine).contains("class Store"), "{fine}");
+    assert!(Client::text(&fine).contains("struct Store"), "{fine}");
 }
 
 #[test]
@@ -566,7 +566,7 @@ fn with_the_watcher_off_a_moved_definition_is_still_served_from_the_file_as_it_i
     assert!(text.contains("auto-sync is off"), "{text}");
     let outline = client.call("file_outline", json!({"path": "src/store.rs"}));
     assert!(
-        Client::text(&outline).contains("8-10: method open in Store"),
+        Client::text(&outline).contains("8-10: fn open in Store"),
         "{outline}"
     );
     assert!(

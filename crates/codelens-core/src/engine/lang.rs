@@ -1,5 +1,6 @@
-//! Language detection by file name. Only the languages in [`Lang::has_symbols`] get
-//! symbol extraction; the rest are still indexed (size, hash, lines) and counted.
+//! Language detection by file name, and by content for `.h` headers and scripts. Only
+//! the languages in [`Lang::has_symbols`] get symbol extraction; the rest are still
+//! indexed (size, hash, lines) and counted.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Lang {
@@ -18,6 +19,8 @@ pub enum Lang {
     Php,
     Swift,
     Shell,
+    Scala,
+    Lua,
     Html,
     Css,
     Markdown,
@@ -30,7 +33,7 @@ pub enum Lang {
 
 impl Lang {
     /// Every variant, in declaration order (per-language tables index by `lang as usize`).
-    pub const ALL: [Lang; 23] = [
+    pub const ALL: [Lang; 25] = [
         Lang::Rust,
         Lang::Python,
         Lang::JavaScript,
@@ -46,6 +49,8 @@ impl Lang {
         Lang::Php,
         Lang::Swift,
         Lang::Shell,
+        Lang::Scala,
+        Lang::Lua,
         Lang::Html,
         Lang::Css,
         Lang::Markdown,
@@ -74,6 +79,8 @@ impl Lang {
             Lang::Php => "php",
             Lang::Swift => "swift",
             Lang::Shell => "shell",
+            Lang::Scala => "scala",
+            Lang::Lua => "lua",
             Lang::Html => "html",
             Lang::Css => "css",
             Lang::Markdown => "markdown",
@@ -105,14 +112,17 @@ impl Lang {
             b"tsx" => Lang::Tsx,
             b"go" => Lang::Go,
             b"c" | b"h" => Lang::C,
-            b"cc" | b"cpp" | b"cxx" | b"hh" | b"hpp" | b"hxx" => Lang::Cpp,
+            b"cc" | b"cpp" | b"cxx" | b"c++" | b"hh" | b"hpp" | b"hxx" | b"h++" | b"ipp"
+            | b"tpp" => Lang::Cpp,
             b"java" => Lang::Java,
             b"kt" | b"kts" => Lang::Kotlin,
-            b"cs" => Lang::CSharp,
-            b"rb" => Lang::Ruby,
-            b"php" => Lang::Php,
+            b"cs" | b"csx" => Lang::CSharp,
+            b"rb" | b"rake" | b"gemspec" => Lang::Ruby,
+            b"php" | b"phtml" => Lang::Php,
             b"swift" => Lang::Swift,
-            b"sh" | b"bash" | b"zsh" | b"fish" => Lang::Shell,
+            b"sh" | b"bash" | b"zsh" | b"ksh" => Lang::Shell,
+            b"scala" | b"sc" => Lang::Scala,
+            b"lua" => Lang::Lua,
             b"html" | b"htm" => Lang::Html,
             b"css" | b"scss" | b"sass" | b"less" => Lang::Css,
             b"md" | b"markdown" | b"rst" => Lang::Markdown,
@@ -124,13 +134,93 @@ impl Lang {
         }
     }
 
+    /// Detects the language from the file name and, where the name does not settle it,
+    /// the content: a `.h` header is C++ when it uses C++ (see [`looks_like_cpp`]), and
+    /// a file without a known extension is the language its `#!` line names.
+    pub fn detect_with_content(file_name: &[u8], content: &[u8]) -> Lang {
+        match Lang::detect(file_name) {
+            Lang::C if file_name.ends_with(b".h") && looks_like_cpp(content) => Lang::Cpp,
+            Lang::Text => Lang::from_shebang(content).unwrap_or(Lang::Text),
+            lang => lang,
+        }
+    }
+
+    /// Whether a file of this name may be a language with symbols once its content is
+    /// known: by its extension, or a script whose `#!` line has yet to be read.
+    pub fn may_have_symbols(file_name: &[u8]) -> bool {
+        match Lang::detect(file_name) {
+            Lang::Text => true,
+            lang => lang.has_symbols(),
+        }
+    }
+
+    /// The interpreter a `#!` line runs: `#!/bin/sh`, `#!/usr/bin/env -S python3 -u` …
+    fn from_shebang(content: &[u8]) -> Option<Lang> {
+        let line = content.strip_prefix(b"#!")?;
+        let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+        let line = std::str::from_utf8(line).ok()?;
+        let mut words = line.split_whitespace();
+        let mut program = words.next()?.rsplit('/').next()?;
+        if program == "env" {
+            program = words.find(|w| !w.starts_with('-'))?;
+        }
+        // `python3.12`, `ruby2.7`, `lua5.4`: the version is not part of the language.
+        let base = program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        Some(match base {
+            "sh" | "bash" | "dash" | "ksh" | "zsh" | "ash" => Lang::Shell,
+            "python" | "pypy" => Lang::Python,
+            "ruby" => Lang::Ruby,
+            "node" | "nodejs" | "deno" | "bun" => Lang::JavaScript,
+            "php" => Lang::Php,
+            "lua" | "luajit" => Lang::Lua,
+            "scala" => Lang::Scala,
+            "kotlin" => Lang::Kotlin,
+            _ => return None,
+        })
+    }
+
     /// Whether codelens extracts symbol definitions for this language.
     pub fn has_symbols(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Lang::Rust | Lang::Python | Lang::JavaScript | Lang::TypeScript | Lang::Tsx | Lang::Go
+            // Scala's grammar would add 4 MB to a binary that must stay under 45 MB.
+            Lang::Scala
+                | Lang::Html
+                | Lang::Css
+                | Lang::Markdown
+                | Lang::Json
+                | Lang::Toml
+                | Lang::Yaml
+                | Lang::Sql
+                | Lang::Text
         )
     }
+}
+
+/// Whether a `.h` header is C++ rather than C: a line (after leading blanks) that
+/// starts with a construct C does not have — `class X`, `namespace`, `template <`,
+/// `public:`/`private:`/`protected:`, `using namespace` — or a `std::` anywhere.
+/// Only the first 64 KiB are read. C headers that guard an `extern "C"` block with
+/// `#ifdef __cplusplus` stay C: none of those lines is C++-only.
+pub fn looks_like_cpp(content: &[u8]) -> bool {
+    let head = &content[..content.len().min(64 * 1024)];
+    if memchr::memmem::find(head, b"std::").is_some() {
+        return true;
+    }
+    head.split(|&b| b == b'\n').any(|line| {
+        let line = line.trim_ascii_start();
+        let keyword = |word: &[u8]| {
+            line.strip_prefix(word)
+                .is_some_and(|rest| rest.first().is_some_and(|&b| b == b' ' || b == b'\t'))
+        };
+        keyword(b"class") && !line.ends_with(b";")
+            || keyword(b"namespace")
+            || line.starts_with(b"template<")
+            || keyword(b"template")
+            || line.starts_with(b"public:")
+            || line.starts_with(b"private:")
+            || line.starts_with(b"protected:")
+    })
 }
 
 impl std::fmt::Display for Lang {
@@ -152,6 +242,56 @@ mod tests {
         assert_eq!(Lang::detect(b"Makefile"), Lang::Shell);
         assert_eq!(Lang::detect(b".bashrc"), Lang::Text);
         assert_eq!(Lang::detect(b"README"), Lang::Text);
+        assert_eq!(Lang::detect(b"Main.java"), Lang::Java);
+        assert_eq!(Lang::detect(b"app.kts"), Lang::Kotlin);
+        assert_eq!(Lang::detect(b"init.lua"), Lang::Lua);
+        assert_eq!(Lang::detect(b"Main.scala"), Lang::Scala);
+        assert_eq!(Lang::detect(b"x.hpp"), Lang::Cpp);
+    }
+
+    #[test]
+    fn extension_less_scripts_are_known_by_their_shebang() {
+        let detect = |content: &str| Lang::detect_with_content(b"tool", content.as_bytes());
+        assert_eq!(detect("#!/usr/bin/env bash\necho"), Lang::Shell);
+        assert_eq!(detect("#!/bin/sh -e\n"), Lang::Shell);
+        assert_eq!(detect("#!/usr/bin/env python3\n"), Lang::Python);
+        assert_eq!(detect("#!/usr/bin/python3.12 -u\n"), Lang::Python);
+        assert_eq!(detect("#!/usr/bin/env -S ruby -w\n"), Lang::Ruby);
+        assert_eq!(detect("#!/usr/bin/env node\n"), Lang::JavaScript);
+        assert_eq!(detect("#!/usr/bin/perl\n"), Lang::Text);
+        assert_eq!(detect("echo no shebang\n"), Lang::Text);
+        assert_eq!(detect("#!\n"), Lang::Text);
+        // A known extension wins over the shebang.
+        assert_eq!(
+            Lang::detect_with_content(b"x.py", b"#!/bin/sh\n"),
+            Lang::Python
+        );
+        assert!(Lang::may_have_symbols(b"tool"));
+        assert!(!Lang::may_have_symbols(b"notes.md"));
+    }
+
+    #[test]
+    fn a_header_is_cpp_when_it_uses_cpp() {
+        let detect = |content: &str| Lang::detect_with_content(b"x.h", content.as_bytes());
+        let c_header = "#ifndef X_H\n#define X_H\n#ifdef __cplusplus\nextern \"C\" {\n#endif\nstruct point { int x; };\nint area(struct point *p);\n#ifdef __cplusplus\n}\n#endif\n#endif\n";
+        assert_eq!(detect(c_header), Lang::C);
+        assert_eq!(
+            detect("class Shape {\npublic:\n  virtual ~Shape();\n};\n"),
+            Lang::Cpp
+        );
+        assert_eq!(detect("namespace geo {\nint area();\n}\n"), Lang::Cpp);
+        assert_eq!(
+            detect("template <typename T>\nT max(T a, T b);\n"),
+            Lang::Cpp
+        );
+        assert_eq!(
+            detect("#include <string>\nvoid f(std::string s);\n"),
+            Lang::Cpp
+        );
+        // `class` as a word in a C comment or a forward declaration is not enough.
+        assert_eq!(detect("/* the class of\n   errors */\nint e;\n"), Lang::C);
+        assert_eq!(detect("#include <x.h>\n"), Lang::C);
+        assert_eq!(Lang::detect_with_content(b"x.c", b"class A {};"), Lang::C);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::reconcile::Change;
 use super::runner::Snapshot;
 use super::scan;
 use super::store::{FileEntry, IndexStats, NameMatch, Store, SymbolHit};
-use super::symbols::SymbolExtractor;
+use super::symbols::{Symbol, SymbolExtractor};
 use super::{Error, RelPath, Result, now_ns};
 
 /// The reader's SQLite page cache: enough for a broad search's rows and their files
@@ -82,6 +82,7 @@ pub enum Outline {
 pub struct Definition {
     pub name: String,
     pub kind: String,
+    pub family: String,
     pub path: RelPath,
     pub line: u32,
     pub end_line: u32,
@@ -330,20 +331,11 @@ impl Reader {
             }
             return Ok(Outline::Deleted);
         };
-        let lang = Lang::detect(rel.file_name());
+        let lang = Lang::detect_with_content(rel.file_name(), &content);
         let hits = SymbolExtractor::new()
             .extract(lang, &content)
             .into_iter()
-            .map(|s| SymbolHit {
-                path: rel.clone(),
-                name: s.name,
-                kind: s.kind,
-                line: s.line,
-                column: s.column,
-                end_line: s.end_line,
-                container: s.container,
-                language: Some(lang.name().to_string()),
-            })
+            .map(|s| parsed_hit(rel, lang, s))
             .collect();
         Ok(Outline::Symbols {
             hits,
@@ -376,7 +368,7 @@ impl Reader {
             .map(|p| RelPath::from_bytes(p.path.as_bytes().to_vec()))
             .filter(|p| only.is_none_or(|o| o == p))
             .filter(|p| !paths.contains(p))
-            .filter(|p| Lang::detect(p.file_name()).has_symbols())
+            .filter(|p| Lang::may_have_symbols(p.file_name()))
             .collect();
         candidates.sort();
         paths.extend(candidates);
@@ -395,34 +387,31 @@ impl Reader {
             let text = String::from_utf8_lossy(&content);
             let lines: Vec<&str> = text.lines().collect();
             let reparsed = self.is_stale(snapshot, &path);
-            let found: Vec<(String, String, u32, u32, Option<String>)> = if reparsed {
+            let found: Vec<SymbolHit> = if reparsed {
+                let lang = Lang::detect_with_content(path.file_name(), &content);
                 SymbolExtractor::new()
-                    .extract(Lang::detect(path.file_name()), &content)
+                    .extract(lang, &content)
                     .into_iter()
                     .filter(|s| s.name == name)
-                    .map(|s| (s.name, s.kind, s.line, s.end_line, s.container))
+                    .map(|s| parsed_hit(&path, lang, s))
                     .collect()
             } else {
-                (hits.iter().filter(|h| h.path == path))
-                    .map(|h| {
-                        let h = h.clone();
-                        (h.name, h.kind, h.line, h.end_line, h.container)
-                    })
-                    .collect()
+                (hits.iter().filter(|h| h.path == path)).cloned().collect()
             };
-            for (name, kind, line, end_line, container) in found {
-                let start = (line as usize).saturating_sub(1).min(lines.len());
-                let end = (end_line as usize)
+            for hit in found {
+                let start = (hit.line as usize).saturating_sub(1).min(lines.len());
+                let end = (hit.end_line as usize)
                     .min(lines.len())
                     .min(start + MAX_DEFINITION_LINES)
                     .max(start);
                 definitions.push(Definition {
-                    name,
-                    kind,
+                    name: hit.name,
+                    kind: hit.kind,
+                    family: hit.family,
                     path: path.clone(),
-                    line,
-                    end_line,
-                    container,
+                    line: hit.line,
+                    end_line: hit.end_line,
+                    container: hit.container,
                     source: cut_source(lines[start..end].join("\n")),
                     reparsed,
                 });
@@ -704,6 +693,21 @@ fn content_lines(content: &[u8]) -> impl Iterator<Item = &[u8]> {
     body.split(|&b| b == b'\n')
         .filter(move |_| !content.is_empty())
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+/// A symbol found by parsing a file now, as the index would store it.
+fn parsed_hit(path: &RelPath, lang: Lang, symbol: Symbol) -> SymbolHit {
+    SymbolHit {
+        path: path.clone(),
+        name: symbol.name,
+        kind: symbol.kind,
+        family: symbol.family.name().to_string(),
+        line: symbol.line,
+        column: symbol.column,
+        end_line: symbol.end_line,
+        container: symbol.container,
+        language: Some(lang.name().to_string()),
+    }
 }
 
 #[cfg(test)]

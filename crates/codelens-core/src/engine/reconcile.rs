@@ -213,6 +213,31 @@ pub fn build_seeded(project: &Project, seed: &Project, progress: &Progress) -> R
     Ok(report)
 }
 
+/// Rebuilds the index from scratch when an older codelens wrote it (an older schema
+/// version: its symbols lack what this one stores), so `sync`, `watch` and the MCP
+/// server go on instead of refusing. Returns the old version when it rebuilt, for the
+/// caller to say so; an index of a newer codelens is left alone (opening it reports
+/// that). Refuses, like `init`, while a running engine has the index open.
+pub fn rebuild_if_outdated(project: &Project, progress: &Progress) -> Result<Option<i64>> {
+    match Store::open_read_only(&project.db_path()) {
+        Err(Error::IncompatibleSchema { found, .. }) if found < store::SCHEMA_VERSION => {
+            project.ensure_no_engine()?;
+            let _lock = project.lock_for_writing()?;
+            build_index(project, progress)?;
+            Ok(Some(found))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The one line that tells a user an old index was rebuilt.
+pub fn rebuilt_message(old_version: i64) -> String {
+    format!(
+        "the index was written by an older codelens (schema version {old_version}; this one reads {}): rebuilt it from scratch",
+        store::SCHEMA_VERSION
+    )
+}
+
 /// `codelens sync`: takes the index's write lock (waiting for a running writer's
 /// current write), opens the index and brings it up to date with the tree.
 pub fn sync_project(project: &Project, progress: &Progress) -> Result<SyncReport> {

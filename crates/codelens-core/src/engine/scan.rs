@@ -500,7 +500,8 @@ pub struct IndexedFile {
 /// Detects the language, counts lines and extracts symbols of a loaded file.
 pub fn analyze(loaded: LoadedFile, extractor: &mut SymbolExtractor) -> IndexedFile {
     let text = loaded.skipped.is_none();
-    let language = text.then(|| Lang::detect(loaded.path.file_name()));
+    let language =
+        text.then(|| Lang::detect_with_content(loaded.path.file_name(), &loaded.content));
     let content = &loaded.content;
     let lines = if content.is_empty() {
         0

@@ -21,7 +21,9 @@ use super::symbols::Symbol;
 use super::{Error, RelPath, Result};
 
 /// The schema this build reads and writes. Bump it on any incompatible change.
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: symbols have a `family` beside the language's own `kind`, and eleven more
+/// languages have symbols.
+pub const SCHEMA_VERSION: i64 = 2;
 pub const DB_FILE_NAME: &str = "index.db";
 /// A WAL larger than this is checkpointed and truncated when a writer opens the index.
 const WAL_TRUNCATE_BYTES: u64 = 1 << 20;
@@ -89,7 +91,8 @@ CREATE TABLE files (
 CREATE TABLE symbols (
     file_id   INTEGER NOT NULL,
     name      TEXT NOT NULL,
-    kind      TEXT NOT NULL,
+    kind      TEXT NOT NULL,         -- the language's word: 'struct', 'fn', 'def' …
+    family    TEXT NOT NULL,         -- one of symbols::Family: 'class', 'function' …
     line      INTEGER NOT NULL,
     col       INTEGER NOT NULL,
     end_line  INTEGER NOT NULL,
@@ -194,6 +197,7 @@ pub struct SymbolHit {
     pub path: RelPath,
     pub name: String,
     pub kind: String,
+    pub family: String,
     pub line: u32,
     pub column: u32,
     pub end_line: u32,
@@ -221,18 +225,19 @@ pub struct FileEntry {
 }
 
 const SYMBOL_COLUMNS: &str =
-    "f.path, s.name, s.kind, s.line, s.col, s.end_line, s.container, f.language";
+    "f.path, s.name, s.kind, s.family, s.line, s.col, s.end_line, s.container, f.language";
 
 fn symbol_hit(r: &rusqlite::Row<'_>) -> rusqlite::Result<SymbolHit> {
     Ok(SymbolHit {
         path: RelPath::from_bytes(r.get(0)?),
         name: r.get(1)?,
         kind: r.get(2)?,
-        line: r.get(3)?,
-        column: r.get(4)?,
-        end_line: r.get(5)?,
-        container: r.get(6)?,
-        language: r.get(7)?,
+        family: r.get(3)?,
+        line: r.get(4)?,
+        column: r.get(5)?,
+        end_line: r.get(6)?,
+        container: r.get(7)?,
+        language: r.get(8)?,
     })
 }
 
@@ -625,7 +630,8 @@ impl Store {
             .0)
     }
 
-    /// Symbols matching `query`, optionally of one kind and language: exact matches
+    /// Symbols matching `query`, optionally of one kind (the language's word or the
+    /// family) and language: exact matches
     /// first, then shorter names, then by path and line. Returns one page (`limit` from
     /// `offset`) and the total count.
     pub fn search_symbols(
@@ -692,9 +698,11 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<(Vec<SymbolHit>, u64)> {
+        // A kind filter names either the language's word or the shared family.
+        let of_kind = "(?2 IS NULL OR s.kind = ?2 OR s.family = ?2)";
         let filters = format!(
             "FROM symbols s JOIN files f ON f.id = s.file_id
-             WHERE {condition} AND (?2 IS NULL OR s.kind = ?2) AND (?3 IS NULL OR f.language = ?3)"
+             WHERE {condition} AND {of_kind} AND (?3 IS NULL OR f.language = ?3)"
         );
         // Without a language filter every symbol row has its file (one transaction
         // writes both), so the count needs no join: with no kind filter either, it is
@@ -703,7 +711,7 @@ impl Store {
             None => self
                 .conn
                 .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM symbols s WHERE {condition} AND (?2 IS NULL OR s.kind = ?2)"
+                    "SELECT COUNT(*) FROM symbols s WHERE {condition} AND {of_kind}"
                 ))?
                 .query_row(params![name_param, kind], |r| r.get(0))?,
             Some(_) => self
@@ -804,12 +812,13 @@ impl Batch<'_> {
     fn insert_symbol(&self, file_id: i64, s: &Symbol) -> Result<()> {
         self.tx
             .prepare_cached(
-                "INSERT INTO symbols (file_id, name, kind, line, col, end_line, container) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO symbols (file_id, name, kind, family, line, col, end_line, container) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 file_id,
                 s.name,
                 s.kind,
+                s.family.name(),
                 s.line,
                 s.column,
                 s.end_line,
@@ -825,14 +834,14 @@ impl Batch<'_> {
     pub fn replace_file(&self, id: i64, file: &IndexedFile) -> Result<()> {
         self.write_file_row(Some(id), file)?;
         let mut stmt = self.tx.prepare_cached(
-            "SELECT rowid, name, kind, container, line, col, end_line FROM symbols WHERE file_id = ?1 ORDER BY rowid",
+            "SELECT rowid, name, kind, family, container, line, col, end_line FROM symbols WHERE file_id = ?1 ORDER BY rowid",
         )?;
-        type Key = (String, String, Option<String>);
+        type Key = (String, String, String, Option<String>);
         let mut before: HashMap<Key, VecDeque<(i64, [u32; 3])>> = HashMap::new();
         let rows = stmt.query_map([id], |r| {
             Ok((
-                (r.get(1)?, r.get(2)?, r.get(3)?),
-                (r.get(0)?, [r.get(4)?, r.get(5)?, r.get(6)?]),
+                (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                (r.get(0)?, [r.get(5)?, r.get(6)?, r.get(7)?]),
             ))
         })?;
         for row in rows {
@@ -843,6 +852,7 @@ impl Batch<'_> {
             let key = (
                 symbol.name.clone(),
                 symbol.kind.clone(),
+                symbol.family.name().to_string(),
                 symbol.container.clone(),
             );
             let place = [symbol.line, symbol.column, symbol.end_line];
@@ -1143,6 +1153,10 @@ mod tests {
         Symbol {
             name: name.into(),
             kind: kind.into(),
+            family: match kind {
+                "struct" => crate::engine::symbols::Family::Struct,
+                _ => crate::engine::symbols::Family::Function,
+            },
             line,
             column: 1,
             end_line: line + 2,
@@ -1200,13 +1214,13 @@ mod tests {
                 vec![
                     symbol("StoreBuilder", "struct", 1),
                     symbol("Store", "struct", 5),
-                    symbol("open_store", "function", 9),
+                    symbol("open_store", "fn", 9),
                 ],
             ),
             file(
                 "app/store.py",
                 Lang::Python,
-                vec![symbol("store", "function", 1)],
+                vec![symbol("store", "def", 1)],
             ),
         ]);
         let (hits, total) = store
@@ -1232,12 +1246,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(names(&rust_structs), vec!["Store", "StoreBuilder"]);
-        // The total counts exactly the rows a search returns, under every filter (the
-        // count without a language filter is taken without joining the files).
+        // The total counts exactly the rows a search returns, under every filter, a
+        // kind in the language's words or a family (the count without a language
+        // filter is taken without joining the files).
         for (kind, language, expected) in [
             (None, None, 4),
             (Some("struct"), None, 2),
             (Some("function"), None, 2),
+            (Some("fn"), None, 1),
+            (Some("def"), None, 1),
             (None, Some("python"), 1),
             (Some("function"), Some("rust"), 1),
             (Some("class"), None, 0),

@@ -122,6 +122,8 @@ fixed_list!(
         Php => "php",
         Swift => "swift",
         Shell => "shell",
+        Scala => "scala",
+        Lua => "lua",
         Html => "html",
         Css => "css",
         Markdown => "markdown",
