@@ -203,6 +203,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The sequence number of the last event followers can be given.
+    fn log_seq(&self) -> u64 {
+        (self.log.lock().unwrap_or_else(|e| e.into_inner())).last_seq()
+    }
+
     fn emit(&self, event: Event) {
         tracing::debug!(target: "codelens::engine", "{event}");
         (self.log.lock().unwrap_or_else(|e| e.into_inner())).record(&event, now_ns());
@@ -721,6 +726,16 @@ impl Worker {
             // This engine's front end sees the edits at once, even when publishing them in
             // the store has to wait for another process's lock…
             self.publish();
+            // An event followers have not been given (a catch-up's result is emitted
+            // after its set was written; a request taken with nothing to sync) is
+            // published with the set. Events are few (syncs, catch-ups, errors): a storm
+            // still costs one write per round, not one per event.
+            if self.role() == Role::Writer
+                && matches!(self.catchup, Catchup::Done { .. } | Catchup::Failed(_))
+                && self.published_log_seq != self.shared.log_seq()
+            {
+                self.pending_dirty = true;
+            }
             // …and other processes (`codelens status`, followers) as soon as it can.
             if self.role() == Role::Writer
                 && self.pending_dirty

@@ -232,8 +232,9 @@ impl Worker {
         self.writer_log_seen = Some((log.engine.clone(), log.last_seq()));
     }
 
-    /// The rows [`Worker::persist_pending`] writes besides the pending set.
-    pub(super) fn published_rows(&self) -> (String, String) {
+    /// The rows [`Worker::persist_pending`] writes besides the pending set, and the
+    /// sequence number of the last event in them.
+    pub(super) fn published_rows(&self) -> (String, String, u64) {
         let now = Instant::now();
         let now_wall = now_ns();
         let debounce = self.options.watch.debounce;
@@ -253,9 +254,9 @@ impl Worker {
         let log = {
             let mut log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
             log.engine.clone_from(&self.engine_id);
-            serde_json::to_string(&*log).unwrap_or_default()
+            (serde_json::to_string(&*log).unwrap_or_default(), log.last_seq())
         };
-        (serde_json::to_string(&windows).unwrap_or_default(), log)
+        (serde_json::to_string(&windows).unwrap_or_default(), log.0, log.1)
     }
 }
 
