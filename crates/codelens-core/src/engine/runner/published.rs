@@ -22,6 +22,11 @@ pub(super) const REQUEST_KEY: &str = "writer_request";
 /// How many of its latest events the writer keeps published.
 const PUBLISHED_EVENTS: usize = 20;
 
+/// A request older than this is dropped unanswered: the follower that wrote it has long
+/// stopped waiting (it may be gone), and a writer started later must not rescan for it.
+/// Generous, because a writer busy with a long catch-up does not poll meanwhile.
+const REQUEST_MAX_AGE_NS: i64 = 10 * 60 * 1_000_000_000;
+
 /// One debounce window as the writer publishes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct PublishedWindow {
@@ -139,6 +144,17 @@ impl WriterRequest {
             _ => None,
         }
     }
+
+    /// The request in `row` (`sync|rescan <engine id> <ns>`) if it is still worth
+    /// acting on at `now_ns`: written less than [`REQUEST_MAX_AGE_NS`] ago (or ahead of
+    /// this clock by less than that).
+    fn parse_current(row: &str, now_ns: i64) -> Option<WriterRequest> {
+        let written_ns: i64 = row.split_whitespace().nth(2)?.parse().ok()?;
+        if now_ns.abs_diff(written_ns) > REQUEST_MAX_AGE_NS.unsigned_abs() {
+            return None;
+        }
+        WriterRequest::parse(row)
+    }
 }
 
 impl Worker {
@@ -194,7 +210,8 @@ impl Worker {
         if !self.write_meta_now(|batch| batch.delete_meta_if(REQUEST_KEY, &row)) {
             return;
         }
-        let Some(request) = WriterRequest::parse(&row) else {
+        let Some(request) = WriterRequest::parse_current(&row, now_ns()) else {
+            tracing::debug!(target: "codelens::engine", "dropped a stale or unreadable writer request: {row:?}");
             return;
         };
         let rescan = request == WriterRequest::Rescan;
@@ -317,5 +334,21 @@ mod tests {
         );
         assert_eq!(WriterRequest::parse("drop table"), None);
         assert_eq!(WriterRequest::parse(""), None);
+    }
+
+    #[test]
+    fn a_stale_or_unreadable_request_is_not_acted_on() {
+        let now = 1_000 * REQUEST_MAX_AGE_NS;
+        let row = |ns: i64| format!("rescan 12:34 {ns}");
+        let current = |row: &str| WriterRequest::parse_current(row, now);
+        assert_eq!(current(&row(now - 1_000_000_000)), Some(WriterRequest::Rescan));
+        assert_eq!(current(&row(now + 1_000_000_000)), Some(WriterRequest::Rescan));
+        // A follower that asked and went away long ago.
+        assert_eq!(current(&row(now - REQUEST_MAX_AGE_NS - 1)), None);
+        assert_eq!(current(&row(i64::MIN)), None);
+        assert_eq!(current(&row(i64::MAX)), None);
+        assert_eq!(current("rescan 12:34"), None, "no time");
+        assert_eq!(current("rescan 12:34 soon"), None);
+        assert_eq!(current(&format!("reboot 12:34 {now}")), None);
     }
 }
