@@ -288,6 +288,14 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
                     time(),
                     "set $VISUAL or $EDITOR to open files from the dashboard".into(),
                 ),
+                // An editor given a missing file would make one: say so instead.
+                Some(_) if std::fs::symlink_metadata(&path).is_err() => app.log(
+                    time(),
+                    format!(
+                        "{} is not on disk (removed since, or its name is not UTF-8)",
+                        path.display()
+                    ),
+                ),
                 Some(editor) => {
                     input.pause();
                     let opened = open_in_editor(editor, &path, app.mouse_capture);
@@ -533,6 +541,8 @@ impl InputGate {
     }
 
     fn resume(&self) {
+        // Cleared first: a pause right after must wait for the reader to see it.
+        self.standing_aside.store(false, Ordering::SeqCst);
         self.paused.store(false, Ordering::SeqCst);
     }
 }
@@ -541,11 +551,13 @@ impl InputGate {
 /// enters them again.
 fn open_in_editor(editor: &str, path: &Path, mouse_capture: bool) -> anyhow::Result<()> {
     restore_terminal();
-    // `$EDITOR` may carry arguments (`code --wait`): split as a shell would, simply.
-    let mut words = editor.split_whitespace();
-    let program = words.next().context("the editor command is empty")?;
-    let status = std::process::Command::new(program)
-        .args(words)
+    // `$EDITOR` may carry arguments and quotes (`code --wait`, `"/opt/my editor/ed"`):
+    // the shell reads it, as git does, and the path goes as an argument of its own
+    // (never through the shell's parsing, so any name is passed as it is).
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$@\""))
+        .arg(editor)
         .arg(path)
         .status();
     let mut out = std::io::stdout();
@@ -554,7 +566,7 @@ fn open_in_editor(editor: &str, path: &Path, mouse_capture: bool) -> anyhow::Res
     if mouse_capture {
         execute!(out, EnableMouseCapture)?;
     }
-    let status = status.with_context(|| format!("cannot run {program}"))?;
+    let status = status.context("cannot run sh")?;
     anyhow::ensure!(status.success(), "exited with {status}");
     Ok(())
 }

@@ -303,7 +303,11 @@ fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
     let editor = tmux.codelens_home().join("editor.sh");
     std::fs::write(
         &editor,
-        format!("#!/bin/sh\necho \"$@\" > {}\n", opened.display()),
+        // Written aside then renamed: the test never reads a half-written file.
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}.part && mv {0}.part {0}\n",
+            opened.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -341,6 +345,35 @@ fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
         "1 0 1",
         "alternate screen, hidden cursor, mouse"
     );
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn an_editor_that_fails_leaves_the_dashboard_working() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    // Not there: the shell running it exits 127.
+    tmux.type_line(&format!(
+        "CODELENS_WATCH_DEBOUNCE_MS=60000 EDITOR=/nonexistent/ed {BIN} tui"
+    ));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync")
+    });
+    repo.write("app.py", "def main():\n    return 7\n");
+    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the failure logged, the dashboard back", |pane| {
+        pane.contains("error: /nonexistent/ed") && pane.contains("~ app.py")
+    });
+    assert_eq!(
+        tmux.modes(),
+        "1 0 1",
+        "alternate screen, hidden cursor, mouse"
+    );
+    // Its keys still work.
+    tmux.keys(&["?"]);
+    tmux.wait_for("help", |pane| pane.contains("full rescan: compare"));
+    tmux.keys(&["Escape"]);
     quit_and_check_terminal(&tmux);
 }
 
