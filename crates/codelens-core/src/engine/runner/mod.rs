@@ -677,7 +677,7 @@ struct Worker {
     writer_set_current: bool,
     writer_busy: bool,
     /// A follower's copy of its writer's debounce windows.
-    writer_windows: Vec<PublishedWindow>,
+    writer_windows: Vec<(RelPath, PublishedWindow)>,
     /// A follower's place in its writer's published events: the writer, the last seen.
     writer_log_seen: Option<(String, u64)>,
     /// A follower's request its writer has not been given yet (the index was locked).
@@ -1054,7 +1054,7 @@ impl Worker {
         let follower = self.role() == Role::Follower;
         let directories = if follower {
             (self.writer_windows.iter())
-                .map(|w| w.state(now_wall))
+                .map(|(_, w)| w.state(now_wall))
                 .collect()
         } else {
             self.dirs.states(now, debounce, self.pending.keys())

@@ -57,19 +57,24 @@ impl PublishedWindow {
     }
 }
 
+/// The windows a follower read, each with its directory as a path (made once per
+/// read, not once per pending file and window at every publish).
+pub(super) fn with_paths(windows: Vec<PublishedWindow>) -> Vec<(RelPath, PublishedWindow)> {
+    (windows.into_iter())
+        .map(|w| (RelPath::from_bytes(w.dir.as_bytes().to_vec()), w))
+        .collect()
+}
+
 /// The countdown of the published window `path` waits in, if any.
 pub(super) fn reindex_in_ms(
-    windows: &[PublishedWindow],
+    windows: &[(RelPath, PublishedWindow)],
     path: &RelPath,
     now_ns: i64,
 ) -> Option<u64> {
     windows
         .iter()
-        .find(|w| {
-            let dir = RelPath::from_bytes(w.dir.as_bytes().to_vec());
-            path_in_dir(path, &dir, w.recursive)
-        })
-        .map(|w| w.reindex_in_ms(now_ns))
+        .find(|(dir, w)| path_in_dir(path, dir, w.recursive))
+        .map(|(_, w)| w.reindex_in_ms(now_ns))
 }
 
 /// An event of the writer's, as followers read it.
@@ -228,9 +233,11 @@ impl Worker {
     /// (emitted here, as this engine's own).
     pub(super) fn follow_published(&mut self) {
         let meta = |key| self.store.meta(key).ok().flatten();
-        self.writer_windows = meta(DEBOUNCE_KEY)
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default();
+        self.writer_windows = with_paths(
+            meta(DEBOUNCE_KEY)
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
+        );
         let Some(log) =
             meta(EVENTS_KEY).and_then(|json| serde_json::from_str::<PublishedLog>(&json).ok())
         else {
@@ -319,7 +326,7 @@ mod tests {
             0,
             "never negative"
         );
-        let windows = [window];
+        let windows = with_paths(vec![window]);
         let file = RelPath::from_bytes(b"src/a.rs".to_vec());
         let deeper = RelPath::from_bytes(b"src/x/a.rs".to_vec());
         assert_eq!(reindex_in_ms(&windows, &file, 2_000_000_000), Some(1000));
