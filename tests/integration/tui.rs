@@ -287,9 +287,10 @@ fn a_follower_dashboard_shows_the_writers_countdown_and_asks_it_to_sync() {
     // A rescan's result is emitted after the writer published its set: it still
     // reaches the follower (published with the next write, not left for the next edit).
     tmux.keys(&["r"]);
-    tmux.wait_for("the writer's rescan result, asked by the follower", |pane| {
-        pane.contains("rescan: 0 changes found")
-    });
+    tmux.wait_for(
+        "the writer's rescan result, asked by the follower",
+        |pane| pane.contains("rescan: 0 changes found"),
+    );
     assert!(writer.running(), "{}", writer.stderr());
     quit_and_check_terminal(&tmux);
 }

@@ -278,9 +278,16 @@ impl Worker {
         let log = {
             let mut log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
             log.engine.clone_from(&self.engine_id);
-            (serde_json::to_string(&*log).unwrap_or_default(), log.last_seq())
+            (
+                serde_json::to_string(&*log).unwrap_or_default(),
+                log.last_seq(),
+            )
         };
-        (serde_json::to_string(&windows).unwrap_or_default(), log.0, log.1)
+        (
+            serde_json::to_string(&windows).unwrap_or_default(),
+            log.0,
+            log.1,
+        )
     }
 }
 
@@ -348,8 +355,14 @@ mod tests {
         let now = 1_000 * REQUEST_MAX_AGE_NS;
         let row = |ns: i64| format!("rescan 12:34 {ns}");
         let current = |row: &str| WriterRequest::parse_current(row, now);
-        assert_eq!(current(&row(now - 1_000_000_000)), Some(WriterRequest::Rescan));
-        assert_eq!(current(&row(now + 1_000_000_000)), Some(WriterRequest::Rescan));
+        assert_eq!(
+            current(&row(now - 1_000_000_000)),
+            Some(WriterRequest::Rescan)
+        );
+        assert_eq!(
+            current(&row(now + 1_000_000_000)),
+            Some(WriterRequest::Rescan)
+        );
         // A follower that asked and went away long ago.
         assert_eq!(current(&row(now - REQUEST_MAX_AGE_NS - 1)), None);
         assert_eq!(current(&row(i64::MIN)), None);
