@@ -230,14 +230,22 @@ impl Worker {
     }
 
     /// A follower's poll: the writer's debounce windows, and its events not seen yet
-    /// (emitted here, as this engine's own).
+    /// (emitted here, as this engine's own). Windows published by a writer that is gone
+    /// (the rows outlive it until its successor publishes) are not shown: their
+    /// deadlines passed with no one to keep them.
     pub(super) fn follow_published(&mut self) {
         let meta = |key| self.store.meta(key).ok().flatten();
-        self.writer_windows = with_paths(
-            meta(DEBOUNCE_KEY)
-                .and_then(|json| serde_json::from_str(&json).ok())
-                .unwrap_or_default(),
-        );
+        let from_running_writer =
+            meta("engine_id").is_some_and(|id| Some(id) == self.project.engine_owner());
+        self.writer_windows = if from_running_writer {
+            with_paths(
+                meta(DEBOUNCE_KEY)
+                    .and_then(|json| serde_json::from_str(&json).ok())
+                    .unwrap_or_default(),
+            )
+        } else {
+            Vec::new()
+        };
         let Some(log) =
             meta(EVENTS_KEY).and_then(|json| serde_json::from_str::<PublishedLog>(&json).ok())
         else {
