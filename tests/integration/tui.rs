@@ -312,16 +312,11 @@ fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
     )
     .unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    // A long window: the edit stays in the list while the test selects it.
-    tmux.type_line(&format!(
-        "CODELENS_WATCH_DEBOUNCE_MS=60000 VISUAL='{} --wait' {BIN} tui",
-        editor.display()
-    ));
-    tmux.wait_for("the dashboard in sync", |pane| {
-        pane.contains("index in sync")
-    });
-    repo.write("app.py", "def main():\n    return 7\n");
-    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
+    edit_waiting_under(
+        &tmux,
+        &repo,
+        &format!("VISUAL='{} --wait'", editor.display()),
+    );
     tmux.keys(&["Enter"]);
     let deadline = Instant::now() + DEADLINE;
     while !opened.exists() {
@@ -354,14 +349,7 @@ fn an_editor_that_fails_leaves_the_dashboard_working() {
     let repo = small_repo();
     let tmux = Tmux::start(&repo.root());
     // Not there: the shell running it exits 127.
-    tmux.type_line(&format!(
-        "CODELENS_WATCH_DEBOUNCE_MS=60000 EDITOR=/nonexistent/ed {BIN} tui"
-    ));
-    tmux.wait_for("the dashboard in sync", |pane| {
-        pane.contains("index in sync")
-    });
-    repo.write("app.py", "def main():\n    return 7\n");
-    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
+    edit_waiting_under(&tmux, &repo, "EDITOR=/nonexistent/ed");
     tmux.keys(&["Enter"]);
     tmux.wait_for("the failure logged, the dashboard back", |pane| {
         pane.contains("error: /nonexistent/ed") && pane.contains("~ app.py")
@@ -376,6 +364,17 @@ fn an_editor_that_fails_leaves_the_dashboard_working() {
     tmux.wait_for("help", |pane| pane.contains("full rescan: compare"));
     tmux.keys(&["Escape"]);
     quit_and_check_terminal(&tmux);
+}
+
+/// The dashboard started with `env`, then `app.py` edited and listed in Pending (a long
+/// window: the edit stays in the list while the test selects it).
+fn edit_waiting_under(tmux: &Tmux, repo: &TestRepo, env: &str) {
+    tmux.type_line(&format!("CODELENS_WATCH_DEBOUNCE_MS=60000 {env} {BIN} tui"));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync")
+    });
+    repo.write("app.py", "def main():\n    return 7\n");
+    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
 }
 
 #[test]

@@ -1015,10 +1015,15 @@ mod tests {
             total: 0,
         });
         states.push(building);
+        render_at_every_size(&mut states, 200, 60);
+    }
+
+    /// Draws each of `states` at every size up to `widest`×`tallest`.
+    fn render_at_every_size(states: &mut [App], widest: u16, tallest: u16) {
         let mut terminal = Terminal::new(TestBackend::new(1, 1)).expect("backend");
-        for app in &mut states {
-            for width in 1..=200u16 {
-                for height in 1..=60u16 {
+        for app in states {
+            for width in 1..=widest {
+                for height in 1..=tallest {
                     terminal.backend_mut().resize(width, height);
                     terminal
                         .draw(|frame| render(frame, app))
@@ -1062,17 +1067,7 @@ mod tests {
         notice.overlay = Some(Overlay::Notice(long.repeat(3)));
         notice.overlay_scroll = usize::MAX / 2;
         states.push(notice);
-        let mut terminal = Terminal::new(TestBackend::new(1, 1)).expect("backend");
-        for app in &mut states {
-            for width in 1..=90u16 {
-                for height in 1..=30u16 {
-                    terminal.backend_mut().resize(width, height);
-                    terminal
-                        .draw(|frame| render(frame, app))
-                        .unwrap_or_else(|e| panic!("{width}x{height}: {e}"));
-                }
-            }
-        }
+        render_at_every_size(&mut states, 90, 30);
     }
 
     /// Keys and mouse events in any order, on an empty list, a long one and a tiny pane:
