@@ -1120,7 +1120,7 @@ mod tests {
                 state ^= state >> 17;
                 state ^= state << 5;
                 let pick = state as usize;
-                if pick % 4 == 0 {
+                if pick.is_multiple_of(4) {
                     app.on_mouse(MouseEvent {
                         kind: kinds[pick / 4 % kinds.len()],
                         column: (pick >> 8) as u16 % (width + 5),
