@@ -560,12 +560,8 @@ fn open_in_editor(editor: &str, path: &Path, mouse_capture: bool) -> anyhow::Res
         .arg(editor)
         .arg(path)
         .status();
-    let mut out = std::io::stdout();
     terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
-    execute!(out, EnterAlternateScreen, cursor::Hide)?;
-    if mouse_capture {
-        execute!(out, EnableMouseCapture)?;
-    }
+    enter_screen_modes(mouse_capture)?;
     let status = status.context("cannot run sh")?;
     anyhow::ensure!(status.success(), "exited with {status}");
     Ok(())
@@ -625,14 +621,21 @@ struct TerminalGuard;
 impl TerminalGuard {
     fn enter(mouse_capture: bool) -> anyhow::Result<TerminalGuard> {
         terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        // From here on a failure restores the terminal (the guard's drop).
         let guard = TerminalGuard;
-        let mut out = std::io::stdout();
-        execute!(out, EnterAlternateScreen, cursor::Hide)?;
-        if mouse_capture {
-            execute!(out, EnableMouseCapture)?;
-        }
+        enter_screen_modes(mouse_capture)?;
         Ok(guard)
     }
+}
+
+/// The alternate screen, no cursor, and mouse capture if on (after raw mode).
+fn enter_screen_modes(mouse_capture: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    execute!(out, EnterAlternateScreen, cursor::Hide)?;
+    if mouse_capture {
+        execute!(out, EnableMouseCapture)?;
+    }
+    Ok(())
 }
 
 impl Drop for TerminalGuard {
