@@ -102,11 +102,11 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
     }
     // Signals first: a SIGTERM from here on ends the loop, and the guard restores.
     let (tx, rx) = mpsc::channel::<UiEvent>();
-    let signals = spawn_signal_listener(tx.clone())?;
+    let input = InputGate::default();
+    let signals = spawn_signal_listener(tx.clone(), input.clone())?;
     install_panic_hook();
     let guard = TerminalGuard::enter(options.mouse_capture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    let input = InputGate::default();
     spawn_input_reader(tx.clone(), input.clone());
     // The consent panel is right before any engine exists (the no-index screen too).
     spawn_telemetry_status(&tx, engine_options.telemetry.clone());
@@ -600,14 +600,23 @@ fn spawn_input_reader(tx: Sender<UiEvent>, gate: InputGate) {
     });
 }
 
-fn spawn_signal_listener(tx: Sender<UiEvent>) -> anyhow::Result<signal_hook::iterator::Handle> {
+fn spawn_signal_listener(
+    tx: Sender<UiEvent>,
+    editor: InputGate,
+) -> anyhow::Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT])
         .context("cannot listen for signals")?;
     let handle = signals.handle();
     // Listens until closed: a second SIGTERM during shutdown finds a reader too.
     std::thread::spawn(move || {
-        for _ in signals.forever() {
+        for signal in signals.forever() {
+            // Ctrl-C while an editor has the (cooked) terminal is meant for the
+            // editor, which shares our process group: as git does, it does not end
+            // the dashboard waiting behind it.
+            if signal == SIGINT && editor.paused.load(Ordering::SeqCst) {
+                continue;
+            }
             let _ = tx.send(UiEvent::Signal);
         }
     });

@@ -178,7 +178,9 @@ fn check_terminal_restored(tmux: &Tmux) {
     // The dashboard's process has exited when the shell prints a fresh prompt.
     tmux.wait_for("the dashboard to exit", |pane| {
         !pane.contains("q quit")
-            && pane.lines().rev().find(|l| !l.trim().is_empty()) == Some("ready$")
+            // (after `^C` when the terminal echoed one to the shell's screen)
+            && (pane.lines().rev().find(|l| !l.trim().is_empty()))
+                .is_some_and(|l| l == "ready$" || l == "^Cready$")
     });
     assert_eq!(tmux.modes(), "0 1 0", "alternate screen, cursor, mouse");
     let stty = tmux.codelens_home().join("stty.txt");
@@ -363,6 +365,34 @@ fn an_editor_that_fails_leaves_the_dashboard_working() {
     tmux.keys(&["?"]);
     tmux.wait_for("help", |pane| pane.contains("full rescan: compare"));
     tmux.keys(&["Escape"]);
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn ctrl_c_in_the_editor_is_the_editors_not_the_dashboards() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    // An "editor" that waits in the cooked terminal, as `ed` or a pager would.
+    let started = tmux.codelens_home().join("started");
+    let editor = tmux.codelens_home().join("slow-editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\ntouch {}\nsleep 600\n", started.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    edit_waiting_under(&tmux, &repo, &format!("EDITOR={}", editor.display()));
+    tmux.keys(&["Enter"]);
+    let deadline = Instant::now() + DEADLINE;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the editor never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux.keys(&["C-c"]);
+    // The editor is interrupted; the dashboard comes back and says so.
+    tmux.wait_for("the dashboard back after the editor's interrupt", |pane| {
+        pane.contains("error: ") && pane.contains("~ app.py")
+    });
     quit_and_check_terminal(&tmux);
 }
 
