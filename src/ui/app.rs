@@ -448,12 +448,13 @@ impl App {
         self.log(at, text.into());
     }
 
-    /// Syncs within a second of each other, with nothing logged between them, are
-    /// one line: `synced 9 directories +50 ~0 -0 in 12 ms`.
-    fn log_sync(&mut self, at: String, counts: [u64; 4]) {
-        let now = self.now_ns;
+    /// Syncs within a second of each other (`at_ns`: when the engine that synced
+    /// logged it), with nothing logged between them, are one line: `synced 9
+    /// directories +50 ~0 -0 in 12 ms`.
+    fn log_sync(&mut self, at: String, at_ns: i64, counts: [u64; 4]) {
+        let now = at_ns;
         if let Some(burst) = &mut self.sync_burst
-            && now.saturating_sub(burst.last_ns) < SYNC_BURST_NS
+            && now.abs_diff(burst.last_ns) < SYNC_BURST_NS.unsigned_abs()
             && self
                 .events
                 .front()
@@ -479,18 +480,20 @@ impl App {
     }
 
     pub fn on_engine_event(&mut self, at: String, event: &Event) {
+        // A follower gets its writer's past syncs in one read (its last 20 when it
+        // starts): they are one line only if the writer made them close together.
         let counts = match event {
             Event::Synced {
                 added,
                 modified,
                 removed,
                 duration_ms,
-            } => Some([*added, *modified, *removed, *duration_ms]),
-            Event::FromWriter { text, .. } => SyncBurst::parse(text),
+            } => Some(([*added, *modified, *removed, *duration_ms], self.now_ns)),
+            Event::FromWriter { text, at_ns } => SyncBurst::parse(text).map(|c| (c, *at_ns)),
             _ => None,
         };
-        if let Some(counts) = counts {
-            return self.log_sync(at, counts);
+        if let Some((counts, at_ns)) = counts {
+            return self.log_sync(at, at_ns, counts);
         }
         // The engine names the stored choice as the CLI would; here it was the user's.
         if let Event::TelemetryChanged {
@@ -1247,6 +1250,32 @@ mod tests {
             Some(Overlay::Notice(
                 "10:00:05 error: disk full: a long message".into()
             ))
+        );
+    }
+
+    #[test]
+    fn a_followers_copies_of_syncs_minutes_apart_stay_apart() {
+        let start = 1_700_000_000 * SECOND;
+        let mut app = App::new(true, true, start);
+        app.on_snapshot(Arc::new(testdata::snapshot_in_sync()), start);
+        // Read in one poll (a follower starting): the writer's syncs of the last hour.
+        for (minutes_ago, added) in [(50, 1), (20, 2), (0, 3)] {
+            app.on_engine_event(
+                "10:00:00".into(),
+                &Event::FromWriter {
+                    at_ns: start - minutes_ago * 60 * SECOND,
+                    text: format!("synced +{added} ~0 -0 in 4 ms"),
+                },
+            );
+        }
+        let texts: Vec<&str> = app.events.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "synced +3 ~0 -0 in 4 ms",
+                "synced +2 ~0 -0 in 4 ms",
+                "synced +1 ~0 -0 in 4 ms",
+            ]
         );
     }
 

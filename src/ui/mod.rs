@@ -102,11 +102,11 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
     }
     // Signals first: a SIGTERM from here on ends the loop, and the guard restores.
     let (tx, rx) = mpsc::channel::<UiEvent>();
-    let signals = spawn_signal_listener(tx.clone())?;
+    let input = InputGate::default();
+    let signals = spawn_signal_listener(tx.clone(), input.clone())?;
     install_panic_hook();
     let guard = TerminalGuard::enter(options.mouse_capture)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    let input = InputGate::default();
     spawn_input_reader(tx.clone(), input.clone());
     // The consent panel is right before any engine exists (the no-index screen too).
     spawn_telemetry_status(&tx, engine_options.telemetry.clone());
@@ -287,6 +287,14 @@ pub fn run(start: &Path, options: TuiOptions, config: &Config) -> anyhow::Result
                 None => app.log(
                     time(),
                     "set $VISUAL or $EDITOR to open files from the dashboard".into(),
+                ),
+                // An editor given a missing file would make one: say so instead.
+                Some(_) if std::fs::symlink_metadata(&path).is_err() => app.log(
+                    time(),
+                    format!(
+                        "{} is not on disk (removed since, or its name is not UTF-8)",
+                        path.display()
+                    ),
                 ),
                 Some(editor) => {
                     input.pause();
@@ -533,6 +541,8 @@ impl InputGate {
     }
 
     fn resume(&self) {
+        // Cleared first: a pause right after must wait for the reader to see it.
+        self.standing_aside.store(false, Ordering::SeqCst);
         self.paused.store(false, Ordering::SeqCst);
     }
 }
@@ -541,20 +551,18 @@ impl InputGate {
 /// enters them again.
 fn open_in_editor(editor: &str, path: &Path, mouse_capture: bool) -> anyhow::Result<()> {
     restore_terminal();
-    // `$EDITOR` may carry arguments (`code --wait`): split as a shell would, simply.
-    let mut words = editor.split_whitespace();
-    let program = words.next().context("the editor command is empty")?;
-    let status = std::process::Command::new(program)
-        .args(words)
+    // `$EDITOR` may carry arguments and quotes (`code --wait`, `"/opt/my editor/ed"`):
+    // the shell reads it, as git does, and the path goes as an argument of its own
+    // (never through the shell's parsing, so any name is passed as it is).
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$@\""))
+        .arg(editor)
         .arg(path)
         .status();
-    let mut out = std::io::stdout();
     terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
-    execute!(out, EnterAlternateScreen, cursor::Hide)?;
-    if mouse_capture {
-        execute!(out, EnableMouseCapture)?;
-    }
-    let status = status.with_context(|| format!("cannot run {program}"))?;
+    enter_screen_modes(mouse_capture)?;
+    let status = status.context("cannot run sh")?;
     anyhow::ensure!(status.success(), "exited with {status}");
     Ok(())
 }
@@ -592,14 +600,23 @@ fn spawn_input_reader(tx: Sender<UiEvent>, gate: InputGate) {
     });
 }
 
-fn spawn_signal_listener(tx: Sender<UiEvent>) -> anyhow::Result<signal_hook::iterator::Handle> {
+fn spawn_signal_listener(
+    tx: Sender<UiEvent>,
+    editor: InputGate,
+) -> anyhow::Result<signal_hook::iterator::Handle> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT])
         .context("cannot listen for signals")?;
     let handle = signals.handle();
     // Listens until closed: a second SIGTERM during shutdown finds a reader too.
     std::thread::spawn(move || {
-        for _ in signals.forever() {
+        for signal in signals.forever() {
+            // Ctrl-C while an editor has the (cooked) terminal is meant for the
+            // editor, which shares our process group: as git does, it does not end
+            // the dashboard waiting behind it.
+            if signal == SIGINT && editor.paused.load(Ordering::SeqCst) {
+                continue;
+            }
             let _ = tx.send(UiEvent::Signal);
         }
     });
@@ -613,14 +630,21 @@ struct TerminalGuard;
 impl TerminalGuard {
     fn enter(mouse_capture: bool) -> anyhow::Result<TerminalGuard> {
         terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        // From here on a failure restores the terminal (the guard's drop).
         let guard = TerminalGuard;
-        let mut out = std::io::stdout();
-        execute!(out, EnterAlternateScreen, cursor::Hide)?;
-        if mouse_capture {
-            execute!(out, EnableMouseCapture)?;
-        }
+        enter_screen_modes(mouse_capture)?;
         Ok(guard)
     }
+}
+
+/// The alternate screen, no cursor, and mouse capture if on (after raw mode).
+fn enter_screen_modes(mouse_capture: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout();
+    execute!(out, EnterAlternateScreen, cursor::Hide)?;
+    if mouse_capture {
+        execute!(out, EnableMouseCapture)?;
+    }
+    Ok(())
 }
 
 impl Drop for TerminalGuard {

@@ -178,7 +178,9 @@ fn check_terminal_restored(tmux: &Tmux) {
     // The dashboard's process has exited when the shell prints a fresh prompt.
     tmux.wait_for("the dashboard to exit", |pane| {
         !pane.contains("q quit")
-            && pane.lines().rev().find(|l| !l.trim().is_empty()) == Some("ready$")
+            // (after `^C` when the terminal echoed one to the shell's screen)
+            && (pane.lines().rev().find(|l| !l.trim().is_empty()))
+                .is_some_and(|l| l == "ready$" || l == "^Cready$")
     });
     assert_eq!(tmux.modes(), "0 1 0", "alternate screen, cursor, mouse");
     let stty = tmux.codelens_home().join("stty.txt");
@@ -284,6 +286,13 @@ fn a_follower_dashboard_shows_the_writers_countdown_and_asks_it_to_sync() {
         pane.contains("asked the writer engine"),
         "the follower says what it did:\n{pane}"
     );
+    // A rescan's result is emitted after the writer published its set: it still
+    // reaches the follower (published with the next write, not left for the next edit).
+    tmux.keys(&["r"]);
+    tmux.wait_for(
+        "the writer's rescan result, asked by the follower",
+        |pane| pane.contains("rescan: 0 changes found"),
+    );
     assert!(writer.running(), "{}", writer.stderr());
     quit_and_check_terminal(&tmux);
 }
@@ -297,20 +306,19 @@ fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
     let editor = tmux.codelens_home().join("editor.sh");
     std::fs::write(
         &editor,
-        format!("#!/bin/sh\necho \"$@\" > {}\n", opened.display()),
+        // Written aside then renamed: the test never reads a half-written file.
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}.part && mv {0}.part {0}\n",
+            opened.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    // A long window: the edit stays in the list while the test selects it.
-    tmux.type_line(&format!(
-        "CODELENS_WATCH_DEBOUNCE_MS=60000 VISUAL='{} --wait' {BIN} tui",
-        editor.display()
-    ));
-    tmux.wait_for("the dashboard in sync", |pane| {
-        pane.contains("index in sync")
-    });
-    repo.write("app.py", "def main():\n    return 7\n");
-    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
+    edit_waiting_under(
+        &tmux,
+        &repo,
+        &format!("VISUAL='{} --wait'", editor.display()),
+    );
     tmux.keys(&["Enter"]);
     let deadline = Instant::now() + DEADLINE;
     while !opened.exists() {
@@ -336,6 +344,67 @@ fn enter_opens_the_selected_file_in_the_editor_and_the_dashboard_comes_back() {
         "alternate screen, hidden cursor, mouse"
     );
     quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn an_editor_that_fails_leaves_the_dashboard_working() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    // Not there: the shell running it exits 127.
+    edit_waiting_under(&tmux, &repo, "EDITOR=/nonexistent/ed");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the failure logged, the dashboard back", |pane| {
+        pane.contains("error: /nonexistent/ed") && pane.contains("~ app.py")
+    });
+    assert_eq!(
+        tmux.modes(),
+        "1 0 1",
+        "alternate screen, hidden cursor, mouse"
+    );
+    // Its keys still work.
+    tmux.keys(&["?"]);
+    tmux.wait_for("help", |pane| pane.contains("full rescan: compare"));
+    tmux.keys(&["Escape"]);
+    quit_and_check_terminal(&tmux);
+}
+
+#[test]
+fn ctrl_c_in_the_editor_is_the_editors_not_the_dashboards() {
+    let repo = small_repo();
+    let tmux = Tmux::start(&repo.root());
+    // An "editor" that waits in the cooked terminal, as `ed` or a pager would.
+    let started = tmux.codelens_home().join("started");
+    let editor = tmux.codelens_home().join("slow-editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\ntouch {}\nsleep 600\n", started.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    edit_waiting_under(&tmux, &repo, &format!("EDITOR={}", editor.display()));
+    tmux.keys(&["Enter"]);
+    let deadline = Instant::now() + DEADLINE;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the editor never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux.keys(&["C-c"]);
+    // The editor is interrupted; the dashboard comes back and says so.
+    tmux.wait_for("the dashboard back after the editor's interrupt", |pane| {
+        pane.contains("error: ") && pane.contains("~ app.py")
+    });
+    quit_and_check_terminal(&tmux);
+}
+
+/// The dashboard started with `env`, then `app.py` edited and listed in Pending (a long
+/// window: the edit stays in the list while the test selects it).
+fn edit_waiting_under(tmux: &Tmux, repo: &TestRepo, env: &str) {
+    tmux.type_line(&format!("CODELENS_WATCH_DEBOUNCE_MS=60000 {env} {BIN} tui"));
+    tmux.wait_for("the dashboard in sync", |pane| {
+        pane.contains("index in sync")
+    });
+    repo.write("app.py", "def main():\n    return 7\n");
+    tmux.wait_for("the edit in Pending", |pane| pane.contains("~ app.py"));
 }
 
 #[test]

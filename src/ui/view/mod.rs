@@ -1016,15 +1016,127 @@ mod tests {
             total: 0,
         });
         states.push(building);
+        render_at_every_size(&mut states, 200, 60);
+    }
+
+    /// Draws each of `states` at every size up to `widest`×`tallest`.
+    fn render_at_every_size(states: &mut [App], widest: u16, tallest: u16) {
         let mut terminal = Terminal::new(TestBackend::new(1, 1)).expect("backend");
-        for app in &mut states {
-            for width in 1..=200u16 {
-                for height in 1..=60u16 {
+        for app in states {
+            for width in 1..=widest {
+                for height in 1..=tallest {
                     terminal.backend_mut().resize(width, height);
                     terminal
                         .draw(|frame| render(frame, app))
                         .unwrap_or_else(|e| panic!("{width}x{height}: {e}"));
                 }
+            }
+        }
+    }
+
+    /// Names no fixture has: very long, wide (CJK, emoji), combining marks, a lossy
+    /// non-UTF-8 byte, control characters; with the filter, the cursor and a notice on
+    /// them, a follower's windows, at every small pane size.
+    #[test]
+    fn hostile_names_render_at_every_small_size_without_panic() {
+        let long = format!(
+            "{}\u{fffd}\u{7}\t{}",
+            "deep/".repeat(80),
+            "名前😀e\u{301}".repeat(40)
+        );
+        let mut snapshot = fixtures::snapshot_follower_debounce(NOW_NS);
+        snapshot.root = PathBuf::from(format!("/home/dev/{}", "プロジェクト".repeat(30)));
+        snapshot.branch = Some(format!("feature/{}", "ブランチ-😀".repeat(30)));
+        snapshot.error = Some(format!("cannot read {long}"));
+        for entry in &mut snapshot.pending {
+            entry.path = format!("{long}/{}", entry.path);
+        }
+        for dir in &mut snapshot.directories {
+            dir.dir = long.clone();
+            dir.files = usize::MAX;
+            dir.waited_ms = u64::MAX;
+            dir.reindex_in_ms = u64::MAX;
+        }
+        let mut states = Vec::new();
+        let mut filtered = app_with(snapshot.clone());
+        filtered.on_engine_event("10:42:00".into(), &Event::Error(long.clone()));
+        filtered.filter = "名前😀".into();
+        filtered.filter_editing = true;
+        filtered.pending_cursor = usize::MAX;
+        states.push(filtered);
+        let mut notice = app_with(snapshot);
+        notice.overlay = Some(Overlay::Notice(long.repeat(3)));
+        notice.overlay_scroll = usize::MAX / 2;
+        states.push(notice);
+        render_at_every_size(&mut states, 90, 30);
+    }
+
+    /// Keys and mouse events in any order, on an empty list, a long one and a tiny pane:
+    /// every one is answered or ignored, none panics, and each frame still draws.
+    #[test]
+    fn any_sequence_of_keys_and_clicks_is_handled() {
+        use ratatui::crossterm::event::{
+            KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+        };
+        let keys = [
+            KeyCode::Char('/'),
+            KeyCode::Char('名'),
+            KeyCode::Char('x'),
+            KeyCode::Backspace,
+            KeyCode::Enter,
+            KeyCode::Esc,
+            KeyCode::Tab,
+            KeyCode::BackTab,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::PageUp,
+            KeyCode::PageDown,
+            KeyCode::Home,
+            KeyCode::End,
+            KeyCode::Char('?'),
+            KeyCode::Char('j'),
+            KeyCode::Char('k'),
+            KeyCode::Char('c'),
+            KeyCode::Char('m'),
+            KeyCode::Char('t'),
+        ];
+        let kinds = [
+            MouseEventKind::Down(MouseButton::Left),
+            MouseEventKind::ScrollUp,
+            MouseEventKind::ScrollDown,
+        ];
+        let mut empty = fixtures::snapshot_in_sync();
+        empty.role = Role::Follower;
+        for (snapshot, (width, height)) in [
+            (empty, (40, 20)),
+            (fixtures::snapshot_many_pending(NOW_NS, 300), (60, 24)),
+            (fixtures::snapshot_follower_debounce(NOW_NS), (30, 10)),
+        ] {
+            let mut app = app_with(snapshot);
+            let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("backend");
+            // A fixed sequence that still visits every pair of neighbours.
+            let mut state = 0x2545_f491_u32;
+            for _ in 0..3000 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                let pick = state as usize;
+                if pick.is_multiple_of(4) {
+                    app.on_mouse(MouseEvent {
+                        kind: kinds[pick / 4 % kinds.len()],
+                        column: (pick >> 8) as u16 % (width + 5),
+                        row: (pick >> 16) as u16 % (height + 5),
+                        modifiers: KeyModifiers::NONE,
+                    });
+                } else {
+                    let _ = app.on_key(KeyEvent::new(
+                        keys[pick / 4 % keys.len()],
+                        KeyModifiers::NONE,
+                    ));
+                }
+                terminal
+                    .draw(|frame| render(frame, &mut app))
+                    .expect("render");
             }
         }
     }

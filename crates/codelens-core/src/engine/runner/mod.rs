@@ -208,6 +208,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The sequence number of the last event followers can be given.
+    fn log_seq(&self) -> u64 {
+        (self.log.lock().unwrap_or_else(|e| e.into_inner())).last_seq()
+    }
+
     fn emit(&self, event: Event) {
         tracing::debug!(target: "codelens::engine", "{event}");
         (self.log.lock().unwrap_or_else(|e| e.into_inner())).record(&event, now_ns());
@@ -687,7 +692,7 @@ struct Worker {
     writer_set_current: bool,
     writer_busy: bool,
     /// A follower's copy of its writer's debounce windows.
-    writer_windows: Vec<PublishedWindow>,
+    writer_windows: Vec<(RelPath, PublishedWindow)>,
     /// A follower's place in its writer's published events: the writer, the last seen.
     writer_log_seen: Option<(String, u64)>,
     /// A follower's request its writer has not been given yet (the index was locked).
@@ -736,6 +741,16 @@ impl Worker {
             // This engine's front end sees the edits at once, even when publishing them in
             // the store has to wait for another process's lock…
             self.publish();
+            // An event followers have not been given (a catch-up's result is emitted
+            // after its set was written; a request taken with nothing to sync) is
+            // published with the set. Events are few (syncs, catch-ups, errors): a storm
+            // still costs one write per round, not one per event.
+            if self.role() == Role::Writer
+                && matches!(self.catchup, Catchup::Done { .. } | Catchup::Failed(_))
+                && self.published_log_seq != self.shared.log_seq()
+            {
+                self.pending_dirty = true;
+            }
             // …and other processes (`codelens status`, followers) as soon as it can.
             if self.role() == Role::Writer
                 && self.pending_dirty
@@ -1119,7 +1134,7 @@ impl Worker {
         let follower = self.role() == Role::Follower;
         let directories = if follower {
             (self.writer_windows.iter())
-                .map(|w| w.state(now_wall))
+                .map(|(_, w)| w.state(now_wall))
                 .collect()
         } else {
             self.dirs.states(now, debounce, self.pending.keys())

@@ -22,6 +22,11 @@ pub(super) const REQUEST_KEY: &str = "writer_request";
 /// How many of its latest events the writer keeps published.
 const PUBLISHED_EVENTS: usize = 20;
 
+/// A request older than this is dropped unanswered: the follower that wrote it has long
+/// stopped waiting (it may be gone), and a writer started later must not rescan for it.
+/// Generous, because a writer busy with a long catch-up does not poll meanwhile.
+const REQUEST_MAX_AGE_NS: i64 = 10 * 60 * 1_000_000_000;
+
 /// One debounce window as the writer publishes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct PublishedWindow {
@@ -52,19 +57,24 @@ impl PublishedWindow {
     }
 }
 
+/// The windows a follower read, each with its directory as a path (made once per
+/// read, not once per pending file and window at every publish).
+pub(super) fn with_paths(windows: Vec<PublishedWindow>) -> Vec<(RelPath, PublishedWindow)> {
+    (windows.into_iter())
+        .map(|w| (RelPath::from_bytes(w.dir.as_bytes().to_vec()), w))
+        .collect()
+}
+
 /// The countdown of the published window `path` waits in, if any.
 pub(super) fn reindex_in_ms(
-    windows: &[PublishedWindow],
+    windows: &[(RelPath, PublishedWindow)],
     path: &RelPath,
     now_ns: i64,
 ) -> Option<u64> {
     windows
         .iter()
-        .find(|w| {
-            let dir = RelPath::from_bytes(w.dir.as_bytes().to_vec());
-            path_in_dir(path, &dir, w.recursive)
-        })
-        .map(|w| w.reindex_in_ms(now_ns))
+        .find(|(dir, w)| path_in_dir(path, dir, w.recursive))
+        .map(|(_, w)| w.reindex_in_ms(now_ns))
 }
 
 /// An event of the writer's, as followers read it.
@@ -139,6 +149,17 @@ impl WriterRequest {
             _ => None,
         }
     }
+
+    /// The request in `row` (`sync|rescan <engine id> <ns>`) if it is still worth
+    /// acting on at `now_ns`: written less than [`REQUEST_MAX_AGE_NS`] ago (or ahead of
+    /// this clock by less than that).
+    fn parse_current(row: &str, now_ns: i64) -> Option<WriterRequest> {
+        let written_ns: i64 = row.split_whitespace().nth(2)?.parse().ok()?;
+        if now_ns.abs_diff(written_ns) > REQUEST_MAX_AGE_NS.unsigned_abs() {
+            return None;
+        }
+        WriterRequest::parse(row)
+    }
 }
 
 impl Worker {
@@ -194,7 +215,8 @@ impl Worker {
         if !self.write_meta_now(|batch| batch.delete_meta_if(REQUEST_KEY, &row)) {
             return;
         }
-        let Some(request) = WriterRequest::parse(&row) else {
+        let Some(request) = WriterRequest::parse_current(&row, now_ns()) else {
+            tracing::debug!(target: "codelens::engine", "dropped a stale or unreadable writer request: {row:?}");
             return;
         };
         let rescan = request == WriterRequest::Rescan;
@@ -208,12 +230,22 @@ impl Worker {
     }
 
     /// A follower's poll: the writer's debounce windows, and its events not seen yet
-    /// (emitted here, as this engine's own).
+    /// (emitted here, as this engine's own). Windows published by a writer that is gone
+    /// (the rows outlive it until its successor publishes) are not shown: their
+    /// deadlines passed with no one to keep them.
     pub(super) fn follow_published(&mut self) {
         let meta = |key| self.store.meta(key).ok().flatten();
-        self.writer_windows = meta(DEBOUNCE_KEY)
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default();
+        let from_running_writer =
+            meta("engine_id").is_some_and(|id| Some(id) == self.project.engine_owner());
+        self.writer_windows = if from_running_writer {
+            with_paths(
+                meta(DEBOUNCE_KEY)
+                    .and_then(|json| serde_json::from_str(&json).ok())
+                    .unwrap_or_default(),
+            )
+        } else {
+            Vec::new()
+        };
         let Some(log) =
             meta(EVENTS_KEY).and_then(|json| serde_json::from_str::<PublishedLog>(&json).ok())
         else {
@@ -232,8 +264,9 @@ impl Worker {
         self.writer_log_seen = Some((log.engine.clone(), log.last_seq()));
     }
 
-    /// The rows [`Worker::persist_pending`] writes besides the pending set.
-    pub(super) fn published_rows(&self) -> (String, String) {
+    /// The rows [`Worker::persist_pending`] writes besides the pending set, and the
+    /// sequence number of the last event in them.
+    pub(super) fn published_rows(&self) -> (String, String, u64) {
         let now = Instant::now();
         let now_wall = now_ns();
         let debounce = self.options.watch.debounce;
@@ -253,9 +286,16 @@ impl Worker {
         let log = {
             let mut log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
             log.engine.clone_from(&self.engine_id);
-            serde_json::to_string(&*log).unwrap_or_default()
+            (
+                serde_json::to_string(&*log).unwrap_or_default(),
+                log.last_seq(),
+            )
         };
-        (serde_json::to_string(&windows).unwrap_or_default(), log)
+        (
+            serde_json::to_string(&windows).unwrap_or_default(),
+            log.0,
+            log.1,
+        )
     }
 }
 
@@ -301,7 +341,7 @@ mod tests {
             0,
             "never negative"
         );
-        let windows = [window];
+        let windows = with_paths(vec![window]);
         let file = RelPath::from_bytes(b"src/a.rs".to_vec());
         let deeper = RelPath::from_bytes(b"src/x/a.rs".to_vec());
         assert_eq!(reindex_in_ms(&windows, &file, 2_000_000_000), Some(1000));
@@ -316,5 +356,27 @@ mod tests {
         );
         assert_eq!(WriterRequest::parse("drop table"), None);
         assert_eq!(WriterRequest::parse(""), None);
+    }
+
+    #[test]
+    fn a_stale_or_unreadable_request_is_not_acted_on() {
+        let now = 1_000 * REQUEST_MAX_AGE_NS;
+        let row = |ns: i64| format!("rescan 12:34 {ns}");
+        let current = |row: &str| WriterRequest::parse_current(row, now);
+        assert_eq!(
+            current(&row(now - 1_000_000_000)),
+            Some(WriterRequest::Rescan)
+        );
+        assert_eq!(
+            current(&row(now + 1_000_000_000)),
+            Some(WriterRequest::Rescan)
+        );
+        // A follower that asked and went away long ago.
+        assert_eq!(current(&row(now - REQUEST_MAX_AGE_NS - 1)), None);
+        assert_eq!(current(&row(i64::MIN)), None);
+        assert_eq!(current(&row(i64::MAX)), None);
+        assert_eq!(current("rescan 12:34"), None, "no time");
+        assert_eq!(current("rescan 12:34 soon"), None);
+        assert_eq!(current(&format!("reboot 12:34 {now}")), None);
     }
 }

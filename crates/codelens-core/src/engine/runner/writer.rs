@@ -434,8 +434,7 @@ impl Worker {
             .and_then(|r| serde_json::to_string(r).ok())
             .unwrap_or_default();
         // The debounce windows and latest events, for followers to show.
-        let (windows, events) = self.published_rows();
-        let log_seq = (self.shared.log.lock().unwrap_or_else(|e| e.into_inner())).last_seq();
+        let (windows, events, log_seq) = self.published_rows();
         let store = &mut self.store;
         let engine_id = &self.engine_id;
         let seen_generation = self
