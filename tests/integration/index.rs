@@ -462,6 +462,40 @@ fn an_index_from_an_older_schema_is_rebuilt_with_a_message() {
     );
 }
 
+#[test]
+fn processes_started_together_on_an_older_index_rebuild_it_once() {
+    // Enough files that the rebuild outlasts the start of the other processes: each of
+    // them sees the old index before the first one has swapped the new one in.
+    let repo = big_repo(400);
+    repo.ok(&["init", "-q"]);
+    let conn = rusqlite::Connection::open(repo.db_path()).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            codelens_command(&repo.root(), &["sync"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut rebuilt = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_success(&out, &["sync"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        rebuilt += stderr.matches("rebuilt it from scratch").count();
+    }
+    // The processes that waited for the first one's write lock find the index current.
+    assert_eq!(rebuilt, 1, "the old index was rebuilt {rebuilt} times");
+    assert_eq!(repo.status_json()["schema_version"], 2);
+}
+
 /// Enough files that `init` runs long enough to be killed part-way.
 fn big_repo(files: usize) -> TestRepo {
     let repo = TestRepo::new();

@@ -859,3 +859,55 @@ fn engine_warnings_reach_a_client_that_set_a_logging_level() {
     );
     client.assert_stdout_is_protocol_only();
 }
+
+/// An index an older codelens wrote: the server rebuilds it before its first answer,
+/// says so in one line on stderr (stdout carries only protocol messages), and the
+/// `kind` filter then takes the language's word or the family.
+#[test]
+fn an_older_index_is_rebuilt_by_the_server_with_one_line_on_stderr() {
+    let repo = indexed_repo();
+    let conn = rusqlite::Connection::open(repo.db_path()).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let mut client = Client::start(&repo.root(), &[]);
+    let items = |client: &mut Client, kind: &str| -> Vec<(String, String, String)> {
+        let found = client.call("search_symbols", json!({"query": "", "kind": kind}));
+        let items = found["structuredContent"]["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{found}"))
+            .clone();
+        items
+            .iter()
+            .map(|i| {
+                let field = |name: &str| i[name].as_str().unwrap().to_string();
+                (field("name"), field("kind"), field("family"))
+            })
+            .collect()
+    };
+    let by_word = items(&mut client, "fn");
+    assert_eq!(
+        by_word,
+        vec![("open".into(), "fn".into(), "method".into())],
+        "{by_word:?}"
+    );
+    let by_family = items(&mut client, "method");
+    let mut names: Vec<&str> = by_family.iter().map(|(n, _, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["area", "open", "run"], "{by_family:?}");
+    client.assert_stdout_is_protocol_only();
+    let stderr = client.proc.stderr();
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("rebuilt it from scratch"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0]
+            .starts_with("codelens: the index was written by an older codelens (schema version 1;"),
+        "{stderr}"
+    );
+}

@@ -219,14 +219,29 @@ pub fn build_seeded(project: &Project, seed: &Project, progress: &Progress) -> R
 /// caller to say so; an index of a newer codelens is left alone (opening it reports
 /// that). Refuses, like `init`, while a running engine has the index open.
 pub fn rebuild_if_outdated(project: &Project, progress: &Progress) -> Result<Option<i64>> {
+    if outdated_schema(project).is_none() {
+        return Ok(None);
+    }
+    project.ensure_no_engine()?;
+    let _lock = project.lock_for_writing()?;
+    // Asked again under the write lock: two processes started together (two MCP
+    // servers, `sync` beside `watch`) both see the old index, and the one that waited
+    // must not rebuild what the other has just rebuilt — nor fail swapping it in under
+    // the engine the first one has started meanwhile.
+    let Some(found) = outdated_schema(project) else {
+        return Ok(None);
+    };
+    build_index(project, progress)?;
+    Ok(Some(found))
+}
+
+/// The schema version of `project`'s index when an older codelens wrote it.
+fn outdated_schema(project: &Project) -> Option<i64> {
     match Store::open_read_only(&project.db_path()) {
         Err(Error::IncompatibleSchema { found, .. }) if found < store::SCHEMA_VERSION => {
-            project.ensure_no_engine()?;
-            let _lock = project.lock_for_writing()?;
-            build_index(project, progress)?;
-            Ok(Some(found))
+            Some(found)
         }
-        _ => Ok(None),
+        _ => None,
     }
 }
 

@@ -619,7 +619,6 @@ fn go_receiver_type(method: Node<'_>) -> Option<Node<'_>> {
 }
 
 /// Merges duplicate matches of one definition, then gives each its innermost container.
-/// Merges duplicate matches of one definition, then gives each its innermost container.
 fn resolve(mut found: Vec<Found>) -> Vec<Symbol> {
     // Outer nodes first, so a stack of open nodes yields the innermost container.
     found.sort_by(|a, b| {
