@@ -487,11 +487,15 @@ impl DirWatcher {
     fn sync_recursive(&mut self, dirs: &[RelPath], just_armed: &[RelPath]) -> Vec<RelPath> {
         let just_armed: HashSet<&RelPath> = just_armed.iter().collect();
         let wanted: HashSet<&RelPath> = dirs.iter().collect();
+        // A directory the index enters now may lie in a tree pruned as outside it, with
+        // no event to say it changed (a nested repository's `.git` removed: nothing
+        // below the pruned tree reports it). Its watches are gone: armed again.
+        let entered_pruned = self.pruned && dirs.iter().any(|d| !self.watched.contains_key(d));
         self.watched.retain(|dir, _| wanted.contains(dir));
         // Ignore rules or nested repositories may have changed: judged again as met.
         self.outside.clear();
         let lost = std::mem::take(&mut self.lost_events) && backend::REARM_RECURSIVE_AFTER_LOSS;
-        if lost || std::mem::take(&mut self.rearm_root) {
+        if lost || std::mem::take(&mut self.rearm_root) || entered_pruned {
             // Arming the root again walks the tree and adds the watches the backend
             // missed or that were pruned (existing ones are kept as they are).
             match self.inner.watch(&self.root, RecursiveMode::Recursive) {
@@ -1118,6 +1122,41 @@ mod tests {
         if linux {
             // As at the start, less the nested `.git/` removed above.
             assert_eq!(kernel_watches(&mut watcher), 7);
+        }
+    }
+
+    #[test]
+    fn a_pruned_nested_repository_that_joins_the_index_is_watched_again() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let (sender, events) = std::sync::mpsc::channel();
+        let mut watcher = DirWatcher::start(&tree, &dirs, 100, WatchStrategy::Recursive, sender)
+            .expect("watcher");
+        // Met once: judged outside (a nested repository) and pruned.
+        assert_eq!(
+            watcher.classify(&created(&root.join("vendor/nested/lib.rs"))),
+            vec![]
+        );
+        // Its `.git` removed: no event can say so (the tree's watches are gone). The
+        // next reconcile's walk enters it, and the sync that follows must watch it.
+        std::fs::remove_dir(root.join("vendor/nested/.git")).unwrap();
+        let now = super::super::scan::walk(&tree).dirs;
+        assert!(now.contains(&rel("vendor/nested")));
+        assert_eq!(watcher.sync_watches(&now, &[]), vec![rel("vendor/nested")]);
+        while events.try_recv().is_ok() {}
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let wanted = FsChange::File {
+            path: rel("vendor/nested/lib.rs"),
+            dir: rel("vendor/nested"),
+        };
+        let mut seen = Vec::new();
+        // Written until its event comes (or the deadline: no watch there).
+        while !seen.contains(&wanted) {
+            assert!(std::time::Instant::now() < deadline, "no event: {seen:?}");
+            std::fs::write(root.join("vendor/nested/lib.rs"), "pub fn n() {}\n").unwrap();
+            while let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(watcher.classify(&event.expect("event")));
+            }
         }
     }
 
