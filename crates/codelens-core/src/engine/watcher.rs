@@ -498,16 +498,7 @@ impl DirWatcher {
         if lost || std::mem::take(&mut self.rearm_root) || entered_pruned {
             // Arming the root again walks the tree and adds the watches the backend
             // missed or that were pruned (existing ones are kept as they are).
-            match self.inner.watch(&self.root, RecursiveMode::Recursive) {
-                Ok(()) => self.incomplete = None,
-                Err(error) if is_watch_limit(&error) => {
-                    self.incomplete = Some(RECURSIVE_LIMIT.into());
-                }
-                Err(error) => {
-                    self.incomplete = Some(format!("re-arming the watch failed: {error}"))
-                }
-            }
-            self.pruned = false;
+            self.arm_root();
         }
         // Judged again as met, but `.git/` is known: never left watched.
         self.prune_git_dir();
@@ -523,6 +514,30 @@ impl DirWatcher {
         }
         self.count_descriptors();
         renewed
+    }
+
+    /// Recursive: arms the root's watch again (the backend walks the tree, without
+    /// following symlinks, and adds what it lacks).
+    fn arm_root(&mut self) {
+        match self.inner.watch(&self.root, RecursiveMode::Recursive) {
+            Ok(()) => self.incomplete = None,
+            Err(error) if is_watch_limit(&error) => {
+                self.incomplete = Some(RECURSIVE_LIMIT.into());
+            }
+            Err(error) => self.incomplete = Some(format!("re-arming the watch failed: {error}")),
+        }
+        self.pruned = false;
+    }
+
+    /// Recursive: drops every backend watch and arms the root afresh — the one way to
+    /// take back watches the backend added through a symlink (they are not ours to
+    /// name one by one). Events in between are lost: the caller reconciles.
+    fn rebuild_watches(&mut self) {
+        let _ = self.inner.unwatch(&self.root);
+        self.outside.clear();
+        self.arm_root();
+        self.prune_git_dir();
+        self.recount = true;
     }
 
     /// Arms `dir`'s watch again; true when it was not watched, or was watched on an
@@ -877,6 +892,16 @@ impl DirWatcher {
             }
         };
         if is_dir {
+            if matches!(kind, EventKind::Create(CreateKind::Folder))
+                && metadata == Some(EntryKind::Symlink)
+                && self.strategy == WatchStrategy::Recursive
+                && backend::ARMS_NEW_DIRS_BY_PATH
+            {
+                // Replaced by a symlink before the backend read the creation: it may
+                // have armed the link's target, outside the project.
+                self.rebuild_watches();
+                return Some(FsChange::Rescan);
+            }
             if metadata.is_none() {
                 return self
                     .watched
@@ -948,6 +973,12 @@ mod backend {
     /// FSEvents stream or `ReadDirectoryChangesW` handle has nothing to remove, and
     /// reports no reads.
     pub const PRUNES_OUTSIDE_WATCHES: bool = cfg!(target_os = "linux");
+
+    /// notify's inotify backend arms a directory created (or moved in) under a recursive
+    /// watch from its event, by path, and a symlink at that path is followed: a
+    /// directory swapped for a symlink before the event is read gets the link's target
+    /// watched. FSEvents and `ReadDirectoryChangesW` arm nothing per directory.
+    pub const ARMS_NEW_DIRS_BY_PATH: bool = cfg!(target_os = "linux");
 
     /// The watcher, never following symlinks: a recursive watch must not leave the
     /// project through a symlinked directory.
@@ -1158,6 +1189,39 @@ mod tests {
                 seen.extend(watcher.classify(&event.expect("event")));
             }
         }
+    }
+
+    /// notify's inotify backend arms a directory created inside a recursive watch from
+    /// its event, by path and following a symlink at that path: a directory replaced by
+    /// a symlink before the backend read its event gets the link's target watched,
+    /// outside the project. The watcher sees the swap from the event and takes those
+    /// watches back.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_directory_swapped_for_a_symlink_before_its_event_leaves_no_watch_outside() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let outside = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
+        let mut watcher = quiet_watcher(&tree, &dirs, WatchStrategy::Recursive);
+        watcher.count_descriptors();
+        let before = watcher.status(0, 0).descriptors;
+        std::fs::create_dir(root.join("src/swapped")).unwrap();
+        std::fs::remove_dir(root.join("src/swapped")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("src/swapped")).unwrap();
+        // What the backend does on the creation's event, after the swap.
+        watcher
+            .inner
+            .watch(&root.join("src/swapped"), RecursiveMode::Recursive)
+            .unwrap();
+        watcher.count_descriptors();
+        assert_eq!(watcher.status(0, 0).descriptors, before + 2, "a, a/b");
+        let event = notify::Event::new(EventKind::Create(CreateKind::Folder))
+            .add_path(root.join("src/swapped"));
+        // Events may have been missed while the watches were armed again.
+        assert_eq!(watcher.classify(&event), vec![FsChange::Rescan]);
+        watcher.count_descriptors();
+        assert_eq!(watcher.status(0, 0).descriptors, before, "none outside");
     }
 
     #[test]
