@@ -291,6 +291,9 @@ pub(crate) struct DirWatcher {
     pruned: bool,
     /// Recursive: the root's watch is to be armed again at the next sync.
     rearm_root: bool,
+    /// Recursive: the watches were rebuilt outside an event's classification (events
+    /// in between are lost): see [`DirWatcher::take_rescan_owed`].
+    rescan_owed: bool,
 }
 
 impl DirWatcher {
@@ -330,6 +333,7 @@ impl DirWatcher {
             recount: false,
             pruned: false,
             rearm_root: false,
+            rescan_owed: false,
         };
         if strategy == WatchStrategy::Recursive {
             match watcher.inner.watch(root, RecursiveMode::Recursive) {
@@ -432,6 +436,48 @@ impl DirWatcher {
                 false
             }
         }
+    }
+
+    /// A directory new to the index, from its event, before the engine crawls it.
+    /// Per-directory: [`DirWatcher::watch_dir`]. Recursive, where the backend arms new
+    /// directories itself ([`backend::ARMS_NEW_DIRS_BY_PATH`]): it does so only after
+    /// it has handed over every event it has read, so the engine's crawl could pass
+    /// before the arming and a file written between the two would have no event. The
+    /// directory is armed here, answered once the backend did (its thread takes the
+    /// request after its pending events): watch first, then crawl. True when it is
+    /// watched.
+    pub fn arm_new_dir(&mut self, dir: &RelPath) -> bool {
+        if self.strategy == WatchStrategy::PerDirectory
+            || !backend::ARMS_NEW_DIRS_BY_PATH
+            || self.watched.contains_key(dir)
+        {
+            return self.watch_dir(dir);
+        }
+        let Some(before) = self.inode_of(dir) else {
+            return false;
+        };
+        let armed = self
+            .inner
+            .watch(&dir.to_path(&self.root), RecursiveMode::Recursive);
+        if self.inode_of(dir) != Some(before) {
+            // Swapped (for a symlink) while armed: the backend may have followed it.
+            self.rebuild_watches();
+            self.rescan_owed = true;
+            return false;
+        }
+        if let Err(error) = armed
+            && is_watch_limit(&error)
+        {
+            self.incomplete = Some(RECURSIVE_LIMIT.into());
+        }
+        self.recount = true;
+        self.watch_dir(dir)
+    }
+
+    /// Whether events were lost to a rebuild of the watches since asked last: the
+    /// engine then reconciles the whole tree.
+    pub fn take_rescan_owed(&mut self) -> bool {
+        std::mem::take(&mut self.rescan_owed)
     }
 
     /// Makes the watch set match `dirs` (every directory the index covers now) after a
@@ -1222,6 +1268,51 @@ mod tests {
         assert_eq!(watcher.classify(&event), vec![FsChange::Rescan]);
         watcher.count_descriptors();
         assert_eq!(watcher.status(0, 0).descriptors, before, "none outside");
+    }
+
+    /// notify's inotify backend hands over a new directory's event before it arms the
+    /// directory (after the rest of what it read). Arming it on the engine's request
+    /// waits for that, so a file written after the crawl that follows has its event.
+    #[test]
+    fn a_new_directory_is_armed_before_the_crawl_under_the_recursive_watch() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let (sender, events) = std::sync::mpsc::channel();
+        let new_dir = root.join("src/new");
+        let slow_after = new_dir.clone();
+        // A backend busy reading a burst of events after the directory's own.
+        let handler = move |event: notify::Result<notify::Event>| {
+            let is_new_dir = matches!(&event, Ok(e) if e.paths.contains(&slow_after)
+                && matches!(e.kind, EventKind::Create(CreateKind::Folder)));
+            let _ = sender.send(event);
+            if is_new_dir {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        };
+        let mut watcher = DirWatcher::start(&tree, &dirs, 100, WatchStrategy::Recursive, handler)
+            .expect("watcher");
+        std::fs::create_dir(&new_dir).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while !seen.contains(&FsChange::NewDir(rel("src/new"))) {
+            assert!(std::time::Instant::now() < deadline, "no event: {seen:?}");
+            if let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(watcher.classify(&event.expect("event")));
+            }
+        }
+        // What the engine does on `NewDir`: watch, then crawl (empty), then an edit.
+        assert!(watcher.arm_new_dir(&rel("src/new")));
+        std::fs::write(new_dir.join("f.rs"), "pub fn f() {}\n").unwrap();
+        let wanted = FsChange::File {
+            path: rel("src/new/f.rs"),
+            dir: rel("src/new"),
+        };
+        while !seen.contains(&wanted) {
+            assert!(std::time::Instant::now() < deadline, "no event: {seen:?}");
+            if let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(watcher.classify(&event.expect("event")));
+            }
+        }
     }
 
     #[test]
