@@ -454,6 +454,12 @@ impl DirWatcher {
             return self.watch_dir(dir);
         }
         let Some(before) = self.inode_of(dir) else {
+            if self.is_symlink(dir) {
+                // Swapped for a symlink since its event: the backend, arming it from
+                // that event, may have followed the link.
+                self.rebuild_watches();
+                self.rescan_owed = true;
+            }
             return false;
         };
         let armed = self
@@ -472,6 +478,11 @@ impl DirWatcher {
         }
         self.recount = true;
         self.watch_dir(dir)
+    }
+
+    /// Whether `dir` is a symlink (through the tree).
+    fn is_symlink(&self, dir: &RelPath) -> bool {
+        (self.rules.tree.lstat(dir)).is_ok_and(|(kind, _)| kind == EntryKind::Symlink)
     }
 
     /// Whether events were lost to a rebuild of the watches since asked last: the
@@ -1313,6 +1324,32 @@ mod tests {
                 seen.extend(watcher.classify(&event.expect("event")));
             }
         }
+    }
+
+    /// The same swap, after the watcher read the directory's event but before the
+    /// backend armed it: found when the engine asks for the directory's watch.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_new_directory_swapped_for_a_symlink_before_it_is_armed_leaves_no_watch_outside() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let outside = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
+        let mut watcher = quiet_watcher(&tree, &dirs, WatchStrategy::Recursive);
+        watcher.count_descriptors();
+        let before = watcher.status(0, 0).descriptors;
+        std::os::unix::fs::symlink(outside.path(), root.join("src/swapped")).unwrap();
+        watcher
+            .inner
+            .watch(&root.join("src/swapped"), RecursiveMode::Recursive)
+            .unwrap();
+        assert!(!watcher.arm_new_dir(&rel("src/swapped")));
+        assert!(
+            watcher.take_rescan_owed(),
+            "events may be lost: a full reconcile"
+        );
+        watcher.count_descriptors();
+        assert_eq!(watcher.status(0, 0).descriptors, before, "none outside");
     }
 
     #[test]
