@@ -1251,30 +1251,35 @@ mod tests {
     /// notify's inotify backend arms a directory created inside a recursive watch from
     /// its event, by path and following a symlink at that path: a directory replaced by
     /// a symlink before the backend read its event gets the link's target watched,
-    /// outside the project. The watcher sees the swap from the event and takes those
-    /// watches back.
-    #[test]
+    /// outside the project. Returns a recursive watcher in that state (`src/swapped`
+    /// links to a tree with `a/b`), with the count of its watches before.
     #[cfg(target_os = "linux")]
-    fn a_directory_swapped_for_a_symlink_before_its_event_leaves_no_watch_outside() {
-        let (_dir, tree, dirs) = project();
+    fn armed_through_a_symlink() -> (tempfile::TempDir, tempfile::TempDir, DirWatcher, usize) {
+        let (dir, tree, dirs) = project();
         let root = tree.root().to_path_buf();
         let outside = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
         let mut watcher = quiet_watcher(&tree, &dirs, WatchStrategy::Recursive);
         watcher.count_descriptors();
         let before = watcher.status(0, 0).descriptors;
-        std::fs::create_dir(root.join("src/swapped")).unwrap();
-        std::fs::remove_dir(root.join("src/swapped")).unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join("src/swapped")).unwrap();
-        // What the backend does on the creation's event, after the swap.
+        // What the backend does on the directory's event, after the swap.
         watcher
             .inner
             .watch(&root.join("src/swapped"), RecursiveMode::Recursive)
             .unwrap();
         watcher.count_descriptors();
         assert_eq!(watcher.status(0, 0).descriptors, before + 2, "a, a/b");
+        (dir, outside, watcher, before)
+    }
+
+    /// Swapped before the watcher read the creation: seen from the event.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_directory_swapped_for_a_symlink_before_its_event_leaves_no_watch_outside() {
+        let (_dir, _outside, mut watcher, before) = armed_through_a_symlink();
         let event = notify::Event::new(EventKind::Create(CreateKind::Folder))
-            .add_path(root.join("src/swapped"));
+            .add_path(watcher.root.join("src/swapped"));
         // Events may have been missed while the watches were armed again.
         assert_eq!(watcher.classify(&event), vec![FsChange::Rescan]);
         watcher.count_descriptors();
@@ -1326,23 +1331,12 @@ mod tests {
         }
     }
 
-    /// The same swap, after the watcher read the directory's event but before the
-    /// backend armed it: found when the engine asks for the directory's watch.
+    /// Swapped after the watcher read the directory's event (a directory then) but
+    /// before the backend armed it: found when the engine asks for its watch.
     #[test]
     #[cfg(target_os = "linux")]
     fn a_new_directory_swapped_for_a_symlink_before_it_is_armed_leaves_no_watch_outside() {
-        let (_dir, tree, dirs) = project();
-        let root = tree.root().to_path_buf();
-        let outside = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
-        let mut watcher = quiet_watcher(&tree, &dirs, WatchStrategy::Recursive);
-        watcher.count_descriptors();
-        let before = watcher.status(0, 0).descriptors;
-        std::os::unix::fs::symlink(outside.path(), root.join("src/swapped")).unwrap();
-        watcher
-            .inner
-            .watch(&root.join("src/swapped"), RecursiveMode::Recursive)
-            .unwrap();
+        let (_dir, _outside, mut watcher, before) = armed_through_a_symlink();
         assert!(!watcher.arm_new_dir(&rel("src/swapped")));
         assert!(
             watcher.take_rescan_owed(),
