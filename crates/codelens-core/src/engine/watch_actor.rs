@@ -30,6 +30,7 @@ pub enum WatchMessage {
 /// A request from the engine, with where to answer.
 enum Request {
     WatchDir(RelPath, Sender<bool>),
+    ArmNewDir(RelPath, Sender<bool>),
     ForgetDir(RelPath),
     SyncWatches {
         dirs: Vec<RelPath>,
@@ -135,6 +136,13 @@ impl WatcherHandle {
     /// cap or the kernel's limit prevents it (see [`DirWatcher::watch_dir`]).
     pub fn watch_dir(&self, dir: &RelPath) -> bool {
         self.ask(|reply| Request::WatchDir(dir.clone(), reply))
+            .unwrap_or(false)
+    }
+
+    /// A directory new to the index, answered once it is watched, so that a crawl
+    /// after this misses no file (see [`DirWatcher::arm_new_dir`]).
+    pub fn arm_new_dir(&self, dir: &RelPath) -> bool {
+        self.ask(|reply| Request::ArmNewDir(dir.clone(), reply))
             .unwrap_or(false)
     }
 
@@ -254,6 +262,12 @@ fn run(mut watcher: DirWatcher, inbox: Receiver<Input>, sink: impl Fn(WatchMessa
             }
             Input::Request(Request::WatchDir(dir, reply)) => {
                 let _ = reply.send(watcher.watch_dir(&dir));
+            }
+            Input::Request(Request::ArmNewDir(dir, reply)) => {
+                let _ = reply.send(watcher.arm_new_dir(&dir));
+                if watcher.take_rescan_owed() {
+                    (notice.sink)(WatchMessage::Changes(vec![FsChange::Rescan]));
+                }
             }
             Input::Request(Request::ForgetDir(dir)) => watcher.forget_dir(&dir),
             Input::Request(Request::SyncWatches {

@@ -291,6 +291,9 @@ pub(crate) struct DirWatcher {
     pruned: bool,
     /// Recursive: the root's watch is to be armed again at the next sync.
     rearm_root: bool,
+    /// Recursive: the watches were rebuilt outside an event's classification (events
+    /// in between are lost): see [`DirWatcher::take_rescan_owed`].
+    rescan_owed: bool,
 }
 
 impl DirWatcher {
@@ -330,6 +333,7 @@ impl DirWatcher {
             recount: false,
             pruned: false,
             rearm_root: false,
+            rescan_owed: false,
         };
         if strategy == WatchStrategy::Recursive {
             match watcher.inner.watch(root, RecursiveMode::Recursive) {
@@ -434,6 +438,59 @@ impl DirWatcher {
         }
     }
 
+    /// A directory new to the index, from its event, before the engine crawls it.
+    /// Per-directory: [`DirWatcher::watch_dir`]. Recursive, where the backend arms new
+    /// directories itself ([`backend::ARMS_NEW_DIRS_BY_PATH`]): it does so only after
+    /// it has handed over every event it has read, so the engine's crawl could pass
+    /// before the arming and a file written between the two would have no event. The
+    /// directory is armed here, answered once the backend did (its thread takes the
+    /// request after its pending events): watch first, then crawl. True when it is
+    /// watched.
+    pub fn arm_new_dir(&mut self, dir: &RelPath) -> bool {
+        if self.strategy == WatchStrategy::PerDirectory
+            || !backend::ARMS_NEW_DIRS_BY_PATH
+            || self.watched.contains_key(dir)
+        {
+            return self.watch_dir(dir);
+        }
+        let Some(before) = self.inode_of(dir) else {
+            if self.is_symlink(dir) {
+                // Swapped for a symlink since its event: the backend, arming it from
+                // that event, may have followed the link.
+                self.rebuild_watches();
+                self.rescan_owed = true;
+            }
+            return false;
+        };
+        let armed = self
+            .inner
+            .watch(&dir.to_path(&self.root), RecursiveMode::Recursive);
+        if self.inode_of(dir) != Some(before) {
+            // Swapped (for a symlink) while armed: the backend may have followed it.
+            self.rebuild_watches();
+            self.rescan_owed = true;
+            return false;
+        }
+        if let Err(error) = armed
+            && is_watch_limit(&error)
+        {
+            self.incomplete = Some(RECURSIVE_LIMIT.into());
+        }
+        self.recount = true;
+        self.watch_dir(dir)
+    }
+
+    /// Whether `dir` is a symlink (through the tree).
+    fn is_symlink(&self, dir: &RelPath) -> bool {
+        (self.rules.tree.lstat(dir)).is_ok_and(|(kind, _)| kind == EntryKind::Symlink)
+    }
+
+    /// Whether events were lost to a rebuild of the watches since asked last: the
+    /// engine then reconciles the whole tree.
+    pub fn take_rescan_owed(&mut self) -> bool {
+        std::mem::take(&mut self.rescan_owed)
+    }
+
     /// Makes the watch set match `dirs` (every directory the index covers now) after a
     /// full reconcile: the ones gone lose their watch, and every wanted one is armed
     /// again — not only those never watched. Events were lost (that is why a full
@@ -487,23 +544,18 @@ impl DirWatcher {
     fn sync_recursive(&mut self, dirs: &[RelPath], just_armed: &[RelPath]) -> Vec<RelPath> {
         let just_armed: HashSet<&RelPath> = just_armed.iter().collect();
         let wanted: HashSet<&RelPath> = dirs.iter().collect();
+        // A directory the index enters now may lie in a tree pruned as outside it, with
+        // no event to say it changed (a nested repository's `.git` removed: nothing
+        // below the pruned tree reports it). Its watches are gone: armed again.
+        let entered_pruned = self.pruned && dirs.iter().any(|d| !self.watched.contains_key(d));
         self.watched.retain(|dir, _| wanted.contains(dir));
         // Ignore rules or nested repositories may have changed: judged again as met.
         self.outside.clear();
         let lost = std::mem::take(&mut self.lost_events) && backend::REARM_RECURSIVE_AFTER_LOSS;
-        if lost || std::mem::take(&mut self.rearm_root) {
+        if lost || std::mem::take(&mut self.rearm_root) || entered_pruned {
             // Arming the root again walks the tree and adds the watches the backend
             // missed or that were pruned (existing ones are kept as they are).
-            match self.inner.watch(&self.root, RecursiveMode::Recursive) {
-                Ok(()) => self.incomplete = None,
-                Err(error) if is_watch_limit(&error) => {
-                    self.incomplete = Some(RECURSIVE_LIMIT.into());
-                }
-                Err(error) => {
-                    self.incomplete = Some(format!("re-arming the watch failed: {error}"))
-                }
-            }
-            self.pruned = false;
+            self.arm_root();
         }
         // Judged again as met, but `.git/` is known: never left watched.
         self.prune_git_dir();
@@ -519,6 +571,30 @@ impl DirWatcher {
         }
         self.count_descriptors();
         renewed
+    }
+
+    /// Recursive: arms the root's watch again (the backend walks the tree, without
+    /// following symlinks, and adds what it lacks).
+    fn arm_root(&mut self) {
+        match self.inner.watch(&self.root, RecursiveMode::Recursive) {
+            Ok(()) => self.incomplete = None,
+            Err(error) if is_watch_limit(&error) => {
+                self.incomplete = Some(RECURSIVE_LIMIT.into());
+            }
+            Err(error) => self.incomplete = Some(format!("re-arming the watch failed: {error}")),
+        }
+        self.pruned = false;
+    }
+
+    /// Recursive: drops every backend watch and arms the root afresh — the one way to
+    /// take back watches the backend added through a symlink (they are not ours to
+    /// name one by one). Events in between are lost: the caller reconciles.
+    fn rebuild_watches(&mut self) {
+        let _ = self.inner.unwatch(&self.root);
+        self.outside.clear();
+        self.arm_root();
+        self.prune_git_dir();
+        self.recount = true;
     }
 
     /// Arms `dir`'s watch again; true when it was not watched, or was watched on an
@@ -873,6 +949,16 @@ impl DirWatcher {
             }
         };
         if is_dir {
+            if matches!(kind, EventKind::Create(CreateKind::Folder))
+                && metadata == Some(EntryKind::Symlink)
+                && self.strategy == WatchStrategy::Recursive
+                && backend::ARMS_NEW_DIRS_BY_PATH
+            {
+                // Replaced by a symlink before the backend read the creation: it may
+                // have armed the link's target, outside the project.
+                self.rebuild_watches();
+                return Some(FsChange::Rescan);
+            }
             if metadata.is_none() {
                 return self
                     .watched
@@ -944,6 +1030,12 @@ mod backend {
     /// FSEvents stream or `ReadDirectoryChangesW` handle has nothing to remove, and
     /// reports no reads.
     pub const PRUNES_OUTSIDE_WATCHES: bool = cfg!(target_os = "linux");
+
+    /// notify's inotify backend arms a directory created (or moved in) under a recursive
+    /// watch from its event, by path, and a symlink at that path is followed: a
+    /// directory swapped for a symlink before the event is read gets the link's target
+    /// watched. FSEvents and `ReadDirectoryChangesW` arm nothing per directory.
+    pub const ARMS_NEW_DIRS_BY_PATH: bool = cfg!(target_os = "linux");
 
     /// The watcher, never following symlinks: a recursive watch must not leave the
     /// project through a symlinked directory.
@@ -1119,6 +1211,139 @@ mod tests {
             // As at the start, less the nested `.git/` removed above.
             assert_eq!(kernel_watches(&mut watcher), 7);
         }
+    }
+
+    #[test]
+    fn a_pruned_nested_repository_that_joins_the_index_is_watched_again() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let (sender, events) = std::sync::mpsc::channel();
+        let mut watcher = DirWatcher::start(&tree, &dirs, 100, WatchStrategy::Recursive, sender)
+            .expect("watcher");
+        // Met once: judged outside (a nested repository) and pruned.
+        assert_eq!(
+            watcher.classify(&created(&root.join("vendor/nested/lib.rs"))),
+            vec![]
+        );
+        // Its `.git` removed: no event can say so (the tree's watches are gone). The
+        // next reconcile's walk enters it, and the sync that follows must watch it.
+        std::fs::remove_dir(root.join("vendor/nested/.git")).unwrap();
+        let now = super::super::scan::walk(&tree).dirs;
+        assert!(now.contains(&rel("vendor/nested")));
+        assert_eq!(watcher.sync_watches(&now, &[]), vec![rel("vendor/nested")]);
+        while events.try_recv().is_ok() {}
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let wanted = FsChange::File {
+            path: rel("vendor/nested/lib.rs"),
+            dir: rel("vendor/nested"),
+        };
+        let mut seen = Vec::new();
+        // Written until its event comes (or the deadline: no watch there).
+        while !seen.contains(&wanted) {
+            assert!(std::time::Instant::now() < deadline, "no event: {seen:?}");
+            std::fs::write(root.join("vendor/nested/lib.rs"), "pub fn n() {}\n").unwrap();
+            while let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(watcher.classify(&event.expect("event")));
+            }
+        }
+    }
+
+    /// notify's inotify backend arms a directory created inside a recursive watch from
+    /// its event, by path and following a symlink at that path: a directory replaced by
+    /// a symlink before the backend read its event gets the link's target watched,
+    /// outside the project. Returns a recursive watcher in that state (`src/swapped`
+    /// links to a tree with `a/b`), with the count of its watches before.
+    #[cfg(target_os = "linux")]
+    fn armed_through_a_symlink() -> (tempfile::TempDir, tempfile::TempDir, DirWatcher, usize) {
+        let (dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let outside = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(outside.path().join("a/b")).unwrap();
+        let mut watcher = quiet_watcher(&tree, &dirs, WatchStrategy::Recursive);
+        watcher.count_descriptors();
+        let before = watcher.status(0, 0).descriptors;
+        std::os::unix::fs::symlink(outside.path(), root.join("src/swapped")).unwrap();
+        // What the backend does on the directory's event, after the swap.
+        watcher
+            .inner
+            .watch(&root.join("src/swapped"), RecursiveMode::Recursive)
+            .unwrap();
+        watcher.count_descriptors();
+        assert_eq!(watcher.status(0, 0).descriptors, before + 2, "a, a/b");
+        (dir, outside, watcher, before)
+    }
+
+    /// Swapped before the watcher read the creation: seen from the event.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_directory_swapped_for_a_symlink_before_its_event_leaves_no_watch_outside() {
+        let (_dir, _outside, mut watcher, before) = armed_through_a_symlink();
+        let event = notify::Event::new(EventKind::Create(CreateKind::Folder))
+            .add_path(watcher.root.join("src/swapped"));
+        // Events may have been missed while the watches were armed again.
+        assert_eq!(watcher.classify(&event), vec![FsChange::Rescan]);
+        watcher.count_descriptors();
+        assert_eq!(watcher.status(0, 0).descriptors, before, "none outside");
+    }
+
+    /// notify's inotify backend hands over a new directory's event before it arms the
+    /// directory (after the rest of what it read). Arming it on the engine's request
+    /// waits for that, so a file written after the crawl that follows has its event.
+    #[test]
+    fn a_new_directory_is_armed_before_the_crawl_under_the_recursive_watch() {
+        let (_dir, tree, dirs) = project();
+        let root = tree.root().to_path_buf();
+        let (sender, events) = std::sync::mpsc::channel();
+        let new_dir = root.join("src/new");
+        let slow_after = new_dir.clone();
+        // A backend busy reading a burst of events after the directory's own.
+        let handler = move |event: notify::Result<notify::Event>| {
+            let is_new_dir = matches!(&event, Ok(e) if e.paths.contains(&slow_after)
+                && matches!(e.kind, EventKind::Create(CreateKind::Folder)));
+            let _ = sender.send(event);
+            if is_new_dir {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        };
+        let mut watcher = DirWatcher::start(&tree, &dirs, 100, WatchStrategy::Recursive, handler)
+            .expect("watcher");
+        std::fs::create_dir(&new_dir).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while !seen.contains(&FsChange::NewDir(rel("src/new"))) {
+            assert!(std::time::Instant::now() < deadline, "no event: {seen:?}");
+            if let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(watcher.classify(&event.expect("event")));
+            }
+        }
+        // What the engine does on `NewDir`: watch, then crawl (empty), then an edit.
+        assert!(watcher.arm_new_dir(&rel("src/new")));
+        std::fs::write(new_dir.join("f.rs"), "pub fn f() {}\n").unwrap();
+        let wanted = FsChange::File {
+            path: rel("src/new/f.rs"),
+            dir: rel("src/new"),
+        };
+        while !seen.contains(&wanted) {
+            assert!(std::time::Instant::now() < deadline, "no event: {seen:?}");
+            if let Ok(event) = events.recv_timeout(std::time::Duration::from_millis(100)) {
+                seen.extend(watcher.classify(&event.expect("event")));
+            }
+        }
+    }
+
+    /// Swapped after the watcher read the directory's event (a directory then) but
+    /// before the backend armed it: found when the engine asks for its watch.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_new_directory_swapped_for_a_symlink_before_it_is_armed_leaves_no_watch_outside() {
+        let (_dir, _outside, mut watcher, before) = armed_through_a_symlink();
+        assert!(!watcher.arm_new_dir(&rel("src/swapped")));
+        assert!(
+            watcher.take_rescan_owed(),
+            "events may be lost: a full reconcile"
+        );
+        watcher.count_descriptors();
+        assert_eq!(watcher.status(0, 0).descriptors, before, "none outside");
     }
 
     #[test]

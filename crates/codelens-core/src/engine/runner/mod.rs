@@ -943,11 +943,11 @@ impl Worker {
                 // get their watch only after it passed them, so a file written into one
                 // in between has no event: the crawl runs again once they are watched,
                 // until it finds no directory it had not watched (usually twice).
-                // Recursive: the root's watch covers the new directory already (each
-                // backend arms what it needs from the event itself); one crawl finds
-                // what was written before the event was read.
+                // Recursive: the directory's subtree is armed (where the backend arms
+                // per directory) before this returns; one crawl finds what was written
+                // before.
                 if let Some(watcher) = &self.watcher {
-                    watcher.watch_dir(&dir);
+                    watcher.arm_new_dir(&dir);
                 }
                 let mut crawled = std::collections::HashSet::new();
                 let Some((tree, strategy)) =
