@@ -15,9 +15,7 @@ pub(super) fn render_debounce(
     }
     let window = snapshot.watcher.debounce_ms;
     let title = format!(" Debounce · {} window ", countdown(window));
-    let block = panel(app, Panel::Debounce, title, theme);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = draw_panel(frame, app, area, Panel::Debounce, title, theme);
     let rows = snapshot.directories.len();
     let visible = inner.height as usize;
     app.panel_rows[Panel::Debounce.index()] = visible.max(1);

@@ -6,9 +6,7 @@ pub(super) fn render_events(frame: &mut Frame, app: &mut App, area: Rect, theme:
     if area.height == 0 {
         return;
     }
-    let block = panel(app, Panel::Events, " Events ".into(), theme);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = draw_panel(frame, app, area, Panel::Events, " Events ".into(), theme);
     let width = inner.width as usize;
     if app.events.is_empty() {
         frame.render_widget(

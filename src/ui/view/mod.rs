@@ -150,7 +150,7 @@ pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, the
         0 => 0,
         n => (n as u16).saturating_add(2).min(if wide { 8 } else { 5 }),
     };
-    if wide {
+    let [pending, debounce, consent, events] = if wide {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                 .areas(body);
@@ -159,12 +159,7 @@ pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, the
         let telemetry_rows = (telemetry::COLLECTED.len() as u16 + 7).min(right.height / 2);
         let [consent, events] =
             Layout::vertical([Constraint::Length(telemetry_rows), Constraint::Min(3)]).areas(right);
-        render_pending(frame, app, &snapshot, pending, theme);
-        render_debounce(frame, app, &snapshot, debounce, theme);
-        render_telemetry(frame, app, consent, theme, true);
-        render_events(frame, app, events, theme);
-        app.set_visible([true, debounce.height > 0, true, events.height > 0]);
-        app.panel_areas = [pending, debounce, consent, events];
+        [pending, debounce, consent, events]
     } else {
         // In a short pane the countdowns give way: each pending row shows its own.
         let debounce_rows = if body.height < 16 { 0 } else { debounce_rows };
@@ -175,33 +170,46 @@ pub(super) fn render_dashboard(frame: &mut Frame, app: &mut App, area: Rect, the
             rows if rows < 3 => 0,
             rows => rows,
         };
-        let [pending, debounce, consent, events] = Layout::vertical([
+        Layout::vertical([
             Constraint::Fill(1),
             Constraint::Length(debounce_rows),
             Constraint::Length(consent_rows),
             Constraint::Length(events_rows),
         ])
-        .areas(body);
-        render_pending(frame, app, &snapshot, pending, theme);
-        render_debounce(frame, app, &snapshot, debounce, theme);
-        render_telemetry(frame, app, consent, theme, false);
-        render_events(frame, app, events, theme);
-        app.set_visible([true, debounce.height > 0, true, events.height > 0]);
-        app.panel_areas = [pending, debounce, consent, events];
-    }
+        .areas(body)
+    };
+    // The two-column layout has room for the full list of what telemetry collects.
+    render_pending(frame, app, &snapshot, pending, theme);
+    render_debounce(frame, app, &snapshot, debounce, theme);
+    render_telemetry(frame, app, consent, theme, wide);
+    render_events(frame, app, events, theme);
+    app.set_visible([true, debounce.height > 0, true, events.height > 0]);
+    app.panel_areas = [pending, debounce, consent, events];
     render_hints(frame, hints, theme);
 }
 
-pub(super) fn panel<'a>(app: &App, panel: Panel, title: String, theme: Theme) -> Block<'a> {
+/// Draws a panel's box over `area` (highlighted while it has the focus) and returns the
+/// area inside it.
+pub(super) fn draw_panel(
+    frame: &mut Frame,
+    app: &App,
+    area: Rect,
+    panel: Panel,
+    title: String,
+    theme: Theme,
+) -> Rect {
     let focused = app.focus == panel && app.overlay.is_none();
     let block = Block::bordered().border_type(BorderType::Rounded);
-    if focused {
+    let block = if focused {
         block
             .border_style(theme.focused_border())
             .title(Span::styled(title, theme.focused_title()))
     } else {
         block.title(Span::styled(title, theme.title()))
-    }
+    };
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    inner
 }
 
 /// Paths under `$HOME` as `~/…`.

@@ -69,9 +69,7 @@ pub(super) fn render_pending(
             thousands(n as u64)
         ),
     };
-    let block = panel(app, Panel::Pending, title, theme);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = draw_panel(frame, app, area, Panel::Pending, title, theme);
     if inner.height == 0 || inner.width == 0 {
         return;
     }

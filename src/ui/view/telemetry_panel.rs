@@ -35,9 +35,14 @@ pub(super) fn render_telemetry(
     if area.height == 0 {
         return;
     }
-    let block = panel(app, Panel::Telemetry, " Telemetry ".into(), theme);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = draw_panel(
+        frame,
+        app,
+        area,
+        Panel::Telemetry,
+        " Telemetry ".into(),
+        theme,
+    );
     let width = inner.width as usize;
     let t = &app.telemetry;
     let action = match (t.env_locked, t.enabled) {
