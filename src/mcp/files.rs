@@ -35,10 +35,10 @@ impl CodelensServer {
         Parameters(args): Parameters<FindFilesArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::FindFiles);
-        let server = self.clone();
-        let progress = CatchupProgress::of(&context);
-        Ok(blocking(move || server.find_files_now(args, &progress)).await)
+        self.answer_read(EventName::FindFiles, &context, move |server, progress| {
+            server.find_files_now(args, progress)
+        })
+        .await
     }
 }
 

@@ -407,6 +407,22 @@ impl CodelensServer {
     }
 }
 
+impl CodelensServer {
+    /// A read tool's call: counted for telemetry, then answered off the async runtime
+    /// (the engine's reads block), with the request's progress token for catch-up.
+    async fn answer_read(
+        &self,
+        tool: EventName,
+        context: &RequestContext<RoleServer>,
+        answer: impl FnOnce(&CodelensServer, &CatchupProgress) -> CallToolResult + Send + 'static,
+    ) -> Result<CallToolResult, McpError> {
+        telemetry::record(EventType::McpTool, tool);
+        let server = self.clone();
+        let progress = CatchupProgress::of(context);
+        Ok(blocking(move || answer(&server, &progress)).await)
+    }
+}
+
 async fn blocking(work: impl FnOnce() -> CallToolResult + Send + 'static) -> CallToolResult {
     let started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(work)

@@ -114,10 +114,12 @@ impl CodelensServer {
         Parameters(args): Parameters<SearchSymbolsArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::SearchSymbols);
-        let server = self.clone();
-        let progress = CatchupProgress::of(&context);
-        Ok(blocking(move || server.search_symbols_now(args, &progress)).await)
+        self.answer_read(
+            EventName::SearchSymbols,
+            &context,
+            move |server, progress| server.search_symbols_now(args, progress),
+        )
+        .await
     }
 
     #[tool(
@@ -131,10 +133,10 @@ impl CodelensServer {
         Parameters(args): Parameters<FileOutlineArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::FileOutline);
-        let server = self.clone();
-        let progress = CatchupProgress::of(&context);
-        Ok(blocking(move || server.file_outline_now(args, &progress)).await)
+        self.answer_read(EventName::FileOutline, &context, move |server, progress| {
+            server.file_outline_now(args, progress)
+        })
+        .await
     }
 
     #[tool(
@@ -149,10 +151,12 @@ impl CodelensServer {
         Parameters(args): Parameters<SymbolDefinitionArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::SymbolDefinition);
-        let server = self.clone();
-        let progress = CatchupProgress::of(&context);
-        Ok(blocking(move || server.symbol_definition_now(args, &progress)).await)
+        self.answer_read(
+            EventName::SymbolDefinition,
+            &context,
+            move |server, progress| server.symbol_definition_now(args, progress),
+        )
+        .await
     }
 }
 

@@ -57,10 +57,10 @@ impl CodelensServer {
         Parameters(args): Parameters<SearchTextArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        telemetry::record(EventType::McpTool, EventName::SearchText);
-        let server = self.clone();
-        let progress = CatchupProgress::of(&context);
-        Ok(blocking(move || server.search_text_now(args, &progress)).await)
+        self.answer_read(EventName::SearchText, &context, move |server, progress| {
+            server.search_text_now(args, progress)
+        })
+        .await
     }
 }
 
